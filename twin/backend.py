@@ -1,0 +1,154 @@
+"""`TwinBackend`: the digital twin behind the `Backend` protocol.
+
+reset(scenario, seed) builds a fresh SimPy world (data plane, scheduler, pods,
+Prometheus view, in-cluster controller, load shaper); advance(dt) runs it and
+reports a `Window`; apply(action) changes Deployments, placement or the HPA target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kisim.backend import Action, Applied
+from kisim.config import Scenario
+from kisim.errors import BackendError
+from kisim.window import Window, percentiles_ms
+from twin.clock import TwinClock
+from twin.controllers import HPAController
+from twin.dataplane import DataPlane
+from twin.observe import Observer
+from twin.pods import PodManager
+from twin.scheduler import Scheduler
+from twin.traffic import build_pattern, shaper
+
+
+class TwinBackend:
+    """A SimPy twin of Triton replicas on Kubernetes; same seed, same numbers."""
+
+    def __init__(self) -> None:
+        self.scenario: Scenario | None = None
+        self._lat: list[np.ndarray] = []
+        self._wait: list[np.ndarray] = []
+        self.batches = 0
+        self.batch_items = 0
+
+    # ------------------------------------------------------------------ Backend protocol
+
+    def reset(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.dp = DataPlane(scenario, seed)
+        self.env = TwinClock(self.dp)
+        self.sched = Scheduler(scenario.cluster)
+        self.pods = PodManager(self.env, self.dp, self.sched, scenario, seed)
+        self.obs = Observer(self.env, self.pods, scenario.metrics)
+        self.pattern = build_pattern(scenario, seed)
+        self.hpa = (
+            HPAController(self.env, self.pods, self.obs, scenario)
+            if scenario.controller.name == "hpa"
+            else None
+        )
+        self._lat, self._wait = [], []
+        self.batches = self.batch_items = 0
+        self._t_last = 0.0
+        self._acc = {"gpu": 0.0, "cpu": 0.0, "pending": 0.0}
+        for pool, cfg in scenario.pools.items():  # the run starts on a warm service
+            self.pods.scale(pool, cfg.replicas, warm=True)
+        self.env.process(shaper(self.env, self.dp, scenario, self.pattern))
+
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def apply(self, action: Action) -> Applied:
+        assert self.scenario is not None
+        clamped: dict[str, str] = {}
+        set_to: dict[str, int] = {}
+        for pool, setting in action.pools.items():
+            cfg = self.scenario.pools.get(pool)
+            if cfg is None or setting.replicas is None:
+                continue
+            n = min(max(setting.replicas, cfg.min_replicas), cfg.max_replicas)
+            if n != setting.replicas:
+                bound = "max" if setting.replicas > n else "min"
+                clamped[f"{pool}.replicas"] = f"{setting.replicas} -> {n} ({bound}_replicas)"
+            if n != self.pods.desired[pool]:
+                self.pods.scale(pool, n)
+            set_to[pool] = n
+        if action.placement is not None:
+            self.dp.set_placement(action.placement)
+        if action.hpa_target is not None and self.hpa is not None:
+            self.hpa.set_target(action.hpa_target)
+        return Applied(replicas=set_to or dict(self.pods.desired), clamped=clamped)
+
+    def advance(self, dt: float) -> Window:
+        if self.scenario is None:
+            raise BackendError("advance() before reset()")
+        t0 = self.env.now
+        self.env.run(until=t0 + dt)
+        return self._window(t0, self.env.now)
+
+    def close(self) -> None:
+        pass
+
+    # ------------------------------------------------------------------ reporting
+
+    def _window(self, t0: float, t1: float) -> Window:
+        assert self.scenario is not None
+        w = self.dp.cut()
+        lat = np.asarray(w.lats)
+        wait = np.asarray(w.waits)
+        self._lat.append(lat)
+        self._wait.append(wait)
+        self.batches += w.batches
+        self.batch_items += w.items
+        self.pods.accrue()
+        rs = dict(self.pods.replica_s)
+        pend = self.pods.pending_s
+        d_gpu, self._acc["gpu"] = rs.get("gpu", 0.0) - self._acc["gpu"], rs.get("gpu", 0.0)
+        d_cpu, self._acc["cpu"] = rs.get("cpu", 0.0) - self._acc["cpu"], rs.get("cpu", 0.0)
+        d_pend, self._acc["pending"] = pend - self._acc["pending"], pend
+        mean, p50, p95, p99 = percentiles_ms(lat)
+        slo = self.scenario.slo_ms * 1e-3
+        cpu_u, mem_u, gpu_u = self.obs.utilisation()
+        gd, gr, gp = self.pods.counts("gpu")
+        cd, cr, cp = self.pods.counts("cpu")
+        dur = t1 - t0
+        return Window(
+            t_start=t0,
+            t_end=t1,
+            load_level=self.pattern.level(t1),
+            offered=w.offered,
+            served=w.served,
+            errors=w.errors,
+            throughput_rps=w.served / dur if dur > 0 else math.nan,
+            latency_mean_ms=mean,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
+            queue_wait_ms=float(wait.mean() * 1e3) if len(wait) else math.nan,
+            slo_violations=int(np.count_nonzero(lat > slo)) + w.errors,
+            cpu_util=cpu_u,
+            mem_util=mem_u,
+            gpu_util=gpu_u,
+            gpu_desired=gd,
+            gpu_ready=gr,
+            gpu_pending=gp,
+            cpu_desired=cd,
+            cpu_ready=cr,
+            cpu_pending=cp,
+            gpu_replica_s=d_gpu,
+            cpu_replica_s=d_cpu,
+            pending_pod_s=d_pend,
+            queue_length=self.dp.queue_length(),
+            mean_batch_size=w.items / w.batches if w.batches else math.nan,
+            placement=self.dp.placement,
+        )
+
+    def latencies(self) -> np.ndarray:
+        return np.concatenate(self._lat) if self._lat else np.empty(0)
+
+    def waits(self) -> np.ndarray:
+        return np.concatenate(self._wait) if self._wait else np.empty(0)

@@ -1,0 +1,331 @@
+"""The request-level data plane: requests live in arrays, not in SimPy processes.
+
+SimPy owns time and the control plane (pods, controllers, scrapes, windows). Before
+every SimPy event the clock calls `run_until(t)`, and the compiled kernel
+(`twin.kernel`) processes the request events up to `t`: arrivals, Service routing
+over ready endpoints, Triton's dynamic batcher, batch completions and closed-loop
+users' next requests. Control events therefore see the data plane at their time.
+
+Latency of a request = queue wait + batch execution + the device's per-request
+overhead (HTTP, (de)serialisation), modelled as a pure delay on the response path;
+a request is counted in the window in which its execution ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from kisim.config import DeviceCalibration, PoolConfig, Scenario
+from twin import kernel as K
+from twin.batcher import BatchRule
+from twin.draws import multiplier, stream_seed
+from twin.replica import GPU, Replica
+
+BLOCK = 1 << 15
+POOL_INDEX = {"gpu": 0, "cpu": 1}
+
+
+class WindowCounts:
+    """What the data plane accumulated since the last cut."""
+
+    __slots__ = ("offered", "served", "errors", "lats", "waits", "batches", "items")
+
+    def __init__(self, offered: int, served: int, errors: int, lats: np.ndarray,
+                 waits: np.ndarray, batches: int, items: int) -> None:  # fmt: skip
+        self.offered, self.served, self.errors = offered, served, errors
+        self.lats, self.waits, self.batches, self.items = lats, waits, batches, items
+
+
+class DataPlane:
+    """Array state of every replica, queue, in-flight batch and pending request event."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        cal = scenario.calibration
+        self.maxb = max(BatchRule(p.batching).max_batch for p in scenario.pools.values())
+        self.max_inst = max(p.instances for p in scenario.pools.values())
+        r, q, h, nb, oc = 16, 256, 1024, 64, 8192
+        self.ri = np.zeros((r, K.NRI), np.int64)
+        self.rf = np.zeros((r, K.NRF), np.float64)
+        self.pref = np.zeros((r, 16), np.int64)
+        self.curve = np.zeros((r, self.maxb + 1), np.float64)
+        self.qt = np.zeros((r, q), np.float64)
+        self.qu = np.zeros((r, q), np.int64)
+        n_gpus = sum(n.count * n.gpus for n in scenario.cluster.nodes)
+        self.gbusy = np.zeros(max(n_gpus, 1), np.int64)
+        self.gf = np.zeros((max(n_gpus, 1), 2), np.float64)  # busy since, busy seconds
+        self.bi = np.zeros((nb, 3), np.int64)
+        self.bi[:, 2] = np.arange(1, nb + 1)
+        self.bi[-1, 2] = -1
+        self.bf = np.zeros(nb, np.float64)
+        self.bt = np.zeros((nb, self.maxb), np.float64)
+        self.bu = np.zeros((nb, self.maxb), np.int64)
+        self.ht = np.zeros(h, np.float64)
+        self.hs = np.zeros(h, np.int64)
+        self.hk = np.zeros(h, np.int64)
+        self.hx = np.zeros(h, np.int64)
+        self.gi = np.zeros(18, np.int64)
+        self.gi[K.RR_MODE] = 1 if scenario.routing.mode == "round_robin" else 0
+        self.gi[K.RR0] = self.gi[K.RR1] = -1
+        self.gfl = np.zeros(3, np.float64)
+        self.ready = np.zeros((2, r), np.int64)
+        self.ready_lists: list[list[int]] = [[], []]
+        self.alive = np.zeros(256, np.bool_)
+        self.n_users = 0
+        self.user_stack: list[int] = []
+        self.olat = np.zeros(oc, np.float64)
+        self.owait = np.zeros(oc, np.float64)
+        self.drained = np.zeros((r, 2), np.float64)
+        self._flushed: list[tuple[np.ndarray, np.ndarray]] = []
+        self._on_drained: dict[int, Callable[[Replica, float], None]] = {}
+        self.replicas: list[Replica] = []
+        self.n_slots = 0
+        # random streams: numbered as in twin.kernel, refilled in order (deterministic)
+        self.rnd = np.zeros((K.NSTREAMS, BLOCK), np.float64)
+        self.ridx = np.full(K.NSTREAMS, BLOCK, np.int64)
+        lo, hi = scenario.traffic.wait_time_s
+        pools = scenario.pools
+
+        def dev(pool: str) -> DeviceCalibration:
+            return cal.devices[pools[pool].device] if pool in pools else next(iter(cal.devices.values()))
+
+        samplers = {
+            K.S_ROUTE: ("route", lambda g, n: g.random(n)),
+            K.S_THINK: ("think", lambda g, n: g.uniform(lo, hi, n)),
+            K.S_OPEN: ("open", (lambda g, n: g.exponential(1.0, n))
+                       if scenario.traffic.arrival == "exponential" else (lambda g, n: np.ones(n))),
+            K.S_SVC0: ("svc/gpu", multiplier(dev("gpu").service.noise)),
+            K.S_SVC1: ("svc/cpu", multiplier(dev("cpu").service.noise)),
+            K.S_OVH0: ("ovh/gpu", multiplier(dev("gpu").overhead_noise)),
+            K.S_OVH1: ("ovh/cpu", multiplier(dev("cpu").overhead_noise)),
+        }  # fmt: skip
+        self._gens = {
+            s: (np.random.Generator(np.random.PCG64(stream_seed(seed, name))), f)
+            for s, (name, f) in samplers.items()
+        }
+        self.gtable = scenario.routing.gpu_share
+        self.set_placement(scenario.routing.placement)
+        self.margins = (2 * self.maxb + self.max_inst + 8, 3 * self.maxb + self.max_inst + 8,
+                        self.maxb + 1)  # fmt: skip
+
+    # ------------------------------------------------------------------ control-plane API
+
+    @property
+    def now(self) -> float:
+        return float(self.gfl[K.NOW])
+
+    def set_placement(self, placement: str) -> None:
+        self.placement = placement
+        share = self.gtable.get(placement)
+        self.gfl[K.GSHARE] = -1.0 if share is None else share
+
+    def add_replica(self, name: str, pool: str, cfg: PoolConfig, dev: DeviceCalibration,
+                    gpu: GPU | None) -> Replica:  # fmt: skip
+        """A replica whose server is up (not yet an endpoint: see `add_ready`)."""
+        s = self.n_slots
+        if s >= self.ri.shape[0]:
+            self._grow_replicas()
+        self.n_slots += 1
+        rule = BatchRule(cfg.batching)
+        ri, rf = self.ri[s], self.rf[s]
+        ri[K.POOL] = POOL_INDEX[pool]
+        ri[K.INST] = ri[K.FREE] = cfg.instances
+        ri[K.MAXB], ri[K.CAP], ri[K.MAXQ] = rule.max_batch, rule.cap, rule.max_queue
+        ri[K.GPU] = gpu.index if gpu is not None else -1
+        ri[K.NPREF] = len(rule.preferred_desc)
+        self.pref[s, : len(rule.preferred_desc)] = rule.preferred_desc
+        rf[K.DELAY], rf[K.PEN] = rule.delay_s, dev.sharing_penalty
+        rf[K.CORES], rf[K.REF], rf[K.EXPO] = cfg.resources.cpu, dev.reference_cores, dev.core_scaling
+        rf[K.CPUREQ], rf[K.OVH] = dev.cpu_per_request_ms * 1e-3, dev.overhead_ms * 1e-3
+        self.curve[s, 1 : rule.max_batch + 1] = [dev.service.time_ms(b) * 1e-3
+                                                 for b in range(1, rule.max_batch + 1)]  # fmt: skip
+        busy_batches = int(self.ri[: self.n_slots, K.INST].sum())
+        if busy_batches + 1 > self.bi.shape[0]:
+            self._grow_batches(2 * busy_batches)
+        rep = Replica(self, s, name, pool, gpu, dev.memory_base_gib, dev.memory_per_item_gib)
+        self.replicas.append(rep)
+        return rep
+
+    def add_ready(self, rep: Replica) -> None:
+        """The pod passed its readiness probe: it becomes a Service endpoint."""
+        self.ri[rep.slot, K.STATE] = K.READY
+        self.ready_lists[POOL_INDEX[rep.pool]].append(rep.slot)
+        self._sync_ready()
+
+    def start_drain(self, rep: Replica, on_drained: Callable[[Replica, float], None]) -> None:
+        """Remove the endpoint; queued and executing requests finish, then `on_drained`."""
+        lst = self.ready_lists[POOL_INDEX[rep.pool]]
+        if rep.slot in lst:
+            lst.remove(rep.slot)
+            self._sync_ready()
+        self.ri[rep.slot, K.STATE] = K.DRAINING
+        if rep.idle:
+            on_drained(rep, self.now)
+        else:
+            self._on_drained[rep.slot] = on_drained
+
+    def drop_queue(self, rep: Replica) -> int:
+        """Grace period over: queued requests fail (executing batches still complete)."""
+        s, qcap = rep.slot, self.qt.shape[1]
+        n = int(self.ri[s, K.QLEN])
+        self._ensure_heap(n + 1)
+        self._ensure_draws(n + 1)
+        for j in range(n):
+            u = int(self.qu[s, (self.ri[s, K.QHEAD] + j) % qcap])
+            K._fail(u, self.now, self.alive, self.ht, self.hs, self.hk, self.hx, self.gi,
+                    self.rnd, self.ridx)  # fmt: skip
+        self.ri[s, K.QLEN] = 0
+        if rep.idle and s in self._on_drained:
+            self._on_drained.pop(s)(rep, self.now)
+        return n
+
+    def set_users(self, n: int, now: float, spread_s: float) -> None:
+        """Closed loop: start or stop Locust users; new users start within `spread_s`."""
+        while len(self.user_stack) > n:
+            self.alive[self.user_stack.pop()] = False  # Locust stops the newest users first
+        new = n - len(self.user_stack)
+        if new <= 0:
+            return
+        if self.n_users + new > self.alive.shape[0]:
+            self.alive = np.concatenate([self.alive, np.zeros(max(self.n_users + new, 256), np.bool_)])
+        self._ensure_heap(new)
+        self._ensure_draws(new)
+        for _ in range(new):
+            u = self.n_users
+            self.n_users += 1
+            self.alive[u] = True
+            self.user_stack.append(u)
+            t = now + spread_s * K._draw(self.rnd, self.ridx, K.S_ROUTE)
+            K.heap_push(self.ht, self.hs, self.hk, self.hx, self.gi, t, K.ARRIVE, u)
+
+    def set_open_rate(self, rate: float, now: float) -> None:
+        """Open loop: Poisson (or deterministic) arrivals at `rate` req/s from now on."""
+        if rate == self.gfl[K.OPEN_RATE]:
+            return
+        self.gfl[K.OPEN_RATE] = rate
+        self.gi[K.OPEN_GEN] += 1
+        if rate > 0:
+            self._ensure_heap(1)
+            self._ensure_draws(1)
+            gap = K._draw(self.rnd, self.ridx, K.S_OPEN) / rate
+            K.heap_push(self.ht, self.hs, self.hk, self.hx, self.gi, now + gap, K.OPEN,
+                        int(self.gi[K.OPEN_GEN]))  # fmt: skip
+
+    def gpu_busy_seconds(self, gpu: GPU, now: float) -> float:
+        i = gpu.index
+        return float(self.gf[i, 1] + (now - self.gf[i, 0] if self.gbusy[i] else 0.0))
+
+    def queue_length(self) -> int:
+        live = (self.ri[: self.n_slots, K.STATE] == K.READY) | (self.ri[: self.n_slots, K.STATE] == K.DRAINING)
+        return int(self.ri[: self.n_slots, K.QLEN][live].sum())
+
+    def cut(self) -> WindowCounts:
+        """Counts and per-request records since the last cut."""
+        gi = self.gi
+        n = int(gi[K.NOUT])
+        parts = self._flushed + [(self.olat[:n].copy(), self.owait[:n].copy())]
+        self._flushed = []
+        gi[K.NOUT] = 0
+        w = WindowCounts(int(gi[K.W_OFFERED]), int(gi[K.W_SERVED]), int(gi[K.W_ERRORS]),
+                         np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                         int(gi[K.W_BATCHES]), int(gi[K.W_ITEMS]))  # fmt: skip
+        gi[K.W_OFFERED : K.W_ITEMS + 1] = 0
+        return w
+
+    # ------------------------------------------------------------------ event loop
+
+    def run_until(self, t_end: float) -> None:
+        mh, md, mo = self.margins
+        while True:
+            code = K.run_until(
+                t_end, self.ri, self.rf, self.pref, self.curve, self.qt, self.qu, self.gbusy,
+                self.gf, self.bi, self.bf, self.bt, self.bu, self.ht, self.hs, self.hk, self.hx,
+                self.gi, self.gfl, self.rnd, self.ridx, self.ready, self.alive, self.olat,
+                self.owait, self.drained, mh, md, mo,
+            )  # fmt: skip
+            self._notify_drained()
+            if code == K.FINISHED:
+                return
+            self._make_space()
+
+    def _notify_drained(self) -> None:
+        for k in range(int(self.gi[K.NDRAINED])):
+            slot, t = int(self.drained[k, 0]), float(self.drained[k, 1])
+            cb = self._on_drained.pop(slot, None)
+            if cb is not None:
+                cb(self.replicas[slot], t)
+        self.gi[K.NDRAINED] = 0
+
+    def _make_space(self) -> None:
+        mh, md, mo = self.margins
+        self._ensure_heap(mh)
+        self._ensure_draws(md)
+        if self.gi[K.NOUT] + mo > self.olat.shape[0]:
+            n = int(self.gi[K.NOUT])
+            self._flushed.append((self.olat[:n].copy(), self.owait[:n].copy()))
+            self.gi[K.NOUT] = 0
+        if self.gi[K.QMAX] + 2 > self.qt.shape[1]:
+            self._grow_queues()
+        if self.gi[K.BFREE] < 0:
+            self._grow_batches(2 * self.bi.shape[0])
+
+    def _ensure_heap(self, room: int) -> None:
+        if self.gi[K.HN] + room > self.ht.shape[0]:
+            n = max(2 * self.ht.shape[0], int(self.gi[K.HN]) + room)
+            for name in ("ht", "hs", "hk", "hx"):
+                a = getattr(self, name)
+                b = np.zeros(n, a.dtype)
+                b[: a.shape[0]] = a
+                setattr(self, name, b)
+
+    def _ensure_draws(self, room: int) -> None:
+        for s in range(K.NSTREAMS):
+            i = int(self.ridx[s])
+            if i + room > BLOCK:
+                rest = BLOCK - i
+                self.rnd[s, :rest] = self.rnd[s, i:]
+                g, f = self._gens[s]
+                self.rnd[s, rest:] = f(g, BLOCK - rest)
+                self.ridx[s] = 0
+
+    def _grow_queues(self) -> None:
+        old_t, old_u, cap = self.qt, self.qu, self.qt.shape[1]
+        self.qt = np.zeros((self.ri.shape[0], 2 * cap), np.float64)
+        self.qu = np.zeros((self.ri.shape[0], 2 * cap), np.int64)
+        for s in range(self.n_slots):
+            idx = (self.ri[s, K.QHEAD] + np.arange(self.ri[s, K.QLEN])) % cap
+            self.qt[s, : len(idx)] = old_t[s, idx]
+            self.qu[s, : len(idx)] = old_u[s, idx]
+            self.ri[s, K.QHEAD] = 0
+
+    def _grow_batches(self, n: int) -> None:
+        old = self.bi.shape[0]
+        if n <= old:
+            return
+        self.bi = np.concatenate([self.bi, np.zeros((n - old, 3), np.int64)])
+        self.bi[old:, 2] = np.arange(old + 1, n + 1)
+        self.bi[n - 1, 2] = self.gi[K.BFREE]  # chain the old free list behind the new slots
+        self.gi[K.BFREE] = old
+        self.bf = np.concatenate([self.bf, np.zeros(n - old)])
+        self.bt = np.concatenate([self.bt, np.zeros((n - old, self.maxb))])
+        self.bu = np.concatenate([self.bu, np.zeros((n - old, self.maxb), np.int64)])
+
+    def _grow_replicas(self) -> None:
+        n = 2 * self.ri.shape[0]
+
+        def grow(a: np.ndarray, axis: int = 0) -> np.ndarray:
+            shape = list(a.shape)
+            shape[axis] = n
+            b = np.zeros(shape, a.dtype)
+            b[tuple(slice(0, s) for s in a.shape)] = a
+            return b
+
+        self.ri, self.rf, self.pref, self.curve = grow(self.ri), grow(self.rf), grow(self.pref), grow(self.curve)
+        self.qt, self.qu, self.drained = grow(self.qt), grow(self.qu), grow(self.drained)
+        self.ready = grow(self.ready, axis=1)
+
+    def _sync_ready(self) -> None:
+        for p, lst in enumerate(self.ready_lists):
+            self.ready[p, : len(lst)] = lst
+            self.gi[K.NREADY0 + p] = len(lst)

@@ -1,0 +1,290 @@
+"""The compiled request loop (numba): arrivals, routing, Triton batching, completions.
+
+One call runs every request event up to a time; all state lives in numpy arrays
+owned by `twin.dataplane.DataPlane`, so Python touches requests only in bulk.
+Semantics are those of `twin.batcher.BatchRule.decide` (tested in pure Python and
+against queueing theory through this kernel). The call returns early with
+`NEED_SPACE` when a buffer (heap, queue, output, random stream, batch slots) is
+close to full; Python grows or refills it and calls again. Events are processed
+whole before that check, so a resumed call continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# event kinds
+ARRIVE, DONE, TIMER, OPEN = 0, 1, 2, 3
+# return codes
+FINISHED, NEED_SPACE = 0, 1
+# replica int columns
+POOL, STATE, INST, FREE, MAXB, CAP, MAXQ, GPU, NPREF, QHEAD, QLEN = range(11)
+NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED = range(11, 17)
+NRI = 17
+# replica float columns
+DELAY, PEN, CORES, REF, EXPO, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS = range(12)
+NRF = 12
+# replica states
+UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
+# global int slots
+HN, SEQ, BFREE, NOUT, OPEN_GEN, RR_MODE, RR0, RR1, NREADY0, NREADY1, NDRAINED = range(11)
+W_OFFERED, W_SERVED, W_ERRORS, W_BATCHES, W_ITEMS, QMAX, NG = range(11, 18)
+# global float slots
+GSHARE, OPEN_RATE, NOW = range(3)
+# random streams
+S_ROUTE, S_THINK, S_OPEN, S_SVC0, S_SVC1, S_OVH0, S_OVH1 = range(7)
+NSTREAMS = 7
+ERROR_LATENCY_S = 0.001
+
+
+@njit(cache=True, inline="always")
+def _less(ht, hs, i, j):  # type: ignore[no-untyped-def]
+    return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
+
+
+@njit(cache=True)
+def heap_push(ht, hs, hk, hx, gi, t, kind, x):  # type: ignore[no-untyped-def]
+    n = gi[HN]
+    ht[n] = t
+    hs[n] = gi[SEQ]
+    hk[n] = kind
+    hx[n] = x
+    gi[SEQ] += 1
+    gi[HN] = n + 1
+    while n > 0:
+        p = (n - 1) >> 1
+        if _less(ht, hs, n, p):
+            ht[n], ht[p] = ht[p], ht[n]
+            hs[n], hs[p] = hs[p], hs[n]
+            hk[n], hk[p] = hk[p], hk[n]
+            hx[n], hx[p] = hx[p], hx[n]
+            n = p
+        else:
+            break
+
+
+@njit(cache=True)
+def heap_pop(ht, hs, hk, hx, gi):  # type: ignore[no-untyped-def]
+    t, k, x = ht[0], hk[0], hx[0]
+    n = gi[HN] - 1
+    gi[HN] = n
+    ht[0], hs[0], hk[0], hx[0] = ht[n], hs[n], hk[n], hx[n]
+    i = 0
+    while True:
+        l = 2 * i + 1
+        if l >= n:
+            break
+        c = l
+        if l + 1 < n and _less(ht, hs, l + 1, l):
+            c = l + 1
+        if _less(ht, hs, c, i):
+            ht[c], ht[i] = ht[i], ht[c]
+            hs[c], hs[i] = hs[i], hs[c]
+            hk[c], hk[i] = hk[i], hk[c]
+            hx[c], hx[i] = hx[i], hx[c]
+            i = c
+        else:
+            break
+    return t, k, x
+
+
+@njit(cache=True, inline="always")
+def _draw(rnd, ridx, s):  # type: ignore[no-untyped-def]
+    i = ridx[s]
+    ridx[s] = i + 1
+    return rnd[s, i]
+
+
+@njit(cache=True)
+def _decide(ri, rf, pref, r, now, oldest):  # type: ignore[no-untyped-def]
+    """`BatchRule.decide` on array state: batch size to send now, 0 = wait."""
+    n = ri[r, QLEN]
+    if n >= ri[r, CAP]:
+        return ri[r, CAP]
+    for k in range(ri[r, NPREF]):
+        if pref[r, k] <= n:
+            return pref[r, k]
+    if rf[r, DELAY] == 0.0 or oldest + rf[r, DELAY] <= now:
+        return n if n < ri[r, MAXB] else ri[r, MAXB]
+    return 0
+
+
+@njit(cache=True)
+def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+              ht, hs, hk, hx, gi, rnd, ridx):  # type: ignore[no-untyped-def]  # fmt: skip
+    qcap = qt.shape[1]
+    while ri[r, FREE] > 0 and ri[r, QLEN] > 0:
+        head = ri[r, QHEAD]
+        b = _decide(ri, rf, pref, r, now, qt[r, head])
+        if b == 0:
+            if ri[r, TIMER_ARMED] == 0:
+                ri[r, TIMER_ARMED] = 1
+                rf[r, TIMER_AT] = qt[r, head] + rf[r, DELAY]
+                heap_push(ht, hs, hk, hx, gi, rf[r, TIMER_AT], TIMER, r)
+            return
+        slot = gi[BFREE]
+        gi[BFREE] = bi[slot, 2]
+        for j in range(b):
+            h = (head + j) % qcap
+            bt[slot, j] = qt[r, h]
+            bu[slot, j] = qu[r, h]
+        ri[r, QHEAD] = (head + b) % qcap
+        ri[r, QLEN] -= b
+        g = ri[r, GPU]
+        noise = _draw(rnd, ridx, S_SVC0 + ri[r, POOL])
+        if g >= 0:
+            st = curve[r, b] * (1.0 + rf[r, PEN] * gbusy[g]) * noise
+            if gbusy[g] == 0:
+                gf[g, 0] = now
+            gbusy[g] += 1
+            cores = 0.0
+        else:
+            eff = rf[r, CORES] / (ri[r, INST] - ri[r, FREE] + 1)
+            st = curve[r, b] * (rf[r, REF] / eff) ** rf[r, EXPO] * noise
+            cores = eff
+        rf[r, CPUS] += cores * st + rf[r, CPUREQ] * b
+        ri[r, FREE] -= 1
+        ri[r, INFL] += b
+        bi[slot, 0] = r
+        bi[slot, 1] = b
+        bf[slot] = now
+        heap_push(ht, hs, hk, hx, gi, now + st, DONE, slot)
+
+
+@njit(cache=True)
+def _fail(u, t, alive, ht, hs, hk, hx, gi, rnd, ridx):  # type: ignore[no-untyped-def]
+    gi[W_ERRORS] += 1
+    if u >= 0 and alive[u]:
+        heap_push(ht, hs, hk, hx, gi, t + ERROR_LATENCY_S + _draw(rnd, ridx, S_THINK), ARRIVE, u)
+
+
+@njit(cache=True)
+def _route(ri, gi, gfl, ready, rnd, ridx):  # type: ignore[no-untyped-def]
+    ng, nc = gi[NREADY0], gi[NREADY1]
+    if ng + nc == 0:
+        return -1
+    u = _draw(rnd, ridx, S_ROUTE)
+    share = gfl[GSHARE] if gfl[GSHARE] >= 0.0 else ng / (ng + nc)
+    if ng > 0 and (nc == 0 or u < share):
+        pool, n = 0, ng
+        if nc > 0:
+            u = u / share
+    else:
+        pool, n = 1, nc
+        if ng > 0:
+            u = (u - share) / (1.0 - share)
+    if gi[RR_MODE] == 1:
+        gi[RR0 + pool] = (gi[RR0 + pool] + 1) % n
+        return ready[pool, gi[RR0 + pool]]
+    k = int(u * n)
+    return ready[pool, k if k < n else n - 1]
+
+
+@njit(cache=True)
+def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+              ht, hs, hk, hx, gi, gfl, rnd, ridx, ready, alive, olat, owait, drained,
+              margin_heap, margin_draw, margin_out):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Process events with time <= t_end. Returns FINISHED or NEED_SPACE."""
+    qcap = qt.shape[1]
+    hcap = ht.shape[0]
+    ocap = olat.shape[0]
+    blk = rnd.shape[1]
+    while gi[HN] > 0 and ht[0] <= t_end:
+        if (gi[HN] + margin_heap > hcap or gi[NOUT] + margin_out > ocap or gi[BFREE] < 0
+                or gi[QMAX] + 2 > qcap):  # fmt: skip
+            return NEED_SPACE
+        for s in range(NSTREAMS):
+            if ridx[s] + margin_draw > blk:
+                return NEED_SPACE
+        t, kind, x = heap_pop(ht, hs, hk, hx, gi)
+        if kind == ARRIVE or kind == OPEN:
+            if kind == OPEN:
+                if x != gi[OPEN_GEN]:
+                    continue  # superseded by a rate change
+                iat = _draw(rnd, ridx, S_OPEN) / gfl[OPEN_RATE]
+                heap_push(ht, hs, hk, hx, gi, t + iat, OPEN, x)
+                x = -1
+            elif not alive[x]:
+                continue
+            gi[W_OFFERED] += 1
+            r = _route(ri, gi, gfl, ready, rnd, ridx)
+            if r < 0:
+                _fail(x, t, alive, ht, hs, hk, hx, gi, rnd, ridx)
+                continue
+            if ri[r, MAXQ] > 0 and ri[r, QLEN] >= ri[r, MAXQ]:
+                ri[r, NREJ] += 1
+                _fail(x, t, alive, ht, hs, hk, hx, gi, rnd, ridx)
+                continue
+            tail = (ri[r, QHEAD] + ri[r, QLEN]) % qcap
+            qt[r, tail] = t
+            qu[r, tail] = x
+            ri[r, QLEN] += 1
+            if ri[r, QLEN] > gi[QMAX]:
+                gi[QMAX] = ri[r, QLEN]
+            if ri[r, FREE] > 0:
+                _dispatch(r, t, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+                          ht, hs, hk, hx, gi, rnd, ridx)  # fmt: skip
+        elif kind == DONE:
+            slot = x
+            r = bi[slot, 0]
+            b = bi[slot, 1]
+            t0 = bf[slot]
+            ri[r, FREE] += 1
+            ri[r, INFL] -= b
+            g = ri[r, GPU]
+            if g >= 0:
+                gbusy[g] -= 1
+                if gbusy[g] == 0:
+                    gf[g, 1] += t - gf[g, 0]
+            st = t - t0
+            ri[r, NEXEC] += 1
+            ri[r, NITEMS] += b
+            ri[r, NSUCC] += b
+            rf[r, CSUM] += st * b
+            gi[W_BATCHES] += 1
+            gi[W_ITEMS] += b
+            gi[W_SERVED] += b
+            ovh = rf[r, OVH]
+            so = S_OVH0 + ri[r, POOL]
+            n = gi[NOUT]
+            qs = 0.0
+            rs = 0.0
+            for j in range(b):
+                ta = bt[slot, j]
+                u = bu[slot, j]
+                lat = t - ta
+                rs += lat
+                if ovh > 0.0:
+                    lat += ovh * _draw(rnd, ridx, so)
+                olat[n] = lat
+                owait[n] = t0 - ta
+                qs += t0 - ta
+                n += 1
+                if u >= 0 and alive[u]:
+                    heap_push(ht, hs, hk, hx, gi, ta + lat + _draw(rnd, ridx, S_THINK), ARRIVE, u)
+            gi[NOUT] = n
+            rf[r, QSUM] += qs
+            rf[r, RSUM] += rs
+            bi[slot, 2] = gi[BFREE]
+            gi[BFREE] = slot
+            if ri[r, QLEN] > 0:
+                _dispatch(r, t, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+                          ht, hs, hk, hx, gi, rnd, ridx)  # fmt: skip
+            elif ri[r, STATE] == DRAINING and ri[r, FREE] == ri[r, INST]:
+                k = gi[NDRAINED]
+                drained[k, 0] = r
+                drained[k, 1] = t
+                gi[NDRAINED] = k + 1
+        else:  # TIMER
+            r = x
+            if ri[r, TIMER_ARMED] == 1 and rf[r, TIMER_AT] == t:
+                ri[r, TIMER_ARMED] = 0
+                if ri[r, FREE] > 0 and ri[r, QLEN] > 0:
+                    _dispatch(r, t, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+                              ht, hs, hk, hx, gi, rnd, ridx)  # fmt: skip
+    gfl[NOW] = t_end
+    return FINISHED
+
+
+__all__ = ["run_until", "heap_push", "np"]

@@ -1,0 +1,192 @@
+"""Deployments and pod lifecycle: Pending -> bound -> containers start -> model load ->
+readiness probe -> Ready; deletion drains in-flight requests, then frees the node.
+
+Scale-down picks victims as the ReplicaSet controller does (`getPodsToDelete` /
+`ActivePodsWithRanks` in pkg/controller/replicaset): unscheduled before
+scheduled, not-ready before ready, and among equals the newest first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import simpy
+
+from kisim.config import Dist, PoolConfig, Scenario
+from twin.dataplane import DataPlane
+from twin.draws import Draws, multiplier
+from twin.replica import Replica
+from twin.scheduler import Binding, Scheduler
+
+
+class Phase(str, Enum):
+    PENDING = "Pending"  # not bound, or bound and containers not started yet
+    STARTING = "Starting"  # Running, containers up, not Ready (model loading, probe)
+    READY = "Ready"
+    TERMINATING = "Terminating"
+    GONE = "Gone"
+
+
+@dataclass(eq=False)
+class Pod:
+    name: str
+    pool: str
+    seq: int
+    created: float
+    cfg: PoolConfig
+    phase: Phase = Phase.PENDING
+    binding: Binding | None = None
+    bound_at: float | None = None
+    started_at: float | None = None  # pod.Status.StartTime (kubelet picked it up)
+    running_at: float | None = None  # containers started
+    ready_at: float | None = None
+    deleting: bool = False
+    replica: Replica | None = None
+    proc: simpy.Process | None = field(default=None, repr=False)
+
+
+class PodManager:
+    """Owns Deployments (desired replicas per pool), their pods, and cost accounting."""
+
+    def __init__(self, env: simpy.Environment, dp: DataPlane, sched: Scheduler,
+                 scenario: Scenario, seed: int) -> None:  # fmt: skip
+        self.env, self.dp, self.sched = env, dp, sched
+        self.cal = scenario.calibration
+        self.cfg: dict[str, PoolConfig] = {p: c.model_copy(deep=True) for p, c in scenario.pools.items()}
+        self.desired = {p: 0 for p in self.cfg}
+        self.pods: dict[str, list[Pod]] = {p: [] for p in self.cfg}
+        self._seq = 0
+        self._capacity = env.event()
+        self.load_noise = {
+            p: Draws(seed, f"load/{p}", multiplier(
+                Dist(kind="lognormal", cv=self.cal.devices[c.device].startup.model_load_cv)))
+            for p, c in self.cfg.items()
+        }  # fmt: skip
+        self.replica_s = {p: 0.0 for p in self.cfg}
+        self.pending_s = 0.0
+        self._t_acc = 0.0
+        self.on_ready: list[Callable[[Pod], None]] = []
+        self.on_gone: list[Callable[[Pod], None]] = []
+
+    # ------------------------------------------------------------------ queries
+
+    def active(self, pool: str) -> list[Pod]:
+        return [p for p in self.pods.get(pool, []) if not p.deleting]
+
+    def counts(self, pool: str) -> tuple[int, int, int]:
+        """(desired, ready, pending) as kube-state-metrics would report them."""
+        act = self.active(pool)
+        ready = sum(p.phase is Phase.READY for p in act)
+        pending = sum(p.binding is None for p in act)
+        return self.desired.get(pool, 0), ready, pending
+
+    def accrue(self) -> None:
+        """Integrate replica-seconds (bound pods) and pending-seconds up to now."""
+        now = self.env.now
+        dt = now - self._t_acc
+        if dt > 0:
+            for pool, pods in self.pods.items():
+                self.replica_s[pool] += dt * sum(p.binding is not None for p in pods)
+                self.pending_s += dt * sum(p.binding is None and not p.deleting for p in pods)
+        self._t_acc = now
+
+    # ------------------------------------------------------------------ scaling
+
+    def scale(self, pool: str, n: int, warm: bool = False) -> None:
+        """Set the Deployment's replicas; the ReplicaSet creates or deletes pods now.
+
+        `warm` pods skip start-up (scheduling still applies): a run's initial replicas.
+        """
+        if pool not in self.cfg:
+            return
+        self.desired[pool] = n
+        act = self.active(pool)
+        for _ in range(n - len(act)):
+            self._create(pool, warm)
+        if len(act) > n:
+            def rank(p: Pod) -> tuple[int, int]:
+                level = 0 if p.binding is None else (1 if p.phase is not Phase.READY else 2)
+                return level, -p.seq
+
+            for victim in sorted(act, key=rank)[: len(act) - n]:
+                self._delete(victim)
+
+    def _create(self, pool: str, warm: bool = False) -> None:
+        self.accrue()
+        self._seq += 1
+        pod = Pod(f"{pool}-{self._seq}", pool, self._seq, self.env.now, self.cfg[pool].model_copy())
+        self.pods[pool].append(pod)
+        pod.proc = self.env.process(self._lifecycle(pod, warm))
+
+    def _lifecycle(self, pod: Pod, warm: bool):  # type: ignore[no-untyped-def]
+        dev = self.cal.devices[pod.cfg.device]
+        st = dev.startup
+        env = self.env
+        try:
+            yield env.timeout(0.0 if warm else st.schedule_s)
+            while True:
+                r = pod.cfg.resources
+                b = self.sched.bind(r.cpu, r.memory_gib, r.gpu)
+                if b is not None:
+                    break
+                yield self._capacity  # retried when a pod frees resources
+            self.accrue()
+            pod.binding, pod.bound_at, pod.started_at = b, env.now, env.now
+            if warm:
+                pod.phase, pod.running_at = Phase.STARTING, env.now - 3600.0
+                pod.started_at = env.now - 3600.0
+            else:
+                yield env.timeout(st.container_start_s)
+                pod.phase, pod.running_at = Phase.STARTING, env.now
+                loaded = env.now + st.model_load_s * self.load_noise[pod.pool].take()
+                first = env.now + st.readiness_initial_delay_s
+                k = max(0, math.ceil((loaded - first) / st.readiness_period_s - 1e-12))
+                yield env.timeout(first + k * st.readiness_period_s - env.now)
+            rep = self.dp.add_replica(pod.name, pod.pool, pod.cfg, dev, b.gpu)
+            pod.replica, pod.phase, pod.ready_at = rep, Phase.READY, env.now
+            self.dp.add_ready(rep)
+            for cb in self.on_ready:
+                cb(pod)
+        except simpy.Interrupt:
+            self._gone(pod)
+
+    def _delete(self, pod: Pod) -> None:
+        self.accrue()
+        pod.deleting = True
+        if pod.replica is None:
+            if pod.proc is not None and pod.proc.is_alive:
+                pod.proc.interrupt("deleted")
+            return
+        pod.phase = Phase.TERMINATING
+        self.dp.start_drain(pod.replica, lambda rep, t: self._drained(pod, t))
+        self.env.process(self._grace(pod))
+
+    def _grace(self, pod: Pod):  # type: ignore[no-untyped-def]
+        yield self.env.timeout(self.cal.devices[pod.cfg.device].startup.termination_grace_s)
+        if pod.phase is Phase.TERMINATING and pod.replica is not None:
+            self.dp.drop_queue(pod.replica)
+
+    def _drained(self, pod: Pod, t: float) -> None:
+        # Reported by the data plane, possibly ahead of SimPy's clock: finish at time t.
+        if pod.phase is not Phase.TERMINATING:
+            return
+        pod.phase = Phase.GONE  # no second call; resources are freed at the drain time
+        ev = self.env.timeout(max(t - self.env.now, 0.0))
+        ev.callbacks.append(lambda _e: self._gone(pod))
+
+    def _gone(self, pod: Pod) -> None:
+        self.accrue()
+        pod.phase = Phase.GONE
+        if pod in self.pods[pod.pool]:
+            self.pods[pod.pool].remove(pod)
+        if pod.binding is not None:
+            self.sched.release(pod.binding)
+            pod.binding = None
+            cap, self._capacity = self._capacity, self.env.event()
+            cap.succeed()
+        for cb in self.on_gone:
+            cb(pod)
+

@@ -1,0 +1,82 @@
+"""Nodes and a kube-scheduler stand-in: filter on requests, score least-allocated.
+
+Filters mirror the default plugins that matter here (NodeResourcesFit on cpu,
+memory and the extended resource `nvidia.com/gpu`); scoring is
+NodeResourcesLeastAllocated (mean free fraction of cpu and memory), ties broken by
+node order so runs are deterministic. GPU time-slicing: a node with `gpus: g` and
+`gpu_sharing: s` advertises g x s `nvidia.com/gpu`; each slot belongs to one
+physical GPU, and a pod is given the GPU with the most free slots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kisim.config import ClusterConfig
+from twin.replica import GPU
+
+
+@dataclass
+class Node:
+    name: str
+    cpu: float
+    memory_gib: float
+    gpus: list[GPU]
+    gpu_sharing: int
+    cpu_used: float = 0.0
+    mem_used: float = 0.0
+    gpu_slots_used: list[int] = field(default_factory=list)
+
+    def fits(self, cpu: float, mem: float, gpu: int) -> bool:
+        if self.cpu_used + cpu > self.cpu + 1e-9 or self.mem_used + mem > self.memory_gib + 1e-9:
+            return False
+        return gpu == 0 or sum(self.gpu_sharing - u for u in self.gpu_slots_used) >= gpu
+
+    def score(self, cpu: float, mem: float) -> float:
+        return ((self.cpu - self.cpu_used - cpu) / self.cpu
+                + (self.memory_gib - self.mem_used - mem) / self.memory_gib) / 2  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Binding:
+    node: Node
+    gpu: GPU | None
+    cpu: float
+    mem: float
+    gpu_count: int
+
+
+class Scheduler:
+    """Binds pods to nodes or leaves them Pending."""
+
+    def __init__(self, cluster: ClusterConfig) -> None:
+        self.nodes: list[Node] = []
+        n_gpu = 0
+        for nc in cluster.nodes:
+            for i in range(nc.count):
+                name = nc.name if nc.count == 1 else f"{nc.name}-{i}"
+                gpus = [GPU(f"{name}/gpu{g}", n_gpu + g) for g in range(nc.gpus)]
+                n_gpu += nc.gpus
+                self.nodes.append(Node(name, nc.cpu, nc.memory_gib, gpus, nc.gpu_sharing,
+                                       gpu_slots_used=[0] * nc.gpus))  # fmt: skip
+
+    def bind(self, cpu: float, mem: float, gpu: int) -> Binding | None:
+        """Place a pod with these requests, or None (it stays Pending)."""
+        fit = [n for n in self.nodes if n.fits(cpu, mem, gpu)]
+        if not fit:
+            return None
+        node = max(fit, key=lambda n: n.score(cpu, mem))  # max() keeps the first of equals
+        node.cpu_used += cpu
+        node.mem_used += mem
+        dev = None
+        if gpu:
+            g = min(range(len(node.gpus)), key=lambda i: node.gpu_slots_used[i])
+            node.gpu_slots_used[g] += gpu
+            dev = node.gpus[g]
+        return Binding(node, dev, cpu, mem, gpu)
+
+    def release(self, b: Binding) -> None:
+        b.node.cpu_used -= b.cpu
+        b.node.mem_used -= b.mem
+        if b.gpu is not None:
+            b.node.gpu_slots_used[b.node.gpus.index(b.gpu)] -= b.gpu_count
