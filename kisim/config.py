@@ -371,14 +371,16 @@ def load_calibration(path: Path | str) -> Calibration:
 def load_scenario(path: Path | str, **overrides: Any) -> Scenario:
     """Load a scenario; `calibration:` may be a path relative to the scenario file.
 
-    ``overrides`` are dotted paths (``{"traffic.pattern.name": "spike"}``) applied
-    before validation, so CLI flags are validated exactly like file contents.
+    `extends: other.yaml` deep-merges this file over another scenario (mappings
+    merge, everything else replaces). ``overrides`` are dotted paths
+    (``{"traffic.pattern.name": "spike"}``) applied before validation, so CLI
+    flags are validated exactly like file contents.
     """
     p = Path(path)
-    data = read_yaml(p)
+    data = _read_scenario_data(p, seen=())
     cal = data.get("calibration")
     if isinstance(cal, str):
-        cal_path = (p.parent / cal) if not Path(cal).is_absolute() else Path(cal)
+        cal_path = Path(cal)
         data["calibration"] = read_yaml(cal_path)
         try:
             Calibration.model_validate(data["calibration"])
@@ -390,6 +392,30 @@ def load_scenario(path: Path | str, **overrides: Any) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_fmt_errors(p, e)) from None
+
+
+def _read_scenario_data(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's mapping with `extends` merged in and the calibration path made absolute."""
+    if p.resolve() in seen:
+        raise ConfigError(f"{p}: extends: cycle through {' -> '.join(map(str, seen))}")
+    data = read_yaml(p)
+    cal = data.get("calibration")
+    if isinstance(cal, str) and not Path(cal).is_absolute():
+        data["calibration"] = str((p.parent / cal).resolve())
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{p}: extends: expected a file path")
+    base_path = Path(base) if Path(base).is_absolute() else p.parent / base
+    return _merge(_read_scenario_data(base_path, (*seen, p.resolve())), data)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -54,7 +54,7 @@ def register(cls: type[Pattern]) -> type[Pattern]:
 
 
 class ConstantParams(_Params):
-    level: float = Field(80.0, ge=0, description="Users (or req/s).")
+    level: float = Field(120.0, ge=0, description="Users (or req/s).")
 
 
 @register
@@ -67,8 +67,8 @@ class Constant(Pattern):
 
 
 class StepParams(_Params):
-    levels: list[float] = Field([20.0, 60.0, 150.0], min_length=1, description="Held in turn.")
-    step_s: float = Field(120.0, gt=0, description="How long each level holds (last holds on).")
+    levels: list[float] = Field([40.0, 120.0, 250.0], min_length=1, description="Held in turn.")
+    step_s: float = Field(150.0, gt=0, description="How long each level holds (last holds on).")
 
 
 @register
@@ -82,8 +82,8 @@ class Step(Pattern):
 
 
 class RampParams(_Params):
-    start: float = Field(1.0, ge=0)
-    peak: float = Field(150.0, ge=0)
+    start: float = Field(10.0, ge=0)
+    peak: float = Field(300.0, ge=0)
     ramp_s: float = Field(240.0, gt=0, description="Duration of the way up.")
     hold_s: float = Field(60.0, ge=0, description="Time at the peak.")
     down: bool = Field(True, description="Ramp back down over `ramp_s` after the hold.")
@@ -105,8 +105,8 @@ class Ramp(Pattern):
 
 
 class SpikeParams(_Params):
-    base: float = Field(40.0, ge=0)
-    peak: float = Field(250.0, ge=0)
+    base: float = Field(60.0, ge=0)
+    peak: float = Field(400.0, ge=0)
     start_s: float = Field(180.0, ge=0, description="When the spike begins.")
     rise_s: float = Field(10.0, ge=0)
     hold_s: float = Field(60.0, ge=0)
@@ -135,8 +135,8 @@ class Spike(Pattern):
 
 
 class PeriodicParams(_Params):
-    base: float = Field(90.0, ge=0)
-    amplitude: float = Field(70.0, ge=0)
+    base: float = Field(150.0, ge=0)
+    amplitude: float = Field(120.0, ge=0)
     period_s: float = Field(300.0, gt=0)
     phase_s: float = Field(0.0, description="Shift of the sine.")
 
@@ -152,8 +152,8 @@ class Periodic(Pattern):
 
 
 class RandomParams(_Params):
-    low: float = Field(20.0, ge=0)
-    high: float = Field(200.0, ge=0)
+    low: float = Field(30.0, ge=0)
+    high: float = Field(350.0, ge=0)
     change_s: float = Field(30.0, gt=0, description="A new level is drawn this often.")
     horizon_s: float = Field(7200.0, gt=0, description="Levels are pre-drawn this far.")
 
@@ -181,7 +181,7 @@ class Random(Pattern):
 
 
 class LowParams(_Params):
-    level: float = Field(15.0, ge=0)
+    level: float = Field(20.0, ge=0)
 
 
 @register
@@ -196,7 +196,7 @@ class Low(Pattern):
 
 
 class HighParams(_Params):
-    level: float = Field(220.0, ge=0)
+    level: float = Field(350.0, ge=0)
 
 
 @register
@@ -212,8 +212,8 @@ class High(Pattern):
 
 class MixedParams(_Params):
     segment_s: float = Field(150.0, gt=0, description="Length of each phase.")
-    low: float = Field(20.0, ge=0)
-    high: float = Field(200.0, ge=0)
+    low: float = Field(30.0, ge=0)
+    high: float = Field(350.0, ge=0)
 
 
 @register

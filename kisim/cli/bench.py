@@ -1,0 +1,20 @@
+"""`kisim bench ...`: speed figures measured against a reference in the same run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
+
+
+@app.command("twin")
+def twin(
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs of the twin (median).")] = 5,
+) -> None:
+    """Simulated requests per wall second: the twin vs a naive one-process-per-request SimPy model."""
+    from bench.twin_bench import bench_twin
+
+    bench_twin(repeats=repeats, json_out=as_json)
