@@ -59,6 +59,8 @@ class ConstantParams(_Params):
 
 @register
 class Constant(Pattern):
+    """The same level throughout."""
+
     name = "constant"
     Params = ConstantParams
 
@@ -73,6 +75,8 @@ class StepParams(_Params):
 
 @register
 class Step(Pattern):
+    """Levels held in turn, `step_s` each (e.g. 40 -> 120 -> 250 users)."""
+
     name = "step"
     Params = StepParams
 
@@ -91,6 +95,8 @@ class RampParams(_Params):
 
 @register
 class Ramp(Pattern):
+    """Linear up to the peak, a hold, then optionally back down."""
+
     name = "ramp"
     Params = RampParams
 
@@ -115,6 +121,8 @@ class SpikeParams(_Params):
 
 @register
 class Spike(Pattern):
+    """A base load with one sudden burst."""
+
     name = "spike"
     Params = SpikeParams
 
@@ -143,6 +151,8 @@ class PeriodicParams(_Params):
 
 @register
 class Periodic(Pattern):
+    """A sine around a base level (diurnal-like cycles, compressed)."""
+
     name = "periodic"
     Params = PeriodicParams
 
