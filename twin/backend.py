@@ -14,7 +14,8 @@ import numpy as np
 from kisim.backend import Action, Applied
 from kisim.config import Scenario
 from kisim.errors import BackendError
-from kisim.window import Window, percentiles_ms
+from kisim.window import Window
+from twin import kernel
 from twin.clock import TwinClock
 from twin.controllers import HPAController
 from twin.dataplane import DataPlane
@@ -33,6 +34,7 @@ class TwinBackend:
         self._wait: list[np.ndarray] = []
         self.batches = 0
         self.batch_items = 0
+        self._pct = np.zeros(4)
 
     # ------------------------------------------------------------------ Backend protocol
 
@@ -110,7 +112,10 @@ class TwinBackend:
         d_gpu, self._acc["gpu"] = rs.get("gpu", 0.0) - self._acc["gpu"], rs.get("gpu", 0.0)
         d_cpu, self._acc["cpu"] = rs.get("cpu", 0.0) - self._acc["cpu"], rs.get("cpu", 0.0)
         d_pend, self._acc["pending"] = pend - self._acc["pending"], pend
-        mean, p50, p95, p99 = percentiles_ms(lat)
+        mean = p50 = p95 = p99 = math.nan
+        if len(lat):
+            kernel.percentiles_ms(lat, self._pct)
+            mean, p50, p95, p99 = (float(x) for x in self._pct)
         slo = self.scenario.slo_ms * 1e-3
         cpu_u, mem_u, gpu_u = self.obs.utilisation()
         gd, gr, gp = self.pods.counts("gpu")

@@ -191,13 +191,12 @@ class DataPlane:
             self.alive = np.concatenate([self.alive, np.zeros(max(self.n_users + new, 256), np.bool_)])
         self._ensure_heap(new)
         self._ensure_draws(new)
-        for _ in range(new):
-            u = self.n_users
-            self.n_users += 1
-            self.alive[u] = True
-            self.user_stack.append(u)
-            t = now + spread_s * K._draw(self.rnd, self.ridx, K.S_ROUTE)
-            K.heap_push(self.ht, self.hs, self.hk, self.hx, self.gi, t, K.ARRIVE, u)
+        users = np.arange(self.n_users, self.n_users + new, dtype=np.int64)
+        self.alive[users] = True
+        self.user_stack.extend(users.tolist())
+        self.n_users += new
+        K.start_users(self.ht, self.hs, self.hk, self.hx, self.gi, self.rnd, self.ridx, users,
+                      now, spread_s)  # fmt: skip
 
     def set_open_rate(self, rate: float, now: float) -> None:
         """Open loop: Poisson (or deterministic) arrivals at `rate` req/s from now on."""
@@ -265,7 +264,7 @@ class DataPlane:
             n = int(self.gi[K.NOUT])
             self._flushed.append((self.olat[:n].copy(), self.owait[:n].copy()))
             self.gi[K.NOUT] = 0
-        if self.gi[K.QMAX] + 2 > self.qt.shape[1]:
+        if self.gi[K.QMAX] + 1 >= self.qt.shape[1]:
             self._grow_queues()
         if self.gi[K.BFREE] < 0:
             self._grow_batches(2 * self.bi.shape[0])

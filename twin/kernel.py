@@ -43,7 +43,7 @@ def _less(ht, hs, i, j):  # type: ignore[no-untyped-def]
     return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def heap_push(ht, hs, hk, hx, gi, t, kind, x):  # type: ignore[no-untyped-def]
     n = gi[HN]
     ht[n] = t
@@ -64,7 +64,7 @@ def heap_push(ht, hs, hk, hx, gi, t, kind, x):  # type: ignore[no-untyped-def]
             break
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def heap_pop(ht, hs, hk, hx, gi):  # type: ignore[no-untyped-def]
     t, k, x = ht[0], hk[0], hx[0]
     n = gi[HN] - 1
@@ -96,7 +96,7 @@ def _draw(rnd, ridx, s):  # type: ignore[no-untyped-def]
     return rnd[s, i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _decide(ri, rf, pref, r, now, oldest):  # type: ignore[no-untyped-def]
     """`BatchRule.decide` on array state: batch size to send now, 0 = wait."""
     n = ri[r, QLEN]
@@ -110,7 +110,7 @@ def _decide(ri, rf, pref, r, now, oldest):  # type: ignore[no-untyped-def]
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
               ht, hs, hk, hx, gi, rnd, ridx):  # type: ignore[no-untyped-def]  # fmt: skip
     qcap = qt.shape[1]
@@ -152,14 +152,14 @@ def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
         heap_push(ht, hs, hk, hx, gi, now + st, DONE, slot)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fail(u, t, alive, ht, hs, hk, hx, gi, rnd, ridx):  # type: ignore[no-untyped-def]
     gi[W_ERRORS] += 1
     if u >= 0 and alive[u]:
         heap_push(ht, hs, hk, hx, gi, t + ERROR_LATENCY_S + _draw(rnd, ridx, S_THINK), ARRIVE, u)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _route(ri, gi, gfl, ready, rnd, ridx):  # type: ignore[no-untyped-def]
     ng, nc = gi[NREADY0], gi[NREADY1]
     if ng + nc == 0:
@@ -190,13 +190,16 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
     hcap = ht.shape[0]
     ocap = olat.shape[0]
     blk = rnd.shape[1]
+    budget = 0  # events that can run before any buffer might overflow
     while gi[HN] > 0 and ht[0] <= t_end:
-        if (gi[HN] + margin_heap > hcap or gi[NOUT] + margin_out > ocap or gi[BFREE] < 0
-                or gi[QMAX] + 2 > qcap):  # fmt: skip
-            return NEED_SPACE
-        for s in range(NSTREAMS):
-            if ridx[s] + margin_draw > blk:
+        if budget == 0:
+            budget = min((hcap - gi[HN]) // margin_heap, (ocap - gi[NOUT]) // margin_out,
+                         qcap - 1 - gi[QMAX])  # fmt: skip
+            for s in range(NSTREAMS):
+                budget = min(budget, (blk - ridx[s]) // margin_draw)
+            if budget <= 0 or gi[BFREE] < 0:
                 return NEED_SPACE
+        budget -= 1
         t, kind, x = heap_pop(ht, hs, hk, hx, gi)
         if kind == ARRIVE or kind == OPEN:
             if kind == OPEN:
@@ -287,4 +290,21 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
     return FINISHED
 
 
-__all__ = ["run_until", "heap_push", "np"]
+@njit(cache=True)
+def start_users(ht, hs, hk, hx, gi, rnd, ridx, users, now, spread):  # type: ignore[no-untyped-def]
+    """New closed-loop users send their first request spread uniformly over `spread` s."""
+    for u in users:
+        heap_push(ht, hs, hk, hx, gi, now + spread * _draw(rnd, ridx, S_ROUTE), ARRIVE, u)
+
+
+@njit(cache=True)
+def percentiles_ms(a, out):  # type: ignore[no-untyped-def]
+    """mean, p50, p95, p99 of `a` (seconds) in ms; linear interpolation as numpy's default."""
+    n = a.shape[0]
+    b = np.sort(a)
+    out[0] = b.sum() / n * 1e3
+    for k, q in enumerate((50.0, 95.0, 99.0)):
+        h = (n - 1) * q / 100.0
+        lo = int(np.floor(h))
+        hi = min(lo + 1, n - 1)
+        out[k + 1] = (b[lo] + (b[hi] - b[lo]) * (h - lo)) * 1e3

@@ -20,12 +20,26 @@ def build_pattern(scenario: Scenario, seed: int) -> Pattern:
 
 
 def shaper(env: simpy.Environment, dp: DataPlane, scenario: Scenario, pattern: Pattern):  # type: ignore[no-untyped-def]
+    """Follow the pattern every tick; ticks where the (rounded) level would not change are
+    skipped, which changes nothing but the number of SimPy events."""
     tick = scenario.traffic.shape_tick_s
     closed = scenario.traffic.mode == "closed"
+    k = 0
     while True:
-        level = pattern.level(env.now)
+        level = pattern.level(k * tick)
         if closed:
-            dp.set_users(int(round(level)), env.now, tick)
+            level = int(round(level))
+            dp.set_users(level, env.now, tick)
         else:
             dp.set_open_rate(level, env.now)
-        yield env.timeout(tick)
+        step = 1
+        while step < MAX_SKIP_TICKS:
+            nxt = pattern.level((k + step) * tick)
+            if (int(round(nxt)) if closed else nxt) != level:
+                break
+            step += 1
+        k += step
+        yield env.timeout(k * tick - env.now)
+
+
+MAX_SKIP_TICKS = 600
