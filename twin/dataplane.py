@@ -23,7 +23,7 @@ from twin.batcher import BatchRule
 from twin.draws import multiplier, stream_seed
 from twin.replica import GPU, Replica
 
-BLOCK = 1 << 15
+BLOCK = 1 << 13
 POOL_INDEX = {"gpu": 0, "cpu": 1}
 
 

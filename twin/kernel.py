@@ -45,47 +45,41 @@ def _less(ht, hs, i, j):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, inline="always")
 def heap_push(ht, hs, hk, hx, gi, t, kind, x):  # type: ignore[no-untyped-def]
+    """Sift up with a hole: parents move down, the new entry is written once."""
     n = gi[HN]
-    ht[n] = t
-    hs[n] = gi[SEQ]
-    hk[n] = kind
-    hx[n] = x
-    gi[SEQ] += 1
+    seq = gi[SEQ]
+    gi[SEQ] = seq + 1
     gi[HN] = n + 1
     while n > 0:
         p = (n - 1) >> 1
-        if _less(ht, hs, n, p):
-            ht[n], ht[p] = ht[p], ht[n]
-            hs[n], hs[p] = hs[p], hs[n]
-            hk[n], hk[p] = hk[p], hk[n]
-            hx[n], hx[p] = hx[p], hx[n]
+        if t < ht[p] or (t == ht[p] and seq < hs[p]):
+            ht[n], hs[n], hk[n], hx[n] = ht[p], hs[p], hk[p], hx[p]
             n = p
         else:
             break
+    ht[n], hs[n], hk[n], hx[n] = t, seq, kind, x
 
 
 @njit(cache=True, inline="always")
 def heap_pop(ht, hs, hk, hx, gi):  # type: ignore[no-untyped-def]
+    """Pop the earliest (time, seq); the last entry sifts down from the root with a hole."""
     t, k, x = ht[0], hk[0], hx[0]
     n = gi[HN] - 1
     gi[HN] = n
-    ht[0], hs[0], hk[0], hx[0] = ht[n], hs[n], hk[n], hx[n]
+    lt, ls, lk, lx = ht[n], hs[n], hk[n], hx[n]
     i = 0
     while True:
-        l = 2 * i + 1
-        if l >= n:
+        c = 2 * i + 1
+        if c >= n:
             break
-        c = l
-        if l + 1 < n and _less(ht, hs, l + 1, l):
-            c = l + 1
-        if _less(ht, hs, c, i):
-            ht[c], ht[i] = ht[i], ht[c]
-            hs[c], hs[i] = hs[i], hs[c]
-            hk[c], hk[i] = hk[i], hk[c]
-            hx[c], hx[i] = hx[i], hx[c]
+        if c + 1 < n and _less(ht, hs, c + 1, c):
+            c += 1
+        if ht[c] < lt or (ht[c] == lt and hs[c] < ls):
+            ht[i], hs[i], hk[i], hx[i] = ht[c], hs[c], hk[c], hx[c]
             i = c
         else:
             break
+    ht[i], hs[i], hk[i], hx[i] = lt, ls, lk, lx
     return t, k, x
 
 
@@ -125,11 +119,14 @@ def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             return
         slot = gi[BFREE]
         gi[BFREE] = bi[slot, 2]
+        h = head
         for j in range(b):
-            h = (head + j) % qcap
             bt[slot, j] = qt[r, h]
             bu[slot, j] = qu[r, h]
-        ri[r, QHEAD] = (head + b) % qcap
+            h += 1
+            if h == qcap:
+                h = 0
+        ri[r, QHEAD] = h
         ri[r, QLEN] -= b
         g = ri[r, GPU]
         noise = _draw(rnd, ridx, S_SVC0 + ri[r, POOL])
@@ -219,7 +216,9 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
                 ri[r, NREJ] += 1
                 _fail(x, t, alive, ht, hs, hk, hx, gi, rnd, ridx)
                 continue
-            tail = (ri[r, QHEAD] + ri[r, QLEN]) % qcap
+            tail = ri[r, QHEAD] + ri[r, QLEN]
+            if tail >= qcap:
+                tail -= qcap
             qt[r, tail] = t
             qu[r, tail] = x
             ri[r, QLEN] += 1
