@@ -1,0 +1,380 @@
+"""`ClusterBackend`: real serving behind the `kisim.backend.Backend` protocol, in wall time.
+
+Composed of three replaceable parts: an `Actuator` (local processes or Kubernetes), an
+`Observer` (PromQL against Prometheus) and a `LoadGenerator` (Locust in its own process).
+`advance(dt)` really waits `dt` seconds, keeping the load generator's endpoint lists in
+step with the actuator's readiness, then builds the same `Window` the twin reports:
+request counts and latency percentiles from the per-request records, utilisation and
+Triton's batch/queue figures from Prometheus, replica counts from the actuator.
+
+Safety: replica targets are clamped to the pool's bounds (and the actuator clamps again);
+`close()` — also run at interpreter exit, and expected in the caller's ``finally`` — stops
+the load, then restores/removes what the actuator created, then stops a Prometheus it
+started. Use it as a context manager.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from bridge.actuator import Actuator
+from bridge.lifecycle import ReplicaEvent, replica_seconds
+from bridge.load import LoadGenerator
+from bridge.model_export import INPUT_NAME, OUTPUT_NAME
+from bridge.observer import Observer, PromView
+from bridge.prometheus_server import PrometheusServer
+from bridge.promql import Selectors
+from kisim.backend import Action, Applied
+from kisim.config import PLACEMENTS, POOLS, Scenario
+from kisim.errors import BackendError
+from kisim.patterns import Pattern, make_pattern
+from kisim.window import Window, percentiles_ms
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class EndpointLister(Protocol):
+    """An actuator that exposes each pool's ready endpoints (local), not only a Service URL."""
+
+    def endpoints(self, pool: str) -> list[str]: ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """An actuator that records replica lifecycle events (for replica-seconds and traces)."""
+
+    def events(self) -> list[ReplicaEvent]: ...
+
+
+class ClusterBackend:
+    """The real backend. ``prometheus_url=None`` starts a local Prometheus that scrapes
+    the actuator's ``targets_file`` (and ``exporter``), as the local actuator provides."""
+
+    def __init__(
+        self,
+        actuator: Actuator,
+        *,
+        prometheus_url: str | None = None,
+        selectors: Selectors | None = None,
+        workdir: Path | None = None,
+        model_name: str = "mobilenetv4_conv_small",
+        ready_timeout_s: float = 300.0,
+        load_lead_s: float = 0.3,
+        tick_s: float = 0.1,
+    ) -> None:
+        self.actuator = actuator
+        self.prometheus_url = prometheus_url
+        self.selectors = selectors or Selectors()
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kisim-bridge-"))
+        self.ready_timeout_s = ready_timeout_s
+        self.load_lead_s = load_lead_s
+        self.tick_s = tick_s
+        self.load = LoadGenerator(
+            self.workdir, model_name=model_name, input_name=INPUT_NAME, output_name=OUTPUT_NAME
+        )
+        self.prometheus: PrometheusServer | None = None
+        self.observer: Observer | None = None
+        self.scenario: Scenario | None = None
+        self.pattern: Pattern | None = None
+        self.placement = "balanced"
+        self.windows: list[Window] = []
+        self.t0_unix = math.nan
+        self._now = 0.0
+        self._sampled: dict[str, float] = {}
+        self._episode_view: tuple[float, PromView] | None = None
+        self._closed = False
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------------ Backend protocol
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    def reset(self, scenario: Scenario, seed: int) -> None:
+        """Stop any running load, bring pools to the initial replicas, wait until they are
+        ready, then start the load; the episode clock starts when the load does."""
+        if self._closed:
+            raise BackendError("cluster backend: already closed")
+        self.load.stop()
+        self.scenario = scenario
+        self.pattern = make_pattern(
+            scenario.traffic.pattern.name, scenario.traffic.pattern.params, seed
+        )
+        self.placement = scenario.routing.placement
+        self.windows = []
+        self._now = 0.0
+        self._sampled = {}
+        self._episode_view = None
+        self._start_observer(scenario)
+        self._set_controller(scenario)
+        self.actuator.start(scenario)
+        self._wait_ready(scenario)
+        self.t0_unix = self.load.start(
+            scenario, seed, self._endpoints(), self._share(), lead_s=self.load_lead_s
+        )
+        self._sleep_until(self.t0_unix)
+
+    def apply(self, action: Action) -> Applied:
+        sc = self._scenario()
+        clamped: dict[str, str] = {}
+        for pool, setting in action.pools.items():
+            cfg = sc.pools.get(pool)  # type: ignore[call-overload]
+            if setting.replicas is not None:
+                if cfg is None:
+                    clamped[f"{pool}.replicas"] = f"no pool '{pool}' in the scenario"
+                else:
+                    want = setting.replicas
+                    n = max(cfg.min_replicas, min(cfg.max_replicas, want))
+                    if n != want:
+                        side = "max" if want > n else "min"
+                        sign = ">" if want > n else "<"
+                        clamped[f"{pool}.replicas"] = f"{want} {sign} {side}_replicas {n}"
+                    got = self.actuator.set_replicas(pool, n)
+                    if got != n:
+                        clamped[f"{pool}.replicas"] = f"actuator set {got}, asked {n}"
+            for knob in ("cpu", "memory_gib", "max_batch_size", "instances"):
+                if getattr(setting, knob) is not None:
+                    clamped[f"{pool}.{knob}"] = "not supported by the real backend yet"
+        if action.placement is not None:
+            if action.placement not in PLACEMENTS:
+                raise BackendError(f"unknown placement '{action.placement}'")
+            self.placement = action.placement
+        if action.hpa_target is not None:
+            for pool in sc.controller.hpa.pools:
+                if pool in sc.pools:
+                    self.actuator.set_hpa(pool, action.hpa_target)
+        self._tick()
+        replicas = {p: self.actuator.state(p).desired for p in sc.pools}
+        return Applied(replicas=replicas, clamped=clamped)
+
+    def advance(self, dt: float) -> Window:
+        """Wait until the window's end in wall time, then report it."""
+        sc = self._scenario()
+        a = self.t0_unix + self._now
+        b = a + dt
+        self._sleep_until(b)
+        log_ = self.load.collect(b)
+        rec = log_.window(a, b)
+        assert self.observer is not None
+        view = self.observer.view(b, dt, b - self.t0_unix)
+        st = {p: self.actuator.state(p) for p in POOLS}
+        cost = {p: self._replica_s(p, a, b) for p in POOLS}
+        mean, p50, p95, p99 = percentiles_ms(rec.latencies_s)
+        slow = int(np.count_nonzero(rec.latencies_s * 1000.0 > sc.slo_ms))
+        t_end = self._now + dt
+        assert self.pattern is not None
+        w = Window(
+            t_start=self._now,
+            t_end=t_end,
+            load_level=self.pattern.level(t_end),
+            offered=rec.offered,
+            served=rec.served,
+            errors=rec.errors,
+            throughput_rps=rec.served / dt if dt > 0 else math.nan,
+            latency_mean_ms=mean,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
+            queue_wait_ms=view.queue_wait_ms,
+            slo_violations=slow + rec.errors,
+            cpu_util=view.cpu_util,
+            mem_util=view.mem_util,
+            gpu_util=view.gpu_util,
+            gpu_desired=st["gpu"].desired,
+            gpu_ready=st["gpu"].ready,
+            gpu_pending=st["gpu"].pending,
+            cpu_desired=st["cpu"].desired,
+            cpu_ready=st["cpu"].ready,
+            cpu_pending=st["cpu"].pending,
+            gpu_replica_s=cost["gpu"],
+            cpu_replica_s=cost["cpu"],
+            pending_pod_s=self._sampled.pop("pending", 0.0),
+            queue_length=0 if math.isnan(view.queue_length) else int(view.queue_length),
+            mean_batch_size=view.mean_batch_size,
+            placement=self.placement,
+        )
+        self._now = t_end
+        self.windows.append(w)
+        return w
+
+    def close(self) -> None:
+        """Stop the load, remove the replicas (restore originals), stop Prometheus."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        errors: list[str] = []
+        for step in (self.load.stop, self.actuator.close, self._stop_prometheus):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - keep cleaning up, report at the end
+                errors.append(f"{step.__qualname__}: {e}")
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if errors:
+            raise BackendError("cluster backend: clean-up incomplete: " + "; ".join(errors))
+
+    def __enter__(self) -> ClusterBackend:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ run-summary extras
+
+    def latencies(self) -> np.ndarray:
+        """Successful request latencies (s) completed during the episode."""
+        if self.load.log is None:
+            return np.empty(0)
+        return self.load.log.latencies_s(self.t0_unix, self.t0_unix + self._now)
+
+    def waits(self) -> np.ndarray:
+        """Triton reports queue time only in aggregate: one element, the episode's mean (s)."""
+        v = self._episode_query("queue_wait_ms")
+        return np.empty(0) if math.isnan(v) else np.array([v / 1000.0])
+
+    @property
+    def batches(self) -> int:
+        v = self._episode_query("batches")
+        return 0 if math.isnan(v) else int(round(v))
+
+    @property
+    def batch_items(self) -> int:
+        v = self._episode_query("batch_items")
+        return 0 if math.isnan(v) else int(round(v))
+
+    # ------------------------------------------------------------------ internals
+
+    def _scenario(self) -> Scenario:
+        if self.scenario is None:
+            raise BackendError("cluster backend: reset() first")
+        return self.scenario
+
+    def _episode_query(self, field: str) -> float:
+        """A figure over the whole episode so far (one PromQL evaluation per episode end)."""
+        if self.observer is None or self._now <= 0:
+            return math.nan
+        if self._episode_view is None or self._episode_view[0] != self._now:
+            # reach two scrapes before t0, so the range holds a sample from before the first
+            # request and `increase()` sees the whole episode (the replicas were idle then)
+            r = self._now + 2.0 * self._scenario().metrics.scrape_interval_s
+            self._episode_view = (self._now, self.observer.view(self.t0_unix + self._now, r, r))
+        return float(getattr(self._episode_view[1], field))
+
+    def _start_observer(self, sc: Scenario) -> None:
+        url = self.prometheus_url
+        if url is None:
+            want = sc.metrics.scrape_interval_s
+            if self.prometheus is None or self.prometheus.scrape_interval_s != want:
+                self._stop_prometheus()
+                targets = getattr(self.actuator, "targets_file", None)
+                exporter = getattr(self.actuator, "exporter", None)
+                if targets is None:
+                    raise BackendError("cluster backend: give prometheus_url for this actuator")
+                self.prometheus = PrometheusServer(
+                    want,
+                    targets,
+                    exporter.address if exporter is not None else None,
+                    workdir=self.workdir,
+                ).start()
+            url = self.prometheus.url
+        self.observer = Observer(url, sc.metrics, self.selectors)
+
+    def _stop_prometheus(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
+
+    def _set_controller(self, sc: Scenario) -> None:
+        """controller 'hpa' means a real HPA in the cluster; otherwise make sure there is none."""
+        hpa = sc.controller.name == "hpa"
+        for pool in sc.pools:
+            on = hpa and pool in sc.controller.hpa.pools
+            self.actuator.set_hpa(pool, sc.controller.hpa.target_cpu_utilization if on else None)
+
+    def _wait_ready(self, sc: Scenario) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            states = {p: self.actuator.state(p) for p in sc.pools}
+            if all(s.ready >= cfg.replicas for p, cfg in sc.pools.items() for s in [states[p]]):
+                return
+            if time.monotonic() > deadline:
+                brief = ", ".join(f"{p} {s.ready}/{s.desired}" for p, s in states.items())
+                raise BackendError(
+                    f"replicas not ready after {self.ready_timeout_s:.0f} s ({brief})"
+                )
+            time.sleep(0.2)
+
+    def _share(self) -> float | None:
+        return self._scenario().routing.gpu_share.get(self.placement)
+
+    def _endpoints(self) -> dict[str, list[str]]:
+        sc = self._scenario()
+        out: dict[str, list[str]] = {}
+        for pool in sc.pools:
+            if isinstance(self.actuator, EndpointLister):
+                out[pool] = self.actuator.endpoints(pool)
+            else:  # a Service: one URL, usable while any endpoint is ready
+                url = self.actuator.pool_url(pool)
+                ready = self.actuator.state(pool).ready > 0
+                out[pool] = [url.split("://", 1)[-1]] if url and ready else []
+        return out
+
+    def _tick(self) -> None:
+        """Propagate readiness to routing; sample what events cannot tell (no EventSource)."""
+        if self.load.proc is None:
+            return
+        self.load.route(self._endpoints(), self._share())
+        if not isinstance(self.actuator, EventSource):
+            for pool in self._scenario().pools:
+                s = self.actuator.state(pool)
+                self._sampled[pool] = (
+                    self._sampled.get(pool, 0.0) + (s.desired - s.pending) * self.tick_s
+                )
+                self._sampled["pending"] = (
+                    self._sampled.get("pending", 0.0) + s.pending * self.tick_s
+                )
+
+    def _replica_s(self, pool: str, a: float, b: float) -> float:
+        if isinstance(self.actuator, EventSource):
+            return replica_seconds(self.actuator.events(), pool, a, b)
+        return self._sampled.pop(pool, 0.0)
+
+    def _sleep_until(self, t_unix: float) -> None:
+        while True:
+            self._tick()
+            left = t_unix - time.time()
+            if left <= 0:
+                return
+            time.sleep(min(self.tick_s, left))
+
+
+def make_local_backend(workdir: Path | None = None) -> ClusterBackend:
+    """The local real stack: Triton processes, a local Prometheus, Locust; see docs/bridge.md.
+
+    `workdir` keeps the replicas' and Locust's logs and the request records (a trace's
+    raw material); by default everything lives in temporary directories removed by close().
+    Raises BackendError naming the missing piece when scripts/setup-bridge.sh has not run.
+    """
+    from bridge.local import MODEL_NAME, LocalActuator
+
+    actuator = LocalActuator(workdir / "replicas" if workdir else None)
+    try:
+        return ClusterBackend(
+            actuator, workdir=workdir / "run" if workdir else None, model_name=MODEL_NAME
+        )
+    except BaseException:
+        actuator.close()
+        raise

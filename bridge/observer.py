@@ -1,0 +1,95 @@
+"""The Prometheus side of a `Window`: utilisation and Triton's counters, read through PromQL.
+
+`Observer.view(at, window_s, elapsed_s)` evaluates `bridge.promql` at the window's end
+through `prometheus-api-client`, so what the env sees is what Prometheus shows (scrape
+interval, ``rate()`` range), never a privileged view. Ranges never reach back before the
+episode started (older samples belong to the previous episode or to idle warm-up) by more
+than one scrape, but stay at least two scrape intervals long so `rate()` has two samples.
+A series Prometheus has no value for is NaN, as in the twin. Errors are retried with
+backoff, then end in a `BackendError` naming the address.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from bridge import promql
+from bridge.promql import Selectors
+from kisim.config import MetricsConfig
+from kisim.errors import BackendError
+
+
+@dataclass(frozen=True, slots=True)
+class PromView:
+    cpu_util: float
+    mem_util: float
+    gpu_util: float
+    queue_wait_ms: float
+    queue_length: float
+    mean_batch_size: float
+    batches: float  # executions in the window (increase over the window itself)
+    batch_items: float
+    triton_success: float  # Triton's successful requests in the window (cross-check)
+    triton_failures: float
+
+
+class Observer:
+    def __init__(
+        self,
+        url: str,
+        metrics: MetricsConfig,
+        selectors: Selectors | None = None,
+        *,
+        retries: int = 4,
+        backoff_s: float = 0.5,
+    ) -> None:
+        from prometheus_api_client import PrometheusConnect
+
+        self.url = url
+        self.metrics = metrics
+        self.sel = selectors or Selectors()
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._prom = PrometheusConnect(url=url, disable_ssl=True)
+
+    def scalar(self, query: str, at_unix: float) -> float:
+        """One instant query's single value (NaN when the result is empty)."""
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                res = self._prom.custom_query(query, params={"time": f"{at_unix:.3f}"})
+                break
+            except Exception as e:  # noqa: BLE001 - client raises requests/API errors alike
+                if attempt == self.retries:
+                    raise BackendError(f"{self.url}: Prometheus query failed ({e})") from None
+                time.sleep(delay)
+                delay *= 2
+        if not res:
+            return math.nan
+        v = float(res[0]["value"][1])
+        return v if math.isfinite(v) else math.nan
+
+    def view(self, at_unix: float, window_s: float, elapsed_s: float) -> PromView:
+        """What Prometheus shows at `at_unix` for a window of `window_s`, `elapsed_s` into it."""
+        m, s = self.metrics, self.sel
+        floor = 2.0 * m.scrape_interval_s
+        rate_r = max(min(m.rate_window_s, elapsed_s), floor)
+        # counters before t0 are flat (no load yet), so ratios may reach one scrape further
+        # back: that keeps a burst right at t0 inside the first window's `increase()`
+        ratio_r = max(min(max(window_s, m.rate_window_s), elapsed_s + m.scrape_interval_s), floor)
+        win_r = max(window_s, floor)
+        q = self.scalar
+        return PromView(
+            cpu_util=q(promql.cpu_util(s, rate_r), at_unix),
+            mem_util=q(promql.mem_util(s), at_unix),
+            gpu_util=q(promql.gpu_util(s, rate_r), at_unix),
+            queue_wait_ms=q(promql.queue_wait_ms(s, ratio_r), at_unix),
+            queue_length=q(promql.queue_length(s), at_unix),
+            mean_batch_size=q(promql.mean_batch_size(s, ratio_r), at_unix),
+            batches=q(promql.batches(s, win_r), at_unix),
+            batch_items=q(promql.batch_items(s, win_r), at_unix),
+            triton_success=q(promql.triton_success(s, win_r), at_unix),
+            triton_failures=q(promql.triton_failures(s, win_r), at_unix),
+        )
