@@ -1,9 +1,16 @@
 """How one evaluation run executes: a policy on a scenario, pattern and seed -> a run dir.
 
-`TwinEpisode` is picklable (it carries the resolved scenario as JSON) so the
-harness can fan runs out over processes. In-cluster controllers (`static`, `hpa`)
-run inside the twin; the other policies act through `KisimEnv` (see
-`agents.policies`).
+Every policy runs through `KisimEnv` (`run_policy`): in-cluster ones (static, hpa)
+change the scenario and watch with the ``none`` action preset, env-driven ones
+(threshold, oracle, ppo) act in their preset at each step, and inner controllers (kpa)
+tick inside the steps at their own period. The env records
+the timeline at the scenario's ``window_s`` for all of them (the same grid, whatever
+the agent step), the summary comes from `kisim.summary.summarize`, and every run also
+reports ``episode_reward``: the env's reward summed over the episode, one objective
+for all policies.
+
+`TwinEpisode` is picklable (it carries the resolved scenario as JSON and builds
+policies from their specs in the worker) so the harness can fan runs out over processes.
 """
 
 from __future__ import annotations
@@ -13,23 +20,58 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.policies import Policy, known_policies, make_policy
 from agents.rundir import write_run
-from kisim.config import Scenario, override, resolved_json, with_pattern
-from kisim.episode import run_windows, twin_backend
-from kisim.errors import KisimError
+from kisim.backend import Backend
+from kisim.config import Scenario, resolved_json, with_pattern
+from kisim.episode import Episode, finish
+from kisim.window import Window
 
-IN_CLUSTER = ("static", "hpa")
-
-
-def known_policies() -> list[str]:
-    return list(IN_CLUSTER)
 
 
 def check_policies(specs: list[str]) -> None:
-    """Unknown policy names end the command before any run starts."""
+    """Unknown policies, bad arguments and missing ``ppo:`` files end the command before any run."""
     for spec in specs:
-        if spec not in IN_CLUSTER:
-            raise KisimError(f"unknown policy '{spec}' (known: {', '.join(known_policies())})")
+        make_policy(spec)
+
+
+@dataclass
+class PolicyRun:
+    episode: Episode
+    scenario: Scenario  # as the env ran it (controller, env section, pattern)
+    reward: float
+    steps: int
+
+
+def run_policy(policy: Policy | str, sc: Scenario, seed: int,
+               backend: Backend | None = None) -> PolicyRun:  # fmt: skip
+    """One episode of `policy` on `sc` (its pattern) with backend seed `seed`."""
+    from kisim.env import InnerController, KisimEnv
+
+    pol = make_policy(policy) if isinstance(policy, str) else policy
+    sc = pol.scenario(sc)
+    inner = pol if isinstance(pol, InnerController) else None
+    env = KisimEnv(sc, backend, action=pol.action, step_s=pol.step_s, record_window_s=sc.window_s,
+                   inner=inner)  # fmt: skip
+    try:
+        obs, info = env.reset(seed=seed)
+        pol.reset(env.scenario)
+        pol.attach(env)
+        windows: list[Window] = []
+        w: Window | None = None
+        steps = 0
+        while True:
+            a = pol.act(obs, w, env.state.t if env.state is not None else 0.0)
+            obs, _, terminated, truncated, info = env.step(a)
+            w = info["window"]
+            windows.extend(info["timeline"])
+            steps += 1
+            if terminated or truncated:
+                break
+        ep = finish(env.backend, env.scenario, windows)
+        return PolicyRun(ep, env.scenario, env.episode_reward, steps)
+    finally:
+        env.close()
 
 
 @dataclass(frozen=True)
@@ -38,9 +80,12 @@ class TwinEpisode:
 
     def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
         sc = with_pattern(Scenario.model_validate(self.scenario), pattern)
-        sc = override(sc, f"--policies {policy}", **{"controller.name": policy})
-        ep = run_windows(twin_backend(), sc, seed)
+        run = run_policy(policy, sc, seed)
         meta = {"scenario": sc.name, "pattern": pattern, "policy": policy, "seed": seed,
                 "backend": "twin"}  # fmt: skip
-        write_run(run_dir, {**json.loads(resolved_json(sc)), **meta}, ep.windows,
-                  {**meta, **ep.summary}, ep.latency_hist)  # fmt: skip
+        summary = {**meta, **run.episode.summary, "episode_reward": run.reward}
+        write_run(run_dir, {**json.loads(resolved_json(run.scenario)), **meta}, run.episode.windows,
+                  summary, run.episode.latency_hist)  # fmt: skip
+
+
+__all__ = ["TwinEpisode", "check_policies", "known_policies", "run_policy", "PolicyRun"]

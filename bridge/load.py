@@ -37,6 +37,7 @@ class LoadGenerator:
         routing_poll_s: float = 0.1,
         max_in_flight: int = 2000,
         python: str = sys.executable,
+        locust_csv: bool = False,
     ) -> None:
         self.workdir = workdir
         self.model = (model_name, input_name, output_name)
@@ -45,6 +46,8 @@ class LoadGenerator:
         self.routing_poll_s = routing_poll_s
         self.max_in_flight = max_in_flight
         self.python = python
+        self.locust_csv = locust_csv  # write Locust's CSVs (full history) as run_dir/locust_*.csv
+        self.run_dir: Path | None = None  # the current load process's directory
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: RequestLog | None = None
         self._routing: tuple[object, ...] | None = None
@@ -69,6 +72,7 @@ class LoadGenerator:
         self._n += 1
         d = self.workdir / f"load-{self._n}"
         d.mkdir(parents=True, exist_ok=True)
+        self.run_dir = d
         events, routing = d / "events.csv", d / "routing.json"
         self._routing = None
         self._t0 = None
@@ -94,6 +98,7 @@ class LoadGenerator:
             "flush_s": self.flush_s,
             "routing_poll_s": self.routing_poll_s,
             "max_in_flight": self.max_in_flight,
+            "csv_base": str(d / "locust") if self.locust_csv else None,
         }
         spec_file = d / "spec.json"
         spec_file.write_text(json.dumps(spec, indent=1))

@@ -98,6 +98,14 @@ class Sender:
             except Exception as e:  # noqa: BLE001 - every failure is a failed request
                 err = e
                 cache.pop(ep, None)  # a broken connection is not reused
+            except BaseException:  # killed mid-request (Locust's stop timeout): still a record
+                lat_ms = (time.perf_counter() - p0) * 1000.0
+                self.log.add(f"c,{t:.6f},{lat_ms:.3f},0,{pool},{ep}")
+                self.env.events.request.fire(
+                    request_type="infer", name=pool, response_time=lat_ms, response_length=0,
+                    exception=RuntimeError("killed in flight"), context={},
+                )  # fmt: skip
+                raise
             finally:
                 self.busy[id(c)] -= 1
         lat_ms = (time.perf_counter() - p0) * 1000.0
@@ -219,6 +227,7 @@ def main(spec_path: str) -> int:
     end = t0 + spec["max_runtime_s"]
     gevent.spawn(_flusher, log, spec["flush_s"])
     gevent.sleep(max(0.0, t0 - time.time()))
+    csv_writer, csv_greenlet = _start_csv(env, spec.get("csv_base"))
     if closed:
         runner.start_shape()
     else:
@@ -226,7 +235,23 @@ def main(spec_path: str) -> int:
     stopping.wait(timeout=max(0.0, end - time.time()))
     runner.quit()
     log.flush()
+    if csv_writer is not None:
+        gevent.sleep(1.1)  # one more pass of the writer: the files show the final stats
+        csv_greenlet.kill()
+        csv_writer.close_files()
     return 0
+
+
+def _start_csv(env: Any, base: str | None) -> tuple[Any, Any]:
+    """Locust's own CSVs (`--csv BASE --csv-full-history`): BASE_stats.csv, _stats_history.csv
+    (a row per second and per request name plus Aggregated; percentiles over Locust's
+    10 s "current" window), _failures.csv, _exceptions.csv."""
+    if not base:
+        return None, None
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
+
+    w = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, base, full_history=True)
+    return w, gevent.spawn(w.stats_writer)
 
 
 def _open_loop(spec: dict[str, Any], pattern: Any, sender: Sender, t0: float, end: float) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kisim.errors import ConfigError
 
@@ -271,6 +271,44 @@ class Replay(Pattern):
             return float(np.interp(t, self._t, self._v))
         i = int(np.searchsorted(self._t, t, side="right")) - 1
         return float(self._v[max(i, 0)])
+
+
+class ScheduleParams(_Params):
+    points: list[tuple[float, float]] = Field(
+        min_length=1, description="(t_s, level) rows, t_s increasing; level 0 before the first."
+    )
+    interpolate: bool = Field(False, description="Linear between rows instead of steps.")
+
+    @field_validator("points")
+    @classmethod
+    def _increasing(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        ts = [t for t, _ in points]
+        if any(t < 0 for t in ts) or any(lv < 0 for _, lv in points):
+            raise ValueError("t_s and level must be >= 0")
+        if any(b <= a for a, b in zip(ts, ts[1:], strict=False)):
+            raise ValueError("t_s must increase")
+        return points
+
+
+@register
+class Schedule(Pattern):
+    """An inline schedule of levels (a trace bundle's users schedule), stepwise from each t_s."""
+
+    name = "schedule"
+    Params = ScheduleParams
+
+    def __init__(self, params: _Params, seed: int = 0) -> None:
+        super().__init__(params, seed)
+        p: Any = params
+        self._t = np.asarray([t for t, _ in p.points], dtype=float)
+        self._v = np.asarray([v for _, v in p.points], dtype=float)
+
+    def level(self, t: float) -> float:
+        if t < self._t[0]:
+            return 0.0
+        if self.p.interpolate:  # type: ignore[attr-defined]
+            return float(np.interp(t, self._t, self._v))
+        return float(self._v[int(np.searchsorted(self._t, t, side="right")) - 1])
 
 
 def read_series(path: Path) -> tuple[np.ndarray, np.ndarray]:

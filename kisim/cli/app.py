@@ -18,17 +18,22 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from kisim.cli import bench, evaluate, simulate
+    from kisim.cli import bench, calibrate, evaluate, record, simulate, train
 
     simulate.register(app)
     evaluate.register(app)
+    train.register(app)
+    record.register(app)
+    calibrate.register(app)
     app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except KisimError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

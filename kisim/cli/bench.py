@@ -18,3 +18,14 @@ def twin(
     from bench.twin_bench import bench_twin
 
     bench_twin(repeats=repeats, json_out=as_json)
+
+
+@app.command("train")
+def train(
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
+    subproc: Annotated[bool, typer.Option(help="Also measure SubprocVecEnv.")] = False,
+) -> None:
+    """Steps per second of PPO training on the twin, split into env and learning."""
+    from bench.train_bench import bench_train
+
+    bench_train(subproc=subproc, json_out=as_json)

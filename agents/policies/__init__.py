@@ -1,0 +1,49 @@
+"""Baseline policies, the oracle and PPO, by name: ``make_policy("hpa:0.5")``.
+
+A spec is ``name`` or ``name:ARG`` (``hpa:0.5``, ``static-cpu:4``, ``oracle:3``,
+``ppo:models/a.zip``). The registry maps names to ``module:Class`` strings so that
+looking a policy up imports only that policy (PPO's torch stays unloaded otherwise).
+See docs/baselines.md for what each one does.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from agents.policies.base import InClusterPolicy, Policy
+from kisim.errors import KisimError
+
+POLICIES: dict[str, str] = {
+    "static": "agents.policies.static:Static",
+    "static-gpu": "agents.policies.static:StaticGPU",
+    "static-cpu": "agents.policies.static:StaticCPU",
+    "hpa": "agents.policies.hpa:HPA",
+    "threshold": "agents.policies.threshold:Threshold",
+    "kpa": "agents.policies.kpa:KPA",
+    "oracle": "agents.oracle:Oracle",
+    "ppo": "agents.policies.ppo:PPOPolicy",
+}
+
+
+def known_policies() -> list[str]:
+    return [n if n != "ppo" else "ppo:PATH" for n in POLICIES]
+
+
+def policy_class(name: str) -> type[Policy]:
+    ref = POLICIES.get(name)
+    if ref is None:
+        raise KisimError(f"unknown policy '{name}' (known: {', '.join(known_policies())})")
+    mod, cls = ref.split(":")
+    return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+
+
+def make_policy(spec: str) -> Policy:
+    """A fresh policy object from its spec; bad names and arguments raise `KisimError`."""
+    name, sep, arg = spec.partition(":")
+    cls = policy_class(name.strip())
+    if sep and not arg:
+        raise KisimError(f"policy '{spec}': empty argument after ':'")
+    return cls(arg if sep else None)
+
+
+__all__ = ["POLICIES", "Policy", "InClusterPolicy", "known_policies", "make_policy", "policy_class"]

@@ -1,0 +1,92 @@
+"""The policy contract shared by every baseline, the oracle and PPO.
+
+A policy is a small object made from a spec (``name`` or ``name:ARG``):
+
+* in-cluster policies (``in_cluster = True``) change the scenario (`scenario()`: a
+  controller, replica counts, resources) and then only watch: they run through
+  `KisimEnv` with the ``none`` action preset, so every policy is scored by the same
+  reward;
+* env-driven policies speak an action preset (``action``, default ``replicas``) at a
+  cadence (``step_s``, None = the scenario's ``env.step_s``): `reset(scenario)` at the
+  start of an episode, `attach(env)` gives them the env (its `state` and `hold()`),
+  then `act(obs, window, t)` once per step (`window` is None before the first step).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from kisim.config import PLACEMENTS, Scenario
+from kisim.errors import KisimError
+from kisim.window import Window
+
+if TYPE_CHECKING:
+    from kisim.env import KisimEnv
+
+
+class Policy:
+    name: ClassVar[str]
+    in_cluster: ClassVar[bool] = False
+    arg_help: ClassVar[str] = ""  # what ":ARG" means, for error messages; "" = takes none
+
+    action: str | None = "replicas"  # env action preset; None = the scenario's env.action
+    step_s: float | None = None  # agent step; None = the scenario's env.step_s
+
+    def __init__(self, arg: str | None = None) -> None:
+        if arg is not None and not self.arg_help:
+            raise KisimError(f"policy '{self.name}' takes no argument (got '{self.name}:{arg}')")
+        self.arg = arg
+        self.env: KisimEnv | None = None
+
+    def scenario(self, sc: Scenario) -> Scenario:
+        """The scenario this policy runs on (in-cluster policies change it)."""
+        return sc
+
+    def reset(self, scenario: Scenario) -> None:
+        """A new episode of `scenario` (as the env runs it) begins."""
+
+    def attach(self, env: KisimEnv) -> None:
+        self.env = env
+
+    def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
+        raise NotImplementedError
+
+
+class InClusterPolicy(Policy):
+    """Acts by changing the scenario; during the episode it only watches."""
+
+    in_cluster = True
+    action = "none"
+
+    def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
+        return 0
+
+
+def parse_float(spec: str, arg: str, lo: float, hi: float) -> float:
+    try:
+        x = float(arg)
+    except ValueError:
+        raise KisimError(f"policy '{spec}': '{arg}' is not a number") from None
+    if not lo < x <= hi:
+        raise KisimError(f"policy '{spec}': {arg} must lie in ({lo:g}, {hi:g}]")
+    return x
+
+
+def parse_int(spec: str, arg: str, lo: int, hi: int) -> int:
+    try:
+        x = int(arg)
+    except ValueError:
+        raise KisimError(f"policy '{spec}': '{arg}' is not an integer") from None
+    if not lo <= x <= hi:
+        raise KisimError(f"policy '{spec}': {arg} must lie in {lo}..{hi}")
+    return x
+
+
+def replicas_action(desired: dict[str, int], gpu: int | None, cpu: int | None,
+                    placement: str) -> np.ndarray:  # fmt: skip
+    """The `replicas` preset action that moves towards these targets (at most +-2 per step)."""
+    dg = 0 if gpu is None or "gpu" not in desired else max(-2, min(2, gpu - desired["gpu"]))
+    dc = 0 if cpu is None or "cpu" not in desired else max(-2, min(2, cpu - desired["cpu"]))
+    return np.array([dg + 2, dc + 2, PLACEMENTS.index(placement)], dtype=np.int64)

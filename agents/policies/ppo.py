@@ -1,0 +1,84 @@
+"""A trained stable-baselines3 PPO model: ``ppo:PATH`` (a ``.zip`` from ``PPO.save``).
+
+Deterministic actions; if ``vecnormalize.pkl`` lies next to the model, its observation
+statistics normalise the observations exactly as in training (`VecNormalize.normalize_obs`).
+The model must have been trained on the scenario's observation and action presets
+(``env.observation`` / ``env.action``); spaces are checked when the episode starts.
+The path is checked when the policy is made, so a missing file ends `kisim eval` before
+any run; torch and stable-baselines3 are imported only when an episode starts.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.policies.base import Policy
+from kisim.errors import KisimError
+from kisim.window import Window
+
+if TYPE_CHECKING:
+    from kisim.env import KisimEnv
+
+VECNORMALIZE = "vecnormalize.pkl"
+
+
+def model_path(arg: str | None) -> Path:
+    if not arg:
+        raise KisimError("policy 'ppo' needs a model: ppo:PATH")
+    p = Path(arg).expanduser()
+    for cand in (p, p.with_name(p.name + ".zip")):
+        if cand.is_file():
+            return cand
+    raise KisimError(f"ppo:{arg}: no such model file")
+
+
+class PPOPolicy(Policy):
+    name = "ppo"
+    arg_help = "path of a stable-baselines3 PPO .zip"
+    action = None  # the scenario's env.action (what the model was trained with)
+
+    def __init__(self, arg: str | None = None) -> None:
+        super().__init__(arg)
+        self.path = model_path(arg)
+        self.model: Any = None
+        self.vecnorm: Any = None
+
+    def attach(self, env: KisimEnv) -> None:
+        super().attach(env)
+        if self.model is None:
+            self._load()
+        ms, es = self.model.action_space, env.action_space
+        if ms != es:
+            raise KisimError(f"ppo:{self.arg}: the model acts in {ms}, the env's "
+                             f"'{env.scenario.env.action}' preset is {es}")  # fmt: skip
+        if self.model.observation_space.shape != env.observation_space.shape:
+            raise KisimError(f"ppo:{self.arg}: the model observes "
+                             f"{self.model.observation_space.shape}, "
+                             f"the env's '{env.scenario.env.observation}' preset "
+                             f"{env.observation_space.shape}")  # fmt: skip
+
+    def _load(self) -> None:
+        try:
+            import torch
+            from stable_baselines3 import PPO
+        except ImportError as e:
+            raise KisimError(f"ppo:{self.arg}: stable-baselines3 is not installed ({e})") from None
+        torch.set_num_threads(1)
+        try:
+            self.model = PPO.load(str(self.path), device="cpu")
+        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file is the user's input
+            raise KisimError(f"ppo:{self.arg}: cannot load ({type(e).__name__}: {e})") from None
+        vn = self.path.parent / VECNORMALIZE
+        if vn.is_file():
+            with vn.open("rb") as f:
+                self.vecnorm = pickle.load(f)
+            self.vecnorm.training = False
+
+    def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
+        o = self.vecnorm.normalize_obs(obs) if self.vecnorm is not None else obs
+        a, _ = self.model.predict(o, deterministic=True)
+        return a

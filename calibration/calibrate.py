@@ -1,0 +1,396 @@
+"""`calibrate(bundles)`: the fits of `calibration.fit` per device, assembled into a `Calibration`.
+
+Devices are grouped by the manifests' device kind (`cpu`, `gpu`); each becomes one entry
+of the calibration (key = the kind, or a name given with `device_names`). A parameter
+the bundles cannot identify keeps the prior calibration's value, and the provenance
+says which ones did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from calibration import fit as F
+from calibration.bundle import Bundle
+from calibration.concurrency import ConcurrencyFit, fit_concurrency
+from kisim.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
+from kisim.errors import TraceError
+
+LOCAL_PROBE = (0.0, 0.25)  # the local bridge probes readiness every 0.25 s (docs/bridge.md)
+
+
+@dataclass
+class DeviceFit:
+    key: str
+    kind: str
+    pools: list[tuple[str, str]]  # (bundle, pool)
+    reference_cores: float
+    curve: F.CurveFit
+    in_load: F.InLoad
+    concurrency: ConcurrencyFit | None
+    chunks: F.Chunks
+    overhead: F.Overhead
+    startup: F.Startup
+    cpu_per_request: F.Estimate | None
+    memory_base: F.Estimate | None
+    device: DeviceCalibration
+    from_prior: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CalibrationResult:
+    calibration: Calibration
+    devices: dict[str, DeviceFit]
+    bundles: list[Bundle]
+    warnings: list[str]
+    prior_path: str | None
+
+
+def _prior_device(prior: Calibration | None, kind: str) -> DeviceCalibration | None:
+    if prior is None:
+        return None
+    return next((d for d in prior.devices.values() if d.kind == kind), None)
+
+
+def _isolated_rows(
+    group: list[tuple[Bundle, str]], kind: str, warnings: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(batch sizes, ms, cores) of the isolated measurements of this device kind."""
+    bs: list[np.ndarray] = []
+    ms: list[np.ndarray] = []
+    cores: list[np.ndarray] = []
+    seen: set[str] = set()
+    for bun, _pool in group:
+        st = bun.service_times
+        if st is None or bun.name in seen:
+            continue
+        seen.add(bun.name)
+        pools = bun.manifest.pools
+        for name in np.unique(st.device):
+            cfg = pools.get(name)  # a pool name
+            if cfg is not None and cfg.device != kind:
+                continue
+            if cfg is None:  # a device kind
+                if name != kind:
+                    continue
+                same = {p.resources.cpu for p in pools.values() if p.device == kind}
+                if len(same) > 1:
+                    warnings.append(
+                        f"{st.path}: device {name!r} is ambiguous (pools of that kind "
+                        f"have {sorted(same)} cores); taken at {max(same):g} cores"
+                    )
+                c = max(same)
+            else:
+                c = cfg.resources.cpu
+            m = st.device == name
+            bs.append(st.batch_size[m])
+            ms.append(st.ms[m])
+            cores.append(np.full(int(m.sum()), c))
+    if not bs:
+        return np.empty(0, int), np.empty(0), np.empty(0)
+    return np.concatenate(bs), np.concatenate(ms), np.concatenate(cores)
+
+
+def calibrate(
+    bundles: list[Bundle],
+    name: str,
+    prior: Calibration | None = None,
+    prior_path: str | None = None,
+    device_names: dict[str, str] | None = None,
+    n_boot: int = 300,
+    seed: int = 0,
+) -> CalibrationResult:
+    """Fit every device the bundles served on; `TraceError` when there is nothing to fit."""
+    if not bundles:
+        raise TraceError("no bundles given")
+    names = [b.name for b in bundles]
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise TraceError(f"bundle name(s) used twice: {', '.join(dup)} (manifest.yaml `name`)")
+    rng = np.random.default_rng(seed)
+    warnings = [w for b in bundles for w in b.warnings]
+    groups: dict[str, list[tuple[Bundle, str]]] = {}
+    for b in bundles:
+        for pool, cfg in b.manifest.pools.items():
+            groups.setdefault(cfg.device, []).append((b, pool))
+    devices: dict[str, DeviceFit] = {}
+    for kind, group in sorted(groups.items()):
+        key = (device_names or {}).get(kind, kind)
+        others = {k: d for k in groups if k != kind and (d := _prior_device(prior, k)) is not None}
+        devices[key] = _fit_device(
+            key, kind, group, _prior_device(prior, kind), others, rng, n_boot, warnings
+        )
+    cal = Calibration(
+        name=name,
+        provenance=_provenance(bundles, devices, prior_path),
+        devices={k: d.device for k, d in devices.items()},
+    )
+    return CalibrationResult(cal, devices, bundles, warnings, prior_path)
+
+
+def _fit_device(
+    key: str,
+    kind: str,
+    group: list[tuple[Bundle, str]],
+    prior: DeviceCalibration | None,
+    others: dict[str, DeviceCalibration],
+    rng: np.random.Generator,
+    n_boot: int,
+    warnings: list[str],
+) -> DeviceFit:
+    from_prior: list[str] = []
+    notes: list[str] = []
+    hw = {(b.manifest.hardware.cpu_model, b.manifest.hardware.gpu_model) for b, _ in group}
+    if len(hw) > 1:
+        warnings.append(
+            f"device {key!r}: bundles from different hardware {sorted(map(str, hw))} "
+            "are fitted together"
+        )
+    prior = prior or DeviceCalibration(kind=kind, service=ServiceCurve(base_ms=1.0))  # type: ignore[arg-type]
+    b, ms, cores = _isolated_rows(group, kind, warnings)
+    chunks_all = F.chunk_counters(group)
+    if len(b):
+        ref = float(Counter(cores.tolist()).most_common(1)[0][0])
+        if np.any(cores != ref):
+            warnings.append(
+                f"device {key!r}: isolated measurements at other core counts than "
+                f"{ref:g} are not used for the curve"
+            )
+        curve = F.fit_isolated(b[cores == ref], ms[cores == ref], rng, n_boot)
+    elif len(chunks_all):
+        ref = float(Counter(chunks_all.cores.tolist()).most_common(1)[0][0])
+        solo = (chunks_all.instances == 1) & (chunks_all.cores == ref)
+        src = chunks_all.select(solo) if np.count_nonzero(solo) >= 5 else chunks_all
+        curve = F.fit_curve_from_counters(src, prior.service.per_item_ms, rng, n_boot)
+        from_prior.append("service.noise")
+    else:
+        raise TraceError(
+            f"device {key!r}: neither service_times.csv rows nor Triton counter "
+            f"chunks with >= {F.MIN_EXEC_PER_CHUNK} batches: nothing to fit the "
+            "service time on"
+        )
+    cv = curve.cv.value if math.isfinite(curve.cv.value) else prior.service.noise.cv
+    alone = (chunks_all.instances == 1) & (
+        (chunks_all.cores == ref) if kind == "cpu" else np.ones(len(chunks_all), bool)
+    )
+    if curve.source == "isolated":
+        in_load = F.fit_in_load(chunks_all.select(alone), curve, cv, rng, max(n_boot // 2, 50))
+    else:
+        in_load = F.InLoad(
+            F.fixed(1.0, "curve fitted on the counters"), 1.0, np.empty(0), np.empty(0), 0
+        )
+    k = in_load.k_applied
+
+    parts = [F.pool_intervals(bun, pool) for bun, pool in group]
+    has_req = all(
+        "nv_inference_request_duration_us" in bun.counters[pool].inc for bun, pool in group
+    )
+    ovh = F.fit_overhead(parts, has_req, cv, prior.overhead_noise.cv, rng, n_boot)
+    if ovh.total.value < 0:
+        warnings.append(
+            f"device {key!r}: client latency is shorter than Triton's queue + compute "
+            f"({ovh.total.value:.2f} ms): clocks or units disagree; overhead set to 0"
+        )
+    if ovh.noise_cv is None:
+        from_prior.append("overhead_noise")
+
+    backends = Counter(bun.manifest.backend for bun, _ in group)
+    backend = backends.most_common(1)[0][0]
+    ps = prior.startup
+    delay, period = (
+        LOCAL_PROBE if backend == "local" else (ps.readiness_initial_delay_s, ps.readiness_period_s)
+    )
+    sched = 0.0 if backend == "local" else ps.schedule_s
+    st = F.fit_startup(F.replica_phases(group), sched, delay, period, rng, n_boot)
+    if backend != "local":
+        from_prior.append("startup.schedule_s")
+    for fname, est in (
+        ("container_start_s", st.container_start_s),
+        ("model_load_s", st.model_load_s),
+        ("model_load_cv", st.model_load_cv),
+    ):
+        if est is None:
+            from_prior.append(f"startup.{fname}")
+    from_prior.append("startup.termination_grace_s")
+    startup = StartupCalibration(
+        schedule_s=sched,
+        container_start_s=st.container_start_s.value
+        if st.container_start_s
+        else ps.container_start_s,
+        model_load_s=st.model_load_s.value if st.model_load_s else ps.model_load_s,
+        model_load_cv=max(st.model_load_cv.value, 0.0) if st.model_load_cv else ps.model_load_cv,
+        readiness_initial_delay_s=delay,
+        readiness_period_s=period,
+        termination_grace_s=ps.termination_grace_s,
+    )
+    cpu_req = F.fit_cpu_per_request(group, kind, lambda bb: curve.slope(bb) * k, rng, n_boot)
+    if cpu_req is None:
+        from_prior.append("cpu_per_request_ms")
+    mem = F.fit_memory_base(group)
+    if mem is None:
+        from_prior.append("memory_base_gib")
+    from_prior.append("memory_per_item_gib")
+
+    if curve.source == "isolated" and curve.form == "table":
+        table = {int(s): float(m * k) for s, m in zip(curve.sizes, curve.means, strict=True)}
+    else:
+        table = None
+    base = max(curve.base.value * k, 1e-6) if curve.form == "affine" else float(curve.means[0] * k)
+    per_item = max(curve.per_item.value * k, 0.0)
+    if len(curve.sizes) == 1 and curve.source == "isolated":
+        per_item = prior.service.per_item_ms
+        from_prior.append("service.per_item_ms")
+    noise = (
+        prior.service.noise
+        if curve.source == "counters"
+        else (
+            Dist(kind=curve.family, cv=curve.cv.value)
+            if curve.family == "lognormal"
+            else Dist(kind=curve.family)
+        )
+    )  # type: ignore[arg-type]
+    man = group[0][0].manifest
+    desc = "; ".join(
+        sorted(
+            {
+                f"{bun.manifest.hardware.description or 'unknown hardware'}"
+                f" ({bun.manifest.hardware.gpu_model or bun.manifest.hardware.cpu_model or '?'})"
+                for bun, _ in group
+            }
+        )
+    )
+    device = DeviceCalibration(
+        kind=kind,  # type: ignore[arg-type]
+        description=f"{desc}; {man.model.name} {man.model.format}, Triton {man.triton.version} "
+        f"({man.triton.backend}); fitted by kisim calibrate",
+        service=ServiceCurve(base_ms=base, per_item_ms=per_item, table_ms=table, noise=noise),
+        reference_cores=ref,
+        core_scaling=0.0 if kind == "gpu" else prior.core_scaling,
+        sharing_penalty=prior.sharing_penalty,
+        overhead_ms=max(ovh.total.value, 0.0),
+        overhead_noise=Dist(kind="lognormal", cv=max(ovh.noise_cv.value, 0.0))
+        if ovh.noise_cv
+        else prior.overhead_noise,
+        cpu_per_request_ms=cpu_req.value
+        if cpu_req and math.isfinite(cpu_req.value)
+        else prior.cpu_per_request_ms,
+        memory_base_gib=mem.value if mem else prior.memory_base_gib,
+        memory_per_item_gib=prior.memory_per_item_gib,
+        startup=startup,
+    )
+    attr = "sharing_penalty" if kind == "gpu" else "core_scaling"
+    offset = None  # the curve's level under load: from replicas without concurrency, if any
+    if len(in_load.weight) and math.isfinite(in_load.k.lo) and in_load.k.lo > 0:
+        lk = in_load.k
+        offset = (math.log(lk.value / k), (math.log(lk.hi) - math.log(lk.lo)) / 3.92)
+    rel_se = None
+    if curve.source == "isolated" and np.all(np.isfinite(curve.mean_lo)):
+        se = (curve.mean_hi - curve.mean_lo) / 3.92 / curve.means
+        sizes = curve.sizes.astype(float)
+        rel_se = lambda b: np.interp(b, sizes, se)  # noqa: E731
+    conc = fit_concurrency(key, kind, group, device, ref, others, offset, rel_se)
+    if conc is None:
+        from_prior.append(attr)
+        notes.append(
+            f"{attr} not identifiable: every pool ran one instance per replica at "
+            f"{ref:g} cores; kept at {getattr(device, attr):g} (prior)"
+        )
+    else:
+        update: dict[str, object] = {attr: conc.theta.value}
+        if not len(in_load.weight) and curve.source == "isolated":  # k only from the joint fit
+            in_load.k = conc.k
+            if not conc.k.contains(1.0) and abs(conc.k.value - 1) >= F.K_MIN_EFFECT:
+                in_load.k_applied = conc.k.value
+                update["service"] = _scaled(device.service, conc.k.value)
+                in_load.notes.append(f"the curve is scaled by the joint level {conc.k.value:.3f}")
+        device = device.model_copy(update=update)
+        notes += conc.notes
+    notes += curve.notes + in_load.notes + ovh.notes + st.notes
+    return DeviceFit(
+        key,
+        kind,
+        [(bun.name, pool) for bun, pool in group],
+        ref,
+        curve,
+        in_load,
+        conc,
+        chunks_all,
+        ovh,
+        st,
+        cpu_req,
+        mem,
+        device,
+        from_prior,
+        notes,
+    )
+
+
+def _scaled(svc: ServiceCurve, k: float) -> ServiceCurve:
+    table = {b: t * k for b, t in svc.table_ms.items()} if svc.table_ms else None
+    return svc.model_copy(
+        update={"base_ms": svc.base_ms * k, "per_item_ms": svc.per_item_ms * k, "table_ms": table}
+    )
+
+
+def _rel(p: str | Path) -> str:
+    """A path relative to the working directory when it lies below it (stable in git)."""
+    try:
+        return str(Path(p).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def _provenance(
+    bundles: list[Bundle], devices: dict[str, DeviceFit], prior_path: str | None
+) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [
+        f"Fitted by `kisim calibrate` on {now} from {len(bundles)} trace bundle(s) "
+        "(docs/calibration.md describes every fit).",
+        f"fitted-on: {', '.join(b.name for b in bundles)}",
+        "bundles:",
+    ]
+    for b in bundles:
+        m = b.manifest
+        pools = ", ".join(
+            f"{p} ({c.device}, {c.replicas} replica(s) x {c.instances} instance(s), "
+            f"{c.resources.cpu:g} cores, batching "
+            + (
+                f"max {c.batching.max_batch_size} / {c.batching.max_queue_delay_us} us"
+                if c.batching.enabled
+                else "off"
+            )
+            + ")"
+            for p, c in m.pools.items()
+        )
+        lines.append(
+            f"  - {m.name} ({_rel(b.path)}): recorded {m.recorded_at}, {m.duration_s:.0f} s, "
+            f"backend {m.backend}; hardware: {m.hardware.description or '?'} "
+            f"[cpu: {m.hardware.cpu_model or '?'}; gpu: {m.hardware.gpu_model or 'none'}]; "
+            f"Triton {m.triton.version or '?'} ({m.triton.backend or '?'}); model "
+            f"{m.model.name} {m.model.format}; pools: {pools}"
+        )
+    for key, d in devices.items():
+        src = (
+            "isolated service_times.csv, reconciled with Triton's compute_infer/exec_count counters"
+            if d.curve.source == "isolated"
+            else "Triton's compute_infer/exec_count counters"
+        )
+        lines.append(
+            f"device {key}: service curve from {src}; overhead from requests.csv minus "
+            "Triton's queue and compute durations; start-up from events.csv."
+        )
+        if d.from_prior:
+            lines.append(
+                f"device {key}: not identifiable from these bundles, taken from the prior "
+                f"{_rel(prior_path) if prior_path else '(built-in defaults)'}: "
+                f"{', '.join(d.from_prior)}."
+            )
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""A twin `Scenario` that re-simulates a trace bundle: same users schedule, think times,
+batching, instances, replicas, routing; a static controller; the calibration under test.
+
+The bundle's pools map to calibration devices by name (the manifest's device kind is
+the key `kisim calibrate` writes), else to the calibration's only device of that kind;
+`device_map` ({pool: device key}) overrides both. Each replica gets its own node with
+the pool's resources: the twin does not model replicas sharing a host's cores (the
+local bridge's replicas do; `kisim validate` shows what that costs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from calibration.bundle import Bundle
+from kisim.config import Calibration, Scenario
+from kisim.errors import ConfigError
+
+
+def device_for(
+    bundle: Bundle, pool: str, cal: Calibration, device_map: dict[str, str] | None
+) -> str:
+    kind = bundle.manifest.pools[pool].device
+    if device_map and pool in device_map:
+        key = device_map[pool]
+        if key not in cal.devices:
+            raise ConfigError(
+                f"--device {pool}={key}: calibration {cal.name!r} has no device {key!r} "
+                f"(it has {', '.join(cal.devices)})"
+            )
+        return key
+    if kind in cal.devices and cal.devices[kind].kind == kind:
+        return kind
+    same = [k for k, d in cal.devices.items() if d.kind == kind]
+    if len(same) == 1:
+        return same[0]
+    raise ConfigError(
+        f"bundle {bundle.name!r}, pool {pool!r}: no single {kind} device in calibration "
+        f"{cal.name!r} ({', '.join(f'{k} ({d.kind})' for k, d in cal.devices.items())});"
+        f" name one with --device {pool}=KEY"
+    )
+
+
+def scenario_for(
+    bundle: Bundle, cal: Calibration, window_s: float, device_map: dict[str, str] | None = None
+) -> Scenario:
+    m = bundle.manifest
+    pools: dict[str, Any] = {}
+    nodes: list[dict[str, Any]] = []
+    for pool, cfg in m.pools.items():
+        dev = device_for(bundle, pool, cal, device_map)
+        gpu = max(cfg.resources.gpu, 1) if cal.devices[dev].kind == "gpu" else 0
+        pools[pool] = {
+            "device": dev,
+            "replicas": cfg.replicas,
+            "min_replicas": cfg.replicas,
+            "max_replicas": cfg.replicas,
+            "resources": {
+                "cpu": cfg.resources.cpu,
+                "memory_gib": cfg.resources.memory_gib,
+                "gpu": gpu,
+            },
+            "batching": cfg.batching.model_dump(mode="json"),
+            "instances": cfg.instances,
+        }
+        nodes.append(
+            {
+                "name": f"{pool}-node",
+                "count": cfg.replicas,
+                "cpu": cfg.resources.cpu + 1.0,
+                "memory_gib": cfg.resources.memory_gib + 1.0,
+                "gpus": 1 if gpu else 0,
+            }
+        )
+    points = [[p.t_s, p.level] for p in m.traffic.schedule]
+    data = {
+        "name": f"replay-{m.name}",
+        "description": f"re-simulation of trace bundle {m.name} ({bundle.path})",
+        "duration_s": m.duration_s,
+        "window_s": window_s,
+        "slo_ms": 100.0,
+        "traffic": {
+            "mode": m.traffic.mode,
+            "pattern": {"name": "schedule", "params": {"points": points}},
+            "wait_time_s": list(m.traffic.wait_time_s),
+        },
+        "routing": {"mode": m.routing.mode, "placement": m.routing.placement},
+        "pools": pools,
+        "cluster": {"nodes": nodes},
+        "controller": {"name": "static"},
+        "calibration": cal.model_dump(mode="json"),
+    }
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(
+            f"{bundle.path / 'manifest.yaml'}: cannot be replayed: {loc}: "
+            f"{first['msg'].removeprefix('Value error, ')}"
+        ) from None

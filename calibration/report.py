@@ -1,0 +1,512 @@
+"""Files next to a calibration and a validation: YAML with a fit header, Markdown, figures.
+
+`write_calibration(result, out)` writes ``NAME.yaml`` (loads with
+`kisim.config.load_calibration`), ``NAME.report.md`` and ``NAME.figures/*.png``
+(service curve vs measurements and counters, residuals, overhead vs load, start-ups).
+`write_validation(result, out_dir)` writes ``validation.json``, ``validation.md``,
+``windows-<bundle>.csv`` and ``<bundle>.png`` (real vs twin per window).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from calibration.calibrate import CalibrationResult, DeviceFit
+from calibration.fit import Estimate, spread_bounds
+from calibration.validate import BANDS, HEADLINE, METRICS, ValidationResult
+
+
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def clean(x: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python (strict JSON)."""
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _e(est: Estimate | None, unit: str = "") -> str:
+    return est.fmt(unit) if est is not None else "—"
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
+    """(device, parameter, estimate [95% CI], how) rows."""
+    rows: list[tuple[str, str, str, str]] = []
+    for key, d in res.devices.items():
+        c, dev = d.curve, d.device
+        rows.append((key, "service.base_ms (b=1)", _e(c.base, " ms"), c.base.method))
+        rows.append((key, "service.per_item_ms", _e(c.per_item, " ms"), c.per_item.method))
+        rows.append(
+            (
+                key,
+                "service form",
+                f"{c.form} (lack-of-fit p = {c.lack_of_fit_p:.3g})",
+                "table_ms when the affine form misfits (p < 0.001 and > 2 %)",
+            )
+        )
+        rows.append(
+            (
+                key,
+                "service.noise",
+                f"{dev.service.noise.kind}, cv {_e(c.cv)}",
+                f"AIC over {', '.join(c.loglik) or 'n/a'}",
+            )
+        )
+        rows.append(
+            (
+                key,
+                "in-load factor k",
+                f"{_e(d.in_load.k)} (applied: {d.in_load.k_applied:.3f})",
+                d.in_load.k.method,
+            )
+        )
+        th = "sharing_penalty" if d.kind == "gpu" else "core_scaling"
+        conc = d.concurrency
+        rows.append(
+            (
+                key,
+                th,
+                _e(conc.theta) if conc else f"{getattr(dev, th):g} (prior)",
+                conc.theta.method if conc else "not identifiable: no concurrency in the bundles",
+            )
+        )
+        o = d.overhead
+        rows.append((key, "overhead_ms", _e(o.total, " ms"), o.total.method))
+        if o.server is not None:
+            rows.append((key, "  of which in Triton", _e(o.server, " ms"), o.server.method))
+            rows.append((key, "  of which client side", _e(o.client, " ms"), o.client.method))  # type: ignore[union-attr]
+        rows.append(
+            (
+                key,
+                "overhead_noise.cv",
+                _e(o.noise_cv) if o.noise_cv else f"{dev.overhead_noise.cv:g} (prior)",
+                o.noise_cv.method if o.noise_cv else "no quiet intervals",
+            )
+        )
+        if o.load_slope is not None:
+            rows.append(
+                (key, "overhead vs load", _e(o.load_slope, " ms/(req/s)"), o.load_slope.method)
+            )
+        s = d.startup
+        rows.append(
+            (
+                key,
+                "startup.container_start_s",
+                _e(s.container_start_s, " s"),
+                s.container_start_s.method if s.container_start_s else "prior",
+            )
+        )
+        rows.append(
+            (
+                key,
+                "startup.model_load_s",
+                _e(s.model_load_s, " s"),
+                s.model_load_s.method if s.model_load_s else "prior",
+            )
+        )
+        rows.append(
+            (
+                key,
+                "startup.model_load_cv",
+                _e(s.model_load_cv),
+                s.model_load_cv.method if s.model_load_cv else "prior",
+            )
+        )
+        rows.append(
+            (
+                key,
+                "cpu_per_request_ms",
+                _e(d.cpu_per_request, " ms"),
+                d.cpu_per_request.method if d.cpu_per_request else "prior",
+            )
+        )
+        rows.append(
+            (
+                key,
+                "memory_base_gib",
+                _e(d.memory_base, " GiB"),
+                d.memory_base.method if d.memory_base else "prior",
+            )
+        )
+    return rows
+
+
+def calibration_yaml(res: CalibrationResult) -> str:
+    head = [
+        f"# Calibration {res.calibration.name!r}, written by `kisim calibrate`.",
+        "# Estimates with 95% bootstrap intervals (see the .report.md next to this file):",
+    ]
+    for dev, par, est, _ in fit_table(res):
+        head.append(f"#   {dev:<8} {par:<28} {est}")
+    body = yaml.dump(
+        _round(res.calibration.model_dump(mode="json", exclude_none=True)),
+        Dumper=_Dumper,
+        sort_keys=False,
+        width=100,
+    )
+    return "\n".join(head) + "\n" + body
+
+
+def _round(x: Any, sig: int = 6) -> Any:
+    if isinstance(x, dict):
+        return {k: _round(v, sig) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_round(v, sig) for v in x]
+    if isinstance(x, float) and math.isfinite(x) and x != 0:
+        return round(x, sig - 1 - int(math.floor(math.log10(abs(x)))))
+    return x
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the provenance) as literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, s: str) -> yaml.Node:
+    style = "|" if "\n" in s else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def write_calibration(res: CalibrationResult, out: Path) -> list[Path]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.name.removesuffix(".yaml").removesuffix(".yml")
+    figdir = out.parent / f"{stem}.figures"
+    figdir.mkdir(exist_ok=True)
+    out.write_text(calibration_yaml(res))
+    written = [out]
+    figs: dict[str, list[Path]] = {}
+    for key, d in res.devices.items():
+        figs[key] = _device_figures(d, figdir)
+        written += figs[key]
+    md = out.parent / f"{stem}.report.md"
+    md.write_text(_report_md(res, out, figs))
+    written.append(md)
+    return written
+
+
+def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
+    plt = _plt()
+    paths = []
+    c = d.curve
+    k = d.in_load.k_applied
+    bmax = int(max(c.sizes.max(), d.chunks.bmax.max() if len(d.chunks) else 1))
+    grid = np.linspace(1, bmax, 200)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    if c.source == "isolated":
+        jit = (np.random.default_rng(0).random(len(c.points_b)) - 0.5) * 0.25
+        ax[0].scatter(
+            c.points_b + jit,
+            c.points_ms,
+            s=6,
+            alpha=0.3,
+            color="grey",
+            label="isolated measurements",
+        )
+        ax[0].errorbar(
+            c.sizes,
+            c.means,
+            yerr=[c.means - c.mean_lo, c.mean_hi - c.means],
+            fmt="o",
+            color="k",
+            capsize=3,
+            label="mean per size (95% CI)",
+        )
+    if len(d.chunks):
+        ax[0].scatter(
+            d.chunks.bbar,
+            d.chunks.per_request_ms,
+            s=10,
+            color="tab:orange",
+            alpha=0.6,
+            label="Triton counters (request-weighted)",
+        )
+    ax[0].plot(grid, c.time_ms(grid), color="tab:blue", label="fitted curve")
+    if k != 1.0:
+        ax[0].plot(
+            grid, c.time_ms(grid) * k, "--", color="tab:blue", label=f"x in-load factor {k:.3f}"
+        )
+    ax[0].set(xlabel="batch size", ylabel="execution time, ms", title=f"{d.key}: service time")
+    ax[0].legend(fontsize=7)
+    if c.source == "isolated":
+        rel = c.points_ms / c.time_ms(c.points_b) - 1
+        ax[1].scatter(
+            c.points_b + (np.random.default_rng(1).random(len(rel)) - 0.5) * 0.25,
+            rel * 100,
+            s=6,
+            alpha=0.3,
+            color="grey",
+            label="isolated",
+        )
+        ax[1].errorbar(
+            c.sizes,
+            (c.means / c.time_ms(c.sizes) - 1) * 100,
+            fmt="o",
+            color="k",
+            label="mean per size",
+        )
+    if len(d.chunks):
+        _, mid, _ = spread_bounds(d.chunks, c)
+        ax[1].scatter(
+            d.chunks.bbar,
+            (d.chunks.per_request_ms / (mid * k) - 1) * 100,
+            s=10,
+            color="tab:orange",
+            alpha=0.6,
+            label="counters vs curve x k (spread-corrected)",
+        )
+    ax[1].axhline(0, color="k", lw=0.5)
+    ax[1].set(xlabel="batch size", ylabel="residual, %", title="residuals")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    p = figdir / f"curve-{d.key}.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+    pi = d.overhead.per_interval
+    if len(pi):
+        ax[0].scatter(pi[:, 0], pi[:, 1], s=np.clip(pi[:, 2], 2, 40), alpha=0.4)
+        ax[0].axhline(d.overhead.total.value, color="tab:red", label="overhead_ms")
+        ax[0].legend(fontsize=7)
+    ax[0].set(
+        xlabel="pool throughput, req/s",
+        ylabel="latency - queue - compute, ms",
+        title=f"{d.key}: overhead per interval",
+    )
+    ph = d.startup.samples
+    for name, x in ph.items():
+        if len(x):
+            ax[1].hist(x, bins=min(20, max(len(x), 3)), alpha=0.5, label=name.replace("_", " -> "))
+    ax[1].set(xlabel="seconds", ylabel="replicas", title="start-up phases")
+    if any(len(x) for x in ph.values()):
+        ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    p = figdir / f"overhead-startup-{d.key}.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+    conc = d.concurrency
+    if conc is not None:
+        attr = "sharing_penalty" if d.kind == "gpu" else "core_scaling"
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+        ax[0].plot(conc.grid, conc.ssr, "o-")
+        ax[0].axvspan(conc.theta.lo, conc.theta.hi, color="tab:green", alpha=0.2, label="95% CI")
+        ax[0].axvline(conc.theta.value, color="tab:green")
+        ax[0].set(xlabel=attr, ylabel="weighted SSR", title=f"{d.key}: profile of {attr}")
+        ax[0].legend(fontsize=7)
+        ax[1].plot(conc.real_ms, "k.", label="real (counters)")
+        ax[1].plot(conc.twin_ms, "x", color="tab:blue", label=f"twin at {attr} ~ estimate")
+        ax[1].set(
+            xlabel="window (concurrent pools, in order)",
+            ylabel="compute per request, ms",
+            title="request-weighted compute per window",
+        )
+        ax[1].legend(fontsize=7)
+        fig.tight_layout()
+        p = figdir / f"concurrency-{d.key}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def _report_md(res: CalibrationResult, out: Path, figs: dict[str, list[Path]]) -> str:
+    cal = res.calibration
+    lines = [
+        f"# Calibration `{cal.name}`",
+        "",
+        f"Written by `kisim calibrate` to `{out.name}`; load it with "
+        "`kisim.config.load_calibration` or as a scenario's `calibration:`. How each "
+        "parameter is fitted: docs/calibration.md.",
+        "",
+        "## Provenance",
+        "",
+        "```",
+        cal.provenance,
+        "```",
+        "",
+        "## Estimates (95% bootstrap intervals)",
+        "",
+        "| device | parameter | estimate | how |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in fit_table(res)]
+    for key, d in res.devices.items():
+        lines += [
+            "",
+            f"## Device `{key}` ({d.kind}, reference cores {d.reference_cores:g})",
+            "",
+            f"Pools: {', '.join(f'{b}/{p}' for b, p in d.pools)}. Counter chunks: "
+            f"{len(d.chunks)} ({d.in_load.usable} with a narrow batch-size spread).",
+            "",
+        ]
+        if d.curve.source == "isolated":
+            lines += ["| batch size | n | mean ms | 95% CI |", "| --- | --- | --- | --- |"]
+            lines += [
+                f"| {int(s)} | {int(n)} | {m:.4g} | {lo:.4g} .. {hi:.4g} |"
+                for s, n, m, lo, hi in zip(
+                    d.curve.sizes,
+                    d.curve.counts,
+                    d.curve.means,
+                    d.curve.mean_lo,
+                    d.curve.mean_hi,
+                    strict=True,
+                )
+            ]
+            lines.append("")
+        if d.notes:
+            lines += ["Notes:", ""] + [f"- {n}" for n in d.notes] + [""]
+        if d.from_prior:
+            lines += [
+                f"From the prior ({res.prior_path or 'built-in defaults'}): "
+                f"{', '.join(d.from_prior)}.",
+                "",
+            ]
+        lines += [f"![{p.stem}]({p.parent.name}/{p.name})" for p in figs.get(key, [])]
+    if res.warnings:
+        lines += ["", "## Warnings (what was skipped)", ""] + [f"- {w}" for w in res.warnings]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
+    def pct(x: Any) -> str:
+        return (
+            "—"
+            if x is None or (isinstance(x, float) and not math.isfinite(x))
+            else f"{100 * x:.1f} %"
+        )
+
+    keys = [HEADLINE[m] for m in METRICS]
+    head = "| | " + " | ".join(k.removesuffix("_mape") for k in keys) + " | windows |"
+    sep = "| --- " * (len(keys) + 2) + "|"
+    rows = [
+        "| all windows | "
+        + " | ".join(pct(summary[k]) for k in keys)
+        + f" | {sum(len(b.t_start) for b in res.bundles)} |"
+    ]
+    for name, _, _ in BANDS:
+        band = summary["bands"][name]
+        rows.append(
+            f"| util {name} | " + " | ".join(pct(band[k]) for k in keys) + f" | {band['windows']} |"
+        )
+    rows.append(
+        "| whole runs | " + " | ".join(pct(summary["overall_ape"][k]) for k in keys) + " | |"
+    )
+    rows.append(
+        "| noise floor | " + " | ".join(pct(summary["noise_floor"][k]) for k in keys) + " | |"
+    )
+    lines = [
+        f"# Validation of `{res.config}`",
+        "",
+        f"{len(res.bundles)} bundle(s), {res.seeds} twin seeds each, {res.window_s:g} s windows. "
+        "MAPE = mean over windows of |twin - real| / real (docs/calibration.md).",
+        "",
+        head,
+        sep,
+        *rows,
+        "",
+    ]
+    if res.held_in:
+        lines += [f"**Not held out**: the calibration was fitted on {', '.join(res.held_in)}.", ""]
+    lines += [
+        "## Per bundle",
+        "",
+        "| bundle | mean util | " + " | ".join(k.removesuffix("_mape") for k in keys) + " |",
+        "| --- " * (len(keys) + 2) + "|",
+    ]
+    for name, b in summary["per_bundle"].items():
+        lines.append(
+            f"| {name} | {pct(b['mean_util'])} | " + " | ".join(pct(b[k]) for k in keys) + " |"
+        )
+    lines += [""] + [f"![{b.name}]({b.name}.png)" for b in res.bundles]
+    return "\n".join(lines) + "\n"
+
+
+def write_validation(res: ValidationResult, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = res.summary()
+    written = []
+    p = out_dir / "validation.json"
+    p.write_text(json.dumps(clean(summary), indent=2))
+    written.append(p)
+    p = out_dir / "validation.md"
+    p.write_text(validation_md(res, summary))
+    written.append(p)
+    for b in res.bundles:
+        p = out_dir / f"windows-{b.name}.csv"
+        with p.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(
+                ["t_start", "t_end", "util", "real_completions"]
+                + [f"{s}_{m}" for m in METRICS for s in ("real", "twin")]
+            )
+            for i in range(len(b.t_start)):
+                w.writerow(
+                    [
+                        f"{b.t_start[i]:.3f}",
+                        f"{b.t_end[i]:.3f}",
+                        f"{b.util[i]:.4f}",
+                        int(b.n_real[i]),
+                    ]
+                    + [f"{v:.6g}" for m in METRICS for v in (b.real[m][i], b.twin_mean(m)[i])]
+                )
+        written.append(p)
+        written.append(_window_figure(b, out_dir / f"{b.name}.png"))
+    return written
+
+
+def _window_figure(b: Any, path: Path) -> Path:
+    plt = _plt()
+    panels = ["throughput_rps", "p50_ms", "p95_ms", "p99_ms", "queue_wait_ms", "batch_size"]
+    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(9, 2.0 * (len(panels) + 1)), sharex=True)
+    mid = (b.t_start + b.t_end) / 2
+    for ax, m in zip(axes, panels, strict=False):
+        tw = b.twin[m]
+        with np.errstate(all="ignore"):
+            lo, hi = np.nanmin(tw, axis=0), np.nanmax(tw, axis=0)
+        ax.fill_between(
+            mid, lo, hi, color="tab:blue", alpha=0.2, step="mid", label="twin (seed range)"
+        )
+        ax.step(mid, b.twin_mean(m), where="mid", color="tab:blue", label="twin (mean)")
+        ax.step(mid, b.real[m], where="mid", color="k", label="real")
+        ax.set_ylabel(m.replace("_", " "), fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[0].set_title(f"{b.name}: real vs twin per window")
+    axes[-1].step(mid, b.util * 100, where="mid", color="tab:red")
+    for y in (50, 80):
+        axes[-1].axhline(y, color="grey", lw=0.5, ls="--")
+    axes[-1].set_ylabel("real util, %", fontsize=8)
+    axes[-1].set_xlabel("seconds from the bundle's start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
