@@ -253,7 +253,8 @@ class EffectGroups:
 
 
 def policy_divergence(old: Any, new: Any, obs: np.ndarray, states: Sequence[Any] | None = None,
-                      groups: EffectGroups | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                      groups: EffectGroups | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Per observation: KL(old || new) and whether the deterministic action changed (0/1).
 
     With `states` and `groups` both are *behavioural*: the action distributions are first

@@ -231,7 +231,7 @@ def _logger(out: Path, cfg: TrainConfig, keep_upto: int | None, log: Callable[[s
             from stable_baselines3.common.logger import TensorBoardOutputFormat
 
             formats.append(TensorBoardOutputFormat(str(out / "tb")))
-        except ImportError:
+        except (ImportError, AssertionError):  # SB3 asserts when tensorboard is missing
             log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
     return Logger(str(out), formats)
 
@@ -323,6 +323,8 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
         if ck is not None:
             model = PPO.load(str(ck / "model.zip"), env=venv, device="cpu")
             _restore_rng(ck, venv, saved["envs"])
+            if not saved["envs"]:  # not saved (workers gone at Ctrl-C): a fresh stream
+                venv.seed(cfg.seed + 7919 * int(saved["timesteps"]))
         else:
             model = _new_model(cfg, venv)
         model.set_logger(_logger(out, cfg, model.num_timesteps if resume else None, log))
@@ -348,8 +350,12 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
         def save_ckpt() -> Path:
             snap = RunState.from_json(state.to_json())
             snap.wall_before_s = clock()
-            return write_checkpoint(out, model, vn, snap, venv.env_method("get_state"),
-                                    cfg.checkpoints.keep, ev.save_extra)  # fmt: skip
+            try:
+                envs = venv.env_method("get_state")
+            except Exception:  # noqa: BLE001 - SubprocVecEnv workers die with Ctrl-C
+                envs = []
+            return write_checkpoint(out, model, vn, snap, envs, cfg.checkpoints.keep,
+                                    ev.save_extra)  # fmt: skip
 
         timing = Timing()
         ev.timing = timing
@@ -372,10 +378,10 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
         except KeyboardInterrupt:
             state.stop_kind = "interrupted"
             state.stop_reason = f"interrupted (Ctrl-C or SIGTERM) at {model.num_timesteps} steps"
+            log(f"interrupted at {model.num_timesteps} steps: saving a checkpoint and model.zip")
         finally:
             if prev_term is not None:
                 signal.signal(signal.SIGTERM, prev_term)
-            log(f"interrupted at {model.num_timesteps} steps: saving a checkpoint and model.zip")
         n = int(model.num_timesteps)
         if state.stop_kind is None:
             if max_s is not None and clock() >= max_s:
@@ -421,7 +427,10 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
         if pool is not None:
             pool.terminate()
         if venv is not None:
-            venv.close()
+            try:
+                venv.close()
+            except Exception:  # noqa: BLE001 - dead SubprocVecEnv workers after Ctrl-C
+                pass
         if model is not None and model.logger is not None:
             model.logger.close()
 

@@ -132,8 +132,10 @@ class ConvergenceConfig(_Model):
     level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the interval.")
     min_delta: float = Field(0.02, ge=0, description="Improvement per episode that still counts "
                                                      "as none (reward units).")  # fmt: skip
-    kl_max: float = Field(0.02, gt=0, description="Most behavioural KL between successive "
-                                                  "evaluated policies, nats per episode.")  # fmt: skip
+    kl_max: float = Field(
+        0.02, gt=0,
+        description="Most behavioural KL between successive evaluated policies, nats/episode.",
+    )  # fmt: skip
     drift_max: float = Field(0.02, ge=0, le=1, description="Most share of changed actions.")
 
 

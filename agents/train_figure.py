@@ -140,7 +140,7 @@ def training_figure(out: Path) -> list[Path]:
             kl = _num([r["kl"] for r in evals])
             ok = np.isfinite(kl)
             e.plot(ex[ok], np.maximum(kl[ok], 1e-8), "o-", ms=2, color="#CC79A7",
-                   label="KL between evaluated policies")  # fmt: skip
+                   label="KL between evaluated policies (per episode)")  # fmt: skip
             dr = _num([r["drift"] for r in evals])
             e2 = e.twinx()
             e2.plot(ex[ok], dr[ok] * 100, "^:", ms=2, color="#E69F00", label="action drift (%)")

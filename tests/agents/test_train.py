@@ -272,6 +272,7 @@ def _steps(out: Path) -> list[int]:
         return [int(float(r["time/total_timesteps"])) for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_interrupt_saves_and_resume_continues(tmp_path, sc, monkeypatch) -> None:
     from agents import callbacks
     from agents.train import resolve_run, train
