@@ -18,10 +18,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from kisim.cli import bench, calibrate, evaluate, record, simulate, train
+    from kisim.cli import bench, calibrate, demo, evaluate, record, simulate, train
 
     simulate.register(app)
     evaluate.register(app)
+    demo.register(app)
     train.register(app)
     record.register(app)
     calibrate.register(app)
