@@ -16,6 +16,7 @@ policies from their specs in the worker) so the harness can fan runs out over pr
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from kisim.backend import Backend
 from kisim.config import Scenario, resolved_json, with_pattern
 from kisim.episode import Episode, finish
 from kisim.window import Window
-
 
 
 def check_policies(specs: list[str]) -> None:
@@ -43,9 +43,12 @@ class PolicyRun:
     steps: int
 
 
-def run_policy(policy: Policy | str, sc: Scenario, seed: int,
-               backend: Backend | None = None) -> PolicyRun:  # fmt: skip
-    """One episode of `policy` on `sc` (its pattern) with backend seed `seed`."""
+def run_policy(policy: Policy | str, sc: Scenario, seed: int, backend: Backend | None = None,
+               on_end: Callable[[Backend], None] | None = None) -> PolicyRun:  # fmt: skip
+    """One episode of `policy` on `sc` (its pattern) with backend seed `seed`.
+
+    `on_end(backend)` runs after the last step, before the env closes the backend (a real
+    backend's raw trace is read then)."""
     from kisim.env import InnerController, KisimEnv
 
     pol = make_policy(policy) if isinstance(policy, str) else policy
@@ -69,6 +72,8 @@ def run_policy(policy: Policy | str, sc: Scenario, seed: int,
             if terminated or truncated:
                 break
         ep = finish(env.backend, env.scenario, windows)
+        if on_end is not None:
+            on_end(env.backend)
         return PolicyRun(ep, env.scenario, env.episode_reward, steps)
     finally:
         env.close()

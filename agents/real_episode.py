@@ -1,0 +1,131 @@
+"""One evaluation run on real serving: the same policy, env and run directory as the twin's.
+
+`RealEpisode` is the `kisim eval --real` counterpart of `agents.episodes.TwinEpisode`:
+it builds a fresh real backend per run (local Triton processes, or a Kubernetes cluster
+restored to its original replicas afterwards), runs the policy through `KisimEnv` with
+`run_policy`, keeps the raw trace under ``RUN/trace/`` and writes the run directory with
+`write_run` (``summary.json`` last, so an interrupted run is retried on a rerun). Runs are
+never parallel: one serving system cannot host two experiments at once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.episodes import run_policy
+from agents.rundir import write_run
+from kisim.backend import Backend
+from kisim.config import Scenario, resolved_json, with_pattern
+
+
+@dataclass(frozen=True)
+class RealEpisode:
+    scenario: dict[str, Any]  # resolved scenario JSON
+    backend: str  # local | kubernetes
+    kube: dict[str, Any] | None = None  # bridge.kube_settings.KubeSettings fields
+    prometheus_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in every summary
+
+    def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
+        from bridge.factory import make_backend
+        from bridge.kube_settings import KubeSettings
+        from bridge.trace import write_trace
+
+        sc = with_pattern(Scenario.model_validate(self.scenario), pattern)
+        trace = run_dir / "trace"
+        work = run_dir / ".work"
+        shutil.rmtree(trace, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        kube = KubeSettings.model_validate(self.kube) if self.kube is not None else None
+        backend = make_backend(self.backend, work, kube, self.prometheus_url)
+        got: dict[str, Any] = {}
+
+        def keep_trace(b: Backend) -> None:
+            got.update(write_trace(b, trace))  # type: ignore[arg-type]
+
+        try:
+            run = run_policy(policy, sc, seed, backend=backend, on_end=keep_trace)
+        finally:
+            backend.close()
+            shutil.rmtree(work, ignore_errors=True)
+        meta = {"scenario": sc.name, "pattern": pattern, "policy": policy, "seed": seed,
+                "backend": self.backend}  # fmt: skip
+        summary = {**meta, **run.episode.summary, "episode_reward": run.reward, **got,
+                   **self.extra}  # fmt: skip
+        write_run(run_dir, {**json.loads(resolved_json(run.scenario)), **meta}, run.episode.windows,
+                  summary, run.episode.latency_hist)  # fmt: skip
+
+
+def _run_scenario(spec: str, sc: Scenario) -> Scenario:
+    """The scenario a policy's runs start from, in-cluster controller as the env sets it."""
+    from agents.policies import make_policy
+    from kisim.actions import ACTIONS
+    from kisim.config import override
+
+    pol = make_policy(spec)
+    run_sc = pol.scenario(sc)
+    need = ACTIONS[pol.action].controller
+    if need is not None and run_sc.controller.name != need:
+        run_sc = override(run_sc, f"policy {spec}", **{"controller.name": need})
+    return run_sc
+
+
+def check_real(sc: Scenario, policies: list[str], backend: str, kube: dict[str, Any] | None,
+               prometheus_url: str | None) -> None:  # fmt: skip
+    """Everything that would fail a real run for a reason known now ends the command now."""
+    from bridge.factory import check_kind
+    from kisim.errors import KisimError
+
+    check_kind(backend, kube if backend == "local" else None, prometheus_url)
+    if backend == "local":
+        from bridge.paths import missing_setup
+
+        missing = missing_setup()
+        if missing is not None:
+            raise KisimError(f"--backend local: {missing} (run scripts/setup-bridge.sh)")
+    elif not prometheus_url:
+        raise KisimError("--backend kubernetes needs --prometheus-url (the cluster's Prometheus)")
+    for spec in policies:
+        run_sc = _run_scenario(spec, sc)
+        hpa = run_sc.controller.name == "hpa" and run_sc.controller.hpa.pools
+        if backend == "local" and hpa:
+            raise KisimError(f"policy {spec}: the local backend has no Kubernetes HPA; "
+                             "evaluate it with --backend kubernetes (a real HPA object)")  # fmt: skip
+
+
+def plan(sc: Scenario, policies: list[str], backend: str,
+         kube: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    """What each policy's runs would start and change, one line each (``--dry-run``).
+
+    Kubernetes: the actuator runs in its own dry-run mode, which reads the cluster and
+    prints each write it would make (scale, HPA create/delete, the final restore)."""
+
+    lines: list[str] = []
+    for spec in policies:
+        run_sc = _run_scenario(spec, sc)
+        pools = ", ".join(f"{p} {c.replicas} replicas (bounds {c.min_replicas}-{c.max_replicas})"
+                          for p, c in run_sc.pools.items())  # fmt: skip
+        lines.append(f"policy {spec}: controller {run_sc.controller.name}; start with {pools}")
+        if backend == "kubernetes":
+            from bridge.kube import KubeActuator
+            from bridge.kube_settings import KubeSettings
+
+            act = KubeActuator(KubeSettings.model_validate({**(kube or {}), "dry_run": True}),
+                               echo=lambda m: lines.append(f"  {m}"))  # fmt: skip
+            try:
+                act.start(run_sc)
+                hpa = run_sc.controller.name == "hpa"
+                for pool in run_sc.pools:
+                    on = hpa and pool in run_sc.controller.hpa.pools
+                    act.set_hpa(pool, run_sc.controller.hpa.target_cpu_utilization if on else None)
+            finally:
+                act.close()
+        else:
+            n = sum(c.replicas for c in run_sc.pools.values())
+            lines.append(f"  would start {n} Triton processes, a Prometheus and Locust, "
+                         "all on 127.0.0.1, and stop them after each run")  # fmt: skip
+    return lines

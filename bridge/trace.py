@@ -1,0 +1,63 @@
+"""The raw trace of one real episode, kept next to its run directory.
+
+What `kisim eval --real` keeps besides the Windows: every request the load generator
+sent (``requests.csv``: start, latency, ok, pool, endpoint), the replicas' lifecycle
+(``events.csv``, when the actuator records it) and Prometheus' raw ``query_range`` of
+Triton's series over the episode (``prometheus/<metric>.json`` with ``index.json``), in
+the trace-bundle formats of docs/bundle-format.md, so a disputed number can be
+recomputed from what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bridge.backend import ClusterBackend, EventSource
+from kisim.errors import BackendError
+
+
+def write_trace(b: ClusterBackend, d: Path) -> dict[str, Any]:
+    """Write the episode `b` just ran into `d`; returns a short summary for the run's JSON."""
+    from bridge.record import EXTRA_TRITON_SERIES, TRITON_SERIES, _query_range, index_entry
+
+    d.mkdir(parents=True, exist_ok=True)
+    t0, t1 = b.t0_unix, b.t0_unix + b.now
+    n = 0
+    log = b.load.log
+    with (d / "requests.csv").open("w") as f:
+        f.write("start_unix_s,latency_ms,ok,pool,endpoint\n")
+        if log is not None:
+            rows = sorted(zip(log.start, log.latency_ms, log.ok, log.pool, log.endpoint,
+                              strict=True))  # fmt: skip
+            for s, lat, good, pool, ep in rows:
+                f.write(f"{s:.6f},{lat:.3f},{int(good)},{pool},{ep}\n")
+            n = len(rows)
+    if isinstance(b.actuator, EventSource):
+        with (d / "events.csv").open("w") as f:
+            f.write("t_unix_s,pool,replica,event,detail\n")
+            for e in sorted(b.actuator.events(), key=lambda e: e.t_unix):
+                f.write(f"{e.t_unix:.6f},{e.pool},{e.replica},{e.kind},{e.detail}\n")
+    series = 0
+    url = b.prometheus.url if b.prometheus is not None else b.prometheus_url
+    if url and b.scenario is not None and b.now > 0:
+        scrape = b.scenario.metrics.scrape_interval_s
+        q0 = math.floor((t0 - 2 * scrape) / scrape) * scrape
+        q1 = math.ceil(t1 / scrape) * scrape
+        pd = d / "prometheus"
+        pd.mkdir(exist_ok=True)
+        index: dict[str, Any] = {}
+        for metric in (*TRITON_SERIES, *EXTRA_TRITON_SERIES):
+            query = f"{metric}{{{b.selectors.triton}}}"
+            try:
+                data = _query_range(url, query, q0, q1, scrape)
+            except BackendError:
+                continue  # a trace is evidence, not a precondition: keep what could be read
+            if data["data"]["result"]:
+                (pd / f"{metric}.json").write_text(json.dumps(data, separators=(",", ":")))
+                index[f"{metric}.json"] = index_entry(metric, query, scrape, q0, q1)
+                series += 1
+        (pd / "index.json").write_text(json.dumps(index, indent=1))
+    return {"trace_requests": n, "trace_series": series, "t0_unix_s": t0, "t_end_unix_s": t1}
