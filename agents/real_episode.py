@@ -33,7 +33,7 @@ class RealEpisode:
     def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
         from bridge.factory import make_backend
         from bridge.kube_settings import KubeSettings
-        from bridge.trace import write_trace
+        from bridge.trace import write_events, write_trace
 
         sc = with_pattern(Scenario.model_validate(self.scenario), pattern)
         trace = run_dir / "trace"
@@ -51,6 +51,7 @@ class RealEpisode:
             run = run_policy(policy, sc, seed, backend=backend, on_end=keep_trace)
         finally:
             backend.close()
+            write_events(backend, trace)
             shutil.rmtree(work, ignore_errors=True)
         meta = {"scenario": sc.name, "pattern": pattern, "policy": policy, "seed": seed,
                 "backend": self.backend}  # fmt: skip

@@ -19,27 +19,24 @@ from bridge.backend import ClusterBackend, EventSource
 from kisim.errors import BackendError
 
 
-def write_trace(b: ClusterBackend, d: Path) -> dict[str, Any]:
-    """Write the episode `b` just ran into `d`; returns a short summary for the run's JSON."""
-    from bridge.record import EXTRA_TRITON_SERIES, TRITON_SERIES, _query_range, index_entry
-
-    d.mkdir(parents=True, exist_ok=True)
-    t0, t1 = b.t0_unix, b.t0_unix + b.now
-    n = 0
-    log = b.load.log
-    with (d / "requests.csv").open("w") as f:
-        f.write("start_unix_s,latency_ms,ok,pool,endpoint\n")
-        if log is not None:
-            rows = sorted(zip(log.start, log.latency_ms, log.ok, log.pool, log.endpoint,
-                              strict=True))  # fmt: skip
-            for s, lat, good, pool, ep in rows:
-                f.write(f"{s:.6f},{lat:.3f},{int(good)},{pool},{ep}\n")
-            n = len(rows)
+def write_events(b: ClusterBackend, d: Path) -> None:
+    """``events.csv``: the replicas' lifecycle; call after `close()` to include the stops."""
     if isinstance(b.actuator, EventSource):
+        d.mkdir(parents=True, exist_ok=True)
         with (d / "events.csv").open("w") as f:
             f.write("t_unix_s,pool,replica,event,detail\n")
             for e in sorted(b.actuator.events(), key=lambda e: e.t_unix):
                 f.write(f"{e.t_unix:.6f},{e.pool},{e.replica},{e.kind},{e.detail}\n")
+
+
+def write_trace(b: ClusterBackend, d: Path) -> dict[str, Any]:
+    """Requests and Prometheus series of the episode `b` just ran (before `close()`)."""
+    from bridge.record import EXTRA_TRITON_SERIES, TRITON_SERIES, _query_range, index_entry
+
+    d.mkdir(parents=True, exist_ok=True)
+    t0, t1 = b.t0_unix, b.t0_unix + b.now
+    log = b.load.log
+    n = log.write_requests_csv(d / "requests.csv") if log is not None else 0
     series = 0
     url = b.prometheus.url if b.prometheus is not None else b.prometheus_url
     if url and b.scenario is not None and b.now > 0:

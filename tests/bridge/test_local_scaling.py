@@ -16,32 +16,31 @@ import numpy as np
 import pytest
 from local_stack import USERS, needs_stack, port_open, small_scenario
 
-from kisim.backend import Action, PoolSetting
 
 pytestmark = [pytest.mark.server, needs_stack]
 DT = 8.0
 
 
 def test_scale_up_then_down_is_real_and_accounted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through `KisimEnv` with the replicas preset: hold, CPU +2 (clamped to 2), hold,
+    CPU -1 and GPU -1 (clamped at 0), hold."""
     from bridge.backend import make_local_backend
     from bridge.triton_metrics import scrape
+    from kisim.env import KisimEnv
 
     sc = small_scenario(**{"pools.gpu.replicas": 0, "duration_s": 40})
-    b = make_local_backend(tmp_path)
+    env = KisimEnv(sc, make_local_backend(tmp_path), action="replicas", step_s=DT)
+    b = env.backend
+    hold = np.array([2, 2, 1])
     try:
-        b.reset(sc, seed=1)
+        env.reset(seed=1)
         t_before = time.time()
         ((first, _, first_metrics),) = b.actuator.replicas("cpu")
         before = scrape(first_metrics)
-        w0 = b.advance(DT)
-        up = b.apply(Action(pools={"cpu": PoolSetting(replicas=3)}))
-        w1, w2 = b.advance(DT), b.advance(DT)
+        steps = [env.step(hold), env.step(np.array([2, 4, 1])), env.step(hold)]
         live = b.actuator.replicas("cpu")
         ((new, new_http, _),) = [r for r in live if r[0] != first]
-        down = b.apply(
-            Action(pools={"cpu": PoolSetting(replicas=1), "gpu": PoolSetting(replicas=-1)})
-        )
-        w3, w4 = b.advance(DT), b.advance(DT)
+        steps += [env.step(np.array([1, 1, 1])), env.step(hold)]
         t_after = time.time()
         after = scrape(first_metrics)
         t0 = b.t0_unix
@@ -50,12 +49,14 @@ def test_scale_up_then_down_is_real_and_accounted(tmp_path) -> None:  # type: ig
         final = dict(b.actuator.final_counters)
         prom_addr = b.prometheus.url.removeprefix("http://")
     finally:
-        b.close()
-    windows = [w0, w1, w2, w3, w4]
+        env.close()
+    windows = [info["window"] for *_, info in steps]
+    w0, w1, w2, w3, w4 = windows
+    assert steps[-1][3] and not any(s[3] for s in steps[:-1])  # truncated at 40 s only
 
     # --- bounds: the request for 3 is clamped, and so is -1
-    assert up.replicas["cpu"] == 2 and "max_replicas" in up.clamped["cpu.replicas"]
-    assert down.replicas == {"gpu": 0, "cpu": 1} and "min_replicas" in down.clamped["gpu.replicas"]
+    assert steps[1][4]["clamped"] == {"cpu.replicas": "3 -> 2 (max_replicas)"}
+    assert steps[3][4]["clamped"] == {"gpu.replicas": "-1 -> 0 (min_replicas)"}
 
     # --- the replica picture window by window
     assert [w.cpu_desired for w in windows] == [1, 2, 2, 1, 1]

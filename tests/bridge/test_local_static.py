@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from local_stack import USERS, needs_stack, port_open, small_scenario
 
-from kisim.backend import Action
 from kisim.config import POOLS
 
 pytestmark = [pytest.mark.server, needs_stack]
@@ -40,19 +39,29 @@ def _total(snap: dict[str, dict[str, float]], key: str) -> float:
 
 
 def test_static_episode_agrees_with_triton_counters(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through `KisimEnv`, as a policy sees it: the replicas preset holding its replicas,
+    then switching placement to prefer-gpu."""
     from bridge.backend import make_local_backend
+    from kisim.env import KisimEnv
 
     sc = small_scenario()
-    b = make_local_backend(tmp_path)
+    env = KisimEnv(sc, make_local_backend(tmp_path), action="replicas", step_s=DT)
+    b = env.backend
+    hold, prefer_gpu = np.array([2, 2, 1]), np.array([2, 2, 0])
     try:
-        b.reset(sc, seed=0)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
         t_before = time.time()
         before = _direct(b)
         addrs = [a for p in POOLS for _, h, m in b.actuator.replicas(p) for a in (h, m)]
         addrs.append(b.prometheus.url.removeprefix("http://"))
-        windows = [b.advance(DT), b.advance(DT)]
-        b.apply(Action(placement="prefer-gpu"))  # gpu_share 0.8 from here on
-        windows.append(b.advance(DT))
+        windows, rewards = [], []
+        for a in (hold, hold, prefer_gpu):  # gpu_share 0.8 in the third step
+            obs, r, terminated, truncated, info = env.step(a)
+            assert env.observation_space.contains(obs) and np.isfinite(r)
+            windows.append(info["window"])
+            rewards.append(r)
+        assert truncated and not terminated  # 24 s = 3 steps of 8 s
         t_after = time.time()
         after = _direct(b)
         t0 = b.t0_unix
@@ -60,7 +69,8 @@ def test_static_episode_agrees_with_triton_counters(tmp_path) -> None:  # type: 
         items, batches, waits = b.batch_items, b.batches, b.waits()
         client_lat = b.latencies()
     finally:
-        b.close()
+        env.close()
+    assert env.episode_reward == pytest.approx(sum(rewards))
 
     # --- the Window's own consistency and the static replica picture
     for w in windows:
