@@ -92,8 +92,8 @@ def check_real(sc: Scenario, policies: list[str], backend: str, kube: dict[str, 
         raise KisimError("--backend kubernetes needs --prometheus-url (the cluster's Prometheus)")
     for spec in policies:
         run_sc = _run_scenario(spec, sc)
-        hpa = run_sc.controller.name == "hpa" and run_sc.controller.hpa.pools
-        if backend == "local" and hpa:
+        real_hpa = run_sc.controller.name == "hpa" and run_sc.hpa_pools()
+        if backend == "local" and real_hpa:
             raise KisimError(f"policy {spec}: the local backend has no Kubernetes HPA; "
                              "evaluate it with --backend kubernetes (a real HPA object)")  # fmt: skip
 
@@ -112,6 +112,7 @@ def plan(sc: Scenario, policies: list[str], backend: str,
                           for p, c in run_sc.pools.items())  # fmt: skip
         lines.append(f"policy {spec}: controller {run_sc.controller.name}; start with {pools}")
         if backend == "kubernetes":
+            from bridge.backend import set_controller
             from bridge.kube import KubeActuator
             from bridge.kube_settings import KubeSettings
 
@@ -119,10 +120,7 @@ def plan(sc: Scenario, policies: list[str], backend: str,
                                echo=lambda m: lines.append(f"  {m}"))  # fmt: skip
             try:
                 act.start(run_sc)
-                hpa = run_sc.controller.name == "hpa"
-                for pool in run_sc.pools:
-                    on = hpa and pool in run_sc.controller.hpa.pools
-                    act.set_hpa(pool, run_sc.controller.hpa.target_cpu_utilization if on else None)
+                set_controller(act, run_sc)
             finally:
                 act.close()
         else:

@@ -37,7 +37,7 @@ from kisim.backend import Action, Applied
 from kisim.config import PLACEMENTS, POOLS, Scenario
 from kisim.errors import BackendError
 from kisim.patterns import Pattern, make_pattern
-from kisim.window import Window, percentiles_ms
+from kisim.window import PoolReplicas, Utilisation, Window, percentiles_ms
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class ClusterBackend:
         self._sampled = {}
         self._episode_view = None
         self._start_observer(scenario)
-        self._set_controller(scenario)
+        set_controller(self.actuator, scenario)
         self.actuator.start(scenario)
         self._wait_ready(scenario)
         self.t0_unix = self.load.start(
@@ -152,9 +152,8 @@ class ClusterBackend:
                 raise BackendError(f"unknown placement '{action.placement}'")
             self.placement = action.placement
         if action.hpa_target is not None:
-            for pool in sc.controller.hpa.pools:
-                if pool in sc.pools:
-                    self.actuator.set_hpa(pool, action.hpa_target)
+            for pool in sc.hpa_pools():
+                self.actuator.set_hpa(pool, action.hpa_target)
         self._tick()
         replicas = {p: self.actuator.state(p).desired for p in sc.pools}
         return Applied(replicas=replicas, clamped=clamped)
@@ -171,35 +170,22 @@ class ClusterBackend:
         view = self.observer.view(b, dt, b - self.t0_unix)
         st = {p: self.actuator.state(p) for p in POOLS}
         cost = {p: self._replica_s(p, a, b) for p in POOLS}
-        mean, p50, p95, p99 = percentiles_ms(rec.latencies_s)
         slow = int(np.count_nonzero(rec.latencies_s * 1000.0 > sc.slo_ms))
         t_end = self._now + dt
         assert self.pattern is not None
-        w = Window(
+        w = Window.measured(
             t_start=self._now,
             t_end=t_end,
             load_level=self.pattern.level(t_end),
             offered=rec.offered,
             served=rec.served,
             errors=rec.errors,
-            throughput_rps=rec.served / dt if dt > 0 else math.nan,
-            latency_mean_ms=mean,
-            latency_p50_ms=p50,
-            latency_p95_ms=p95,
-            latency_p99_ms=p99,
+            latency_ms=percentiles_ms(rec.latencies_s),
+            slow=slow,
             queue_wait_ms=view.queue_wait_ms,
-            slo_violations=slow + rec.errors,
-            cpu_util=view.cpu_util,
-            mem_util=view.mem_util,
-            gpu_util=view.gpu_util,
-            gpu_desired=st["gpu"].desired,
-            gpu_ready=st["gpu"].ready,
-            gpu_pending=st["gpu"].pending,
-            cpu_desired=st["cpu"].desired,
-            cpu_ready=st["cpu"].ready,
-            cpu_pending=st["cpu"].pending,
-            gpu_replica_s=cost["gpu"],
-            cpu_replica_s=cost["cpu"],
+            util=Utilisation(view.cpu_util, view.mem_util, view.gpu_util),
+            replicas={p: PoolReplicas(s.desired, s.ready, s.pending) for p, s in st.items()},
+            replica_s=cost,
             pending_pod_s=self._sampled.pop("pending", 0.0),
             queue_length=0 if math.isnan(view.queue_length) else int(view.queue_length),
             mean_batch_size=view.mean_batch_size,
@@ -297,13 +283,6 @@ class ClusterBackend:
             self.prometheus.stop()
             self.prometheus = None
 
-    def _set_controller(self, sc: Scenario) -> None:
-        """controller 'hpa' means a real HPA in the cluster; otherwise make sure there is none."""
-        hpa = sc.controller.name == "hpa"
-        for pool in sc.pools:
-            on = hpa and pool in sc.controller.hpa.pools
-            self.actuator.set_hpa(pool, sc.controller.hpa.target_cpu_utilization if on else None)
-
     def _wait_ready(self, sc: Scenario) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
         while True:
@@ -359,6 +338,13 @@ class ClusterBackend:
             if left <= 0:
                 return
             time.sleep(min(self.tick_s, left))
+
+
+def set_controller(actuator: Actuator, sc: Scenario) -> None:
+    """controller 'hpa' means a real HPA in the cluster; otherwise make sure there is none."""
+    on = sc.hpa_pools() if sc.controller.name == "hpa" else []
+    for pool in sc.pools:
+        actuator.set_hpa(pool, sc.controller.hpa.target_cpu_utilization if pool in on else None)
 
 
 def make_local_backend(workdir: Path | None = None) -> ClusterBackend:

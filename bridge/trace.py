@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bridge.backend import ClusterBackend, EventSource
+from bridge.record.prometheus_export import EXTRA_TRITON_SERIES, index_entry, query_range
 from kisim.errors import BackendError
+from kisim.trace_bundle import TRITON_SERIES
 
 
 def write_events(b: ClusterBackend, d: Path) -> None:
@@ -31,8 +33,6 @@ def write_events(b: ClusterBackend, d: Path) -> None:
 
 def write_trace(b: ClusterBackend, d: Path) -> dict[str, Any]:
     """Requests and Prometheus series of the episode `b` just ran (before `close()`)."""
-    from bridge.record import EXTRA_TRITON_SERIES, TRITON_SERIES, _query_range, index_entry
-
     d.mkdir(parents=True, exist_ok=True)
     t0, t1 = b.t0_unix, b.t0_unix + b.now
     log = b.load.log
@@ -49,7 +49,7 @@ def write_trace(b: ClusterBackend, d: Path) -> dict[str, Any]:
         for metric in (*TRITON_SERIES, *EXTRA_TRITON_SERIES):
             query = f"{metric}{{{b.selectors.triton}}}"
             try:
-                data = _query_range(url, query, q0, q1, scrape)
+                data = query_range(url, query, q0, q1, scrape)
             except BackendError:
                 continue  # a trace is evidence, not a precondition: keep what could be read
             if data["data"]["result"]:

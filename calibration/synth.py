@@ -34,19 +34,11 @@ import yaml
 from kisim.config import Scenario
 from kisim.errors import ConfigError
 from kisim.patterns import make_pattern
+from kisim.trace_bundle import TRITON_SERIES
 from twin.draws import multiplier
 
-METRICS = (
-    "nv_inference_request_success",
-    "nv_inference_count",
-    "nv_inference_exec_count",
-    "nv_inference_request_duration_us",
-    "nv_inference_queue_duration_us",
-    "nv_inference_compute_infer_duration_us",
-    "nv_inference_pending_request_count",
-    "container_cpu_usage_seconds_total",
-    "container_memory_working_set_bytes",
-)
+METRICS = (*TRITON_SERIES, "container_cpu_usage_seconds_total",
+           "container_memory_working_set_bytes")  # fmt: skip
 
 
 def _schedule(sc: Scenario) -> list[dict[str, float]]:

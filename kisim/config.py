@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -29,6 +29,7 @@ API_VERSION = "kisim/v1"
 POOLS: tuple[str, ...] = ("gpu", "cpu")
 PLACEMENTS: tuple[str, ...] = ("prefer-gpu", "balanced", "prefer-cpu")
 
+M = TypeVar("M", bound=BaseModel)
 Pos = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]
 
@@ -80,7 +81,9 @@ class StartupCalibration(_Model):
     container_start_s: NonNeg = Field(2.0, description="Image present: sandbox + container start.")
     model_load_s: NonNeg = Field(8.0, description="Triton start + model load, mean.")
     model_load_cv: NonNeg = Field(0.2, description="Lognormal cv of the model-load time.")
-    readiness_initial_delay_s: NonNeg = Field(5.0, description="readinessProbe.initialDelaySeconds.")
+    readiness_initial_delay_s: NonNeg = Field(
+        5.0, description="readinessProbe.initialDelaySeconds."
+    )
     readiness_period_s: Pos = Field(5.0, description="readinessProbe.periodSeconds.")
     termination_grace_s: NonNeg = Field(30.0, description="terminationGracePeriodSeconds.")
 
@@ -103,6 +106,19 @@ class DeviceCalibration(_Model):
         0.0, description="Per-request time outside queue and compute (HTTP, (de)serialisation)."
     )
     overhead_noise: Dist = Field(default_factory=Dist, description="Noise of `overhead_ms`.")
+    host_sharing_penalty: NonNeg = Field(
+        0.0,
+        description="CPU replicas sharing one node's cores (no CPU limits, e.g. a single host): "
+        "slow-down per execution of another replica busy on the same node. 0 = replicas "
+        "never slow each other (CPU limits on dedicated cores).",
+    )
+    overhead_busy_factor: NonNeg = Field(
+        0.0,
+        description="Overhead contention: a request that completes while its replica still has "
+        "work (batches executing or queued, as a share of its instances) takes overhead x "
+        "(1 + this x share); the front end and the client share the replica's cores. "
+        "0 = constant overhead.",
+    )
     cpu_per_request_ms: NonNeg = Field(
         0.0, description="CPU core-ms the server front end spends per request."
     )
@@ -297,7 +313,9 @@ class MetricsConfig(_Model):
 
     scrape_interval_s: Pos = Field(15.0, description="Prometheus scrape_interval.")
     rate_window_s: Pos = Field(60.0, description="Range of rate()/increase() in queries.")
-    metrics_server_resolution_s: Pos = Field(15.0, description="metrics-server --metric-resolution.")
+    metrics_server_resolution_s: Pos = Field(
+        15.0, description="metrics-server --metric-resolution."
+    )
 
 
 class ResourceActionConfig(_Model):
@@ -427,6 +445,12 @@ class Scenario(_Model):
                 raise ValueError(f"pools.{pool}.resources.gpu: a GPU device needs gpu >= 1")
         return self
 
+    def hpa_pools(self) -> list[str]:
+        """The pools that get an HPA: listed in `controller.hpa.pools`, present, and able to
+        run a pod (a pool at max_replicas 0 has, as on Kubernetes, nothing to autoscale)."""
+        return [p for p in self.controller.hpa.pools if p in self.pools
+                and self.pools[p].max_replicas > 0]  # fmt: skip
+
 
 # --------------------------------------------------------------------------- loading
 
@@ -437,6 +461,19 @@ def _fmt_errors(path: Path | str, err: ValidationError) -> str:
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{path}: {loc or '(top level)'}: {msg}{more}"
+
+
+def validated(model: type[M], data: Any, source: Path | str) -> M:
+    """`data` validated as `model`, or a ConfigError naming `source` and the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_fmt_errors(source, e)) from None
+
+
+def load_model(model: type[M], path: Path | str) -> M:
+    """A YAML file validated as `model`; errors name the file and the field."""
+    return validated(model, read_yaml(path), path)
 
 
 def read_yaml(path: Path | str) -> dict[str, Any]:
@@ -456,11 +493,7 @@ def read_yaml(path: Path | str) -> dict[str, Any]:
 
 
 def load_calibration(path: Path | str) -> Calibration:
-    data = read_yaml(path)
-    try:
-        return Calibration.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_fmt_errors(path, e)) from None
+    return load_model(Calibration, path)
 
 
 def load_scenario(path: Path | str, **overrides: Any) -> Scenario:
@@ -477,16 +510,10 @@ def load_scenario(path: Path | str, **overrides: Any) -> Scenario:
     if isinstance(cal, str):
         cal_path = Path(cal)
         data["calibration"] = read_yaml(cal_path)
-        try:
-            Calibration.model_validate(data["calibration"])
-        except ValidationError as e:
-            raise ConfigError(_fmt_errors(cal_path, e)) from None
+        validated(Calibration, data["calibration"], cal_path)
     for dotted, value in overrides.items():
         _set_dotted(data, dotted, value)
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_fmt_errors(p, e)) from None
+    return validated(Scenario, data, p)
 
 
 def _read_scenario_data(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -532,10 +559,7 @@ def with_pattern(scenario: Scenario, name: str) -> Scenario:
         "name": name,
         "params": scenario.traffic.pattern_params.get(name, {}),
     }
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_fmt_errors(f"--pattern {name}", e)) from None
+    return validated(Scenario, data, f"--pattern {name}")
 
 
 def override(scenario: Scenario, source: str, **dotted: Any) -> Scenario:
@@ -543,10 +567,7 @@ def override(scenario: Scenario, source: str, **dotted: Any) -> Scenario:
     data = scenario.model_dump(mode="json")
     for k, v in dotted.items():
         _set_dotted(data, k, v)
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_fmt_errors(source, e)) from None
+    return validated(Scenario, data, source)
 
 
 def resolved_json(scenario: Scenario) -> str:

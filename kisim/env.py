@@ -51,10 +51,10 @@ _EPS = 1e-9
 
 
 def default_backend() -> Backend:
-    """The twin, with pod-template rollouts (`twin.rollout`) for the `resources` preset."""
-    from twin.rollout import RolloutTwinBackend
+    """The twin (its `apply` rolls out pod-template changes for the `resources` preset)."""
+    from twin.backend import TwinBackend
 
-    return RolloutTwinBackend()
+    return TwinBackend()
 
 
 @runtime_checkable

@@ -1,8 +1,9 @@
 """`TwinBackend`: the digital twin behind the `Backend` protocol.
 
 reset(scenario, seed) builds a fresh SimPy world (data plane, scheduler, pods,
-Prometheus view, in-cluster controller, load shaper); advance(dt) runs it and
-reports a `Window`; apply(action) changes Deployments, placement or the HPA target.
+Prometheus view, in-cluster controller, load shaper, Deployment rollouts); advance(dt)
+runs it and reports a `Window`; apply(action) changes Deployments (replicas, and the pod
+template through a rolling update: `twin.rollout`), placement or the HPA target.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import math
 import numpy as np
 
 from kisim.backend import Action, Applied
-from kisim.config import Scenario
+from kisim.config import POOLS, Scenario
 from kisim.errors import BackendError
-from kisim.window import Window
+from kisim.window import Latencies, PoolReplicas, Utilisation, Window
 from twin import kernel
 from twin.clock import TwinClock
 from twin.controllers import HPAController
 from twin.dataplane import DataPlane
 from twin.observe import Observer
 from twin.pods import PodManager
+from twin.rollout import Rollouts
 from twin.scheduler import Scheduler
 from twin.traffic import build_pattern, shaper
 
@@ -59,6 +61,7 @@ class TwinBackend:
         for pool, cfg in scenario.pools.items():  # the run starts on a warm service
             self.pods.scale(pool, cfg.replicas, warm=True)
         self.env.process(shaper(self.env, self.dp, scenario, self.pattern))
+        self.rollouts = Rollouts(self.pods, self.dp)
 
     @property
     def now(self) -> float:
@@ -83,6 +86,7 @@ class TwinBackend:
             self.dp.set_placement(action.placement)
         if action.hpa_target is not None and self.hpa is not None:
             self.hpa.set_target(action.hpa_target)
+        clamped.update(self.rollouts.apply(action.pools))  # template changes roll out last
         return Applied(replicas=set_to or dict(self.pods.desired), clamped=clamped)
 
     def advance(self, dt: float) -> Window:
@@ -107,46 +111,31 @@ class TwinBackend:
         self.batches += w.batches
         self.batch_items += w.items
         self.pods.accrue()
-        rs = dict(self.pods.replica_s)
-        pend = self.pods.pending_s
-        d_gpu, self._acc["gpu"] = rs.get("gpu", 0.0) - self._acc["gpu"], rs.get("gpu", 0.0)
-        d_cpu, self._acc["cpu"] = rs.get("cpu", 0.0) - self._acc["cpu"], rs.get("cpu", 0.0)
-        d_pend, self._acc["pending"] = pend - self._acc["pending"], pend
-        mean = p50 = p95 = p99 = math.nan
+        rs = self.pods.replica_s
+        acc = {**{pool: rs.get(pool, 0.0) for pool in POOLS}, "pending": self.pods.pending_s}
+        spent = {k: v - self._acc[k] for k, v in acc.items()}  # since the last window
+        self._acc = acc
+        latency = Latencies(math.nan, math.nan, math.nan, math.nan)
         if len(lat):
             kernel.percentiles_ms(lat, self._pct)
-            mean, p50, p95, p99 = (float(x) for x in self._pct)
+            latency = Latencies(*(float(x) for x in self._pct))
         slo = self.scenario.slo_ms * 1e-3
-        cpu_u, mem_u, gpu_u = self.obs.utilisation()
-        gd, gr, gp = self.pods.counts("gpu")
-        cd, cr, cp = self.pods.counts("cpu")
-        dur = t1 - t0
-        return Window(
+        util = Utilisation(*self.obs.utilisation())
+        replicas = {pool: PoolReplicas(*self.pods.counts(pool)) for pool in POOLS}
+        return Window.measured(
             t_start=t0,
             t_end=t1,
             load_level=self.pattern.level(t1),
             offered=w.offered,
             served=w.served,
             errors=w.errors,
-            throughput_rps=w.served / dur if dur > 0 else math.nan,
-            latency_mean_ms=mean,
-            latency_p50_ms=p50,
-            latency_p95_ms=p95,
-            latency_p99_ms=p99,
+            latency_ms=latency,
+            slow=int(np.count_nonzero(lat > slo)),
             queue_wait_ms=float(wait.mean() * 1e3) if len(wait) else math.nan,
-            slo_violations=int(np.count_nonzero(lat > slo)) + w.errors,
-            cpu_util=cpu_u,
-            mem_util=mem_u,
-            gpu_util=gpu_u,
-            gpu_desired=gd,
-            gpu_ready=gr,
-            gpu_pending=gp,
-            cpu_desired=cd,
-            cpu_ready=cr,
-            cpu_pending=cp,
-            gpu_replica_s=d_gpu,
-            cpu_replica_s=d_cpu,
-            pending_pod_s=d_pend,
+            util=util,
+            replicas=replicas,
+            replica_s=spent,
+            pending_pod_s=spent["pending"],
             queue_length=self.dp.queue_length(),
             mean_batch_size=w.items / w.batches if w.batches else math.nan,
             placement=self.dp.placement,

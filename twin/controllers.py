@@ -11,7 +11,8 @@ from twin.pods import PodManager
 
 
 class HPAController:
-    """One `HorizontalPodAutoscaler` per configured pool, synced every `sync_period_s`."""
+    """One `HorizontalPodAutoscaler` per pool that gets one (`Scenario.hpa_pools`: a pool
+    that cannot run a pod gets none), synced every `sync_period_s`."""
 
     def __init__(self, env: simpy.Environment, pods: PodManager, obs: Observer, scenario: Scenario):
         self.env, self.pods, self.obs = env, pods, obs
@@ -19,7 +20,7 @@ class HPAController:
         self.hpas = {
             pool: HorizontalPodAutoscaler(cfg, max(1, scenario.pools[pool].min_replicas),
                                           scenario.pools[pool].max_replicas)
-            for pool in cfg.pools if pool in scenario.pools
+            for pool in scenario.hpa_pools()
         }  # fmt: skip
         self.period = cfg.sync_period_s
         env.process(self._loop())

@@ -19,16 +19,20 @@ of any older template are "old"). Scaling during a rollout deletes pods by the
 ReplicaSet ranking regardless of template (Kubernetes would scale old and new sets
 proportionally): an approximation, documented in docs/environment.md.
 
-`RolloutTwinBackend` is `TwinBackend` plus this; the env uses it by default until
-`TwinBackend.apply` calls `Rollouts.set_template` itself.
+`TwinBackend` keeps one `Rollouts` per episode and hands it every action's template
+settings (`Rollouts.apply`) after the replica changes.
 """
 
 from __future__ import annotations
 
-from kisim.backend import Action, Applied, PoolSetting
-from kisim.config import PoolConfig, Scenario
-from twin.backend import TwinBackend
-from twin.pods import Phase, Pod
+from collections.abc import Mapping
+
+import numpy as np
+
+from kisim.backend import PoolSetting
+from kisim.config import PoolConfig
+from twin.dataplane import DataPlane
+from twin.pods import Phase, Pod, PodManager
 
 # (maxSurge, maxUnavailable) by device kind, as in manifests/kisim/30-triton-gpu.yaml, 31-...cpu
 STRATEGY = {"gpu": (0, 1), "cpu": (1, 0)}
@@ -58,16 +62,29 @@ def _template_key(cfg: PoolConfig) -> tuple[float, float, int, int]:
             cfg.instances)  # fmt: skip
 
 
+def changes_template(s: PoolSetting) -> bool:
+    """Whether `s` sets any pod-template field (cpu, memory, max batch size, instances)."""
+    return (s.cpu, s.memory_gib, s.max_batch_size, s.instances) != (None, None, None, None)
+
+
 class Rollouts:
     """Template changes and rolling updates of one `TwinBackend` episode."""
 
-    def __init__(self, backend: TwinBackend) -> None:
-        self.b = backend
-        self.pods = backend.pods
+    def __init__(self, pods: PodManager, dp: DataPlane) -> None:
+        self.pods = pods
+        self.dp = dp
         self.active: set[str] = set()  # pools with a rollout in progress
         self.started = 0  # rollouts begun (for tests and reports)
         self.pods.on_ready.append(self._on_event)
         self.pods.on_gone.append(self._on_event)
+
+    def apply(self, pools: Mapping[str, PoolSetting]) -> dict[str, str]:
+        """Set the template of every pool whose setting changes it; returns what was refused."""
+        refused: dict[str, str] = {}
+        for pool, s in pools.items():
+            if changes_template(s):
+                refused.update(self.set_template(pool, s))
+        return refused
 
     def set_template(self, pool: str, s: PoolSetting) -> dict[str, str]:
         """Change the template; returns settings it refused (name -> why)."""
@@ -96,11 +113,9 @@ class Rollouts:
 
     def _ensure_capacity(self, cfg: PoolConfig) -> None:
         """Grow the data plane's per-replica arrays if the batch or instance count outgrows them."""
-        dp = self.b.dp
+        dp = self.dp
         mb = cfg.batching.max_batch_size if cfg.batching.enabled else 1
         if mb > dp.maxb:
-            import numpy as np
-
             old = dp.maxb
             curve = np.zeros((dp.curve.shape[0], mb + 1), np.float64)
             curve[:, : old + 1] = dp.curve
@@ -156,32 +171,13 @@ def _rank(p: Pod) -> tuple[int, int]:
     return level, -p.seq
 
 
-class RolloutTwinBackend(TwinBackend):
-    """`TwinBackend` whose `apply` also changes pod templates (see module docstring)."""
-
-    def reset(self, scenario: Scenario, seed: int) -> None:
-        super().reset(scenario, seed)
-        self.rollouts = Rollouts(self)
-
-    def apply(self, action: Action) -> Applied:
-        applied = super().apply(action)
-        refused: dict[str, str] = {}
-        for pool, s in action.pools.items():
-            if (s.cpu, s.memory_gib, s.max_batch_size, s.instances) == (None, None, None, None):
-                continue
-            refused.update(self.rollouts.set_template(pool, s))
-        if refused:
-            return Applied(applied.replicas, {**applied.clamped, **refused})
-        return applied
-
-
-def pods_by_template(backend: TwinBackend, pool: str) -> dict[tuple[float, float, int, int], int]:
+def pods_by_template(pods: PodManager, pool: str) -> dict[tuple[float, float, int, int], int]:
     """Active pods of a pool per template (cpu, memory, max batch, instances): for tests."""
     out: dict[tuple[float, float, int, int], int] = {}
-    for p in backend.pods.active(pool):
+    for p in pods.active(pool):
         k = _template_key(p.cfg)
         out[k] = out.get(k, 0) + 1
     return out
 
 
-__all__ = ["Rollouts", "RolloutTwinBackend", "STRATEGY", "with_template", "pods_by_template"]
+__all__ = ["Rollouts", "STRATEGY", "changes_template", "with_template", "pods_by_template"]

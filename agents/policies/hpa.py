@@ -19,8 +19,8 @@ class HPA(InClusterPolicy):
 
     def scenario(self, sc: Scenario) -> Scenario:
         d: dict[str, object] = {"controller.name": "hpa"}
-        pools = [p for p in sc.controller.hpa.pools if p in sc.pools and sc.pools[p].max_replicas > 0]
-        if pools != list(sc.controller.hpa.pools):  # no HPA object for a pool that cannot run pods
+        pools = sc.hpa_pools()
+        if pools != list(sc.controller.hpa.pools):  # the resolved scenario names the HPAs made
             d["controller.hpa.pools"] = pools
         if self.target is not None:
             d["controller.hpa.target_cpu_utilization"] = self.target

@@ -20,6 +20,7 @@ import yaml
 from local_stack import needs_stack, port_open
 
 from kisim.errors import ConfigError, KisimError
+from kisim.trace_bundle import TRITON_SERIES
 
 pytestmark = [pytest.mark.server, needs_stack]
 
@@ -49,15 +50,6 @@ REQUIRED = (
     "events.csv",
     "service_times.csv",
     "prometheus/index.json",
-)
-TRITON = (
-    "nv_inference_request_success",
-    "nv_inference_count",
-    "nv_inference_exec_count",
-    "nv_inference_request_duration_us",
-    "nv_inference_queue_duration_us",
-    "nv_inference_compute_infer_duration_us",
-    "nv_inference_pending_request_count",
 )
 
 
@@ -135,7 +127,7 @@ def test_record_writes_a_consistent_bundle(tmp_path) -> None:  # type: ignore[no
     # Prometheus: every Triton series, raw, with a sample before the first request
     idx = json.loads((out / "prometheus" / "index.json").read_text())
     prom = {}
-    for name in TRITON:
+    for name in TRITON_SERIES:
         meta = idx[f"{name}.json"]
         assert meta["step"] == "1s" and meta["start"] < t0 and meta["end"] > t1
         data = json.loads((out / "prometheus" / f"{name}.json").read_text())

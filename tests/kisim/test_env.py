@@ -178,8 +178,9 @@ def test_resources_action_changes_templates_and_rolls_pods(short):
     assert (c.cpu, c.memory_gib, c.max_batch_size, c.instances) == (2.5, 4.5, 8, 2)
     assert t["gpu"].max_batch_size == 8
     env.step(env.hold())
-    assert set(pods_by_template(env.backend, "cpu")) == {(2.5, 4.5, 8, 2)}  # old pods replaced
-    assert pods_by_template(env.backend, "gpu") == {(2.0, 4.0, 8, 1): 1}
+    pods = env.backend.pods
+    assert set(pods_by_template(pods, "cpu")) == {(2.5, 4.5, 8, 2)}  # old pods replaced
+    assert pods_by_template(pods, "gpu") == {(2.0, 4.0, 8, 1): 1}
     env.reset(seed=0)
     env.state.templates["cpu"].cpu = 8.0  # at the bound (env.resources.cpu_max)
     a = env.hold()
@@ -191,11 +192,11 @@ def test_resources_action_changes_templates_and_rolls_pods(short):
 def test_rollout_strategies_follow_the_manifests(short):
     """GPU: delete first (maxSurge 0); CPU: surge first (maxUnavailable 0)."""
     from kisim.backend import Action, PoolSetting
+    from twin.backend import TwinBackend
     from twin.pods import Phase
-    from twin.rollout import RolloutTwinBackend
 
     sc = override(short, "t", **{"controller.name": "external"})
-    b = RolloutTwinBackend()
+    b = TwinBackend()
     b.reset(sc, 0)
     b.advance(5.0)
     b.apply(Action(pools={"gpu": PoolSetting(cpu=3.0), "cpu": PoolSetting(cpu=3.0)}))

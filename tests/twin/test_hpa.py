@@ -328,3 +328,18 @@ def test_scale_down_select_max_and_min() -> None:
     # Min (smallest change) -> the higher limit 9
     h = hpa(scale_down_stabilization_s=0, scale_down_policies=two, scale_down_select="Min")
     assert h.sync(0.0, 10, ps) == 9
+
+
+def test_a_pool_that_cannot_run_pods_gets_no_hpa(make_scenario) -> None:  # type: ignore[no-untyped-def]
+    """max_replicas 0 (e.g. a CPU-only cluster's GPU pool): no Deployment to scale, no HPA —
+    the controller leaves the pool alone instead of refusing maxReplicas 0 < minReplicas 1."""
+    from twin.backend import TwinBackend
+
+    sc = make_scenario(**{"controller.name": "hpa", "duration_s": 60.0, "pools.gpu.replicas": 0,
+                          "pools.gpu.max_replicas": 0})  # fmt: skip
+    assert sc.controller.hpa.pools == ["gpu", "cpu"] and sc.hpa_pools() == ["cpu"]
+    b = TwinBackend()
+    b.reset(sc, 0)
+    assert b.hpa is not None and set(b.hpa.hpas) == {"cpu"}
+    w = b.advance(60.0)  # four syncs
+    assert (w.gpu_desired, w.gpu_ready, w.gpu_pending) == (0, 0, 0)
