@@ -52,6 +52,8 @@ def run_policy(policy: Policy | str, sc: Scenario, seed: int, backend: Backend |
     from kisim.env import InnerController, KisimEnv
 
     pol = make_policy(policy) if isinstance(policy, str) else policy
+    if backend is not None:
+        pol = pol.for_backend(bool(getattr(backend, "in_cluster_hpa", True)))
     sc = pol.scenario(sc)
     inner = pol if isinstance(pol, InnerController) else None
     env = KisimEnv(sc, backend, action=pol.action, step_s=pol.step_s, record_window_s=sc.window_s,

@@ -61,13 +61,13 @@ class RealEpisode:
                   summary, run.episode.latency_hist)  # fmt: skip
 
 
-def _run_scenario(spec: str, sc: Scenario) -> Scenario:
+def _run_scenario(spec: str, sc: Scenario, backend: str) -> Scenario:
     """The scenario a policy's runs start from, in-cluster controller as the env sets it."""
     from agents.policies import make_policy
     from kisim.actions import ACTIONS
     from kisim.config import override
 
-    pol = make_policy(spec)
+    pol = make_policy(spec).for_backend(backend != "local")
     run_sc = pol.scenario(sc)
     need = ACTIONS[pol.action].controller
     if need is not None and run_sc.controller.name != need:
@@ -91,11 +91,7 @@ def check_real(sc: Scenario, policies: list[str], backend: str, kube: dict[str, 
     elif not prometheus_url:
         raise KisimError("--backend kubernetes needs --prometheus-url (the cluster's Prometheus)")
     for spec in policies:
-        run_sc = _run_scenario(spec, sc)
-        real_hpa = run_sc.controller.name == "hpa" and run_sc.hpa_pools()
-        if backend == "local" and real_hpa:
-            raise KisimError(f"policy {spec}: the local backend has no Kubernetes HPA; "
-                             "evaluate it with --backend kubernetes (a real HPA object)")  # fmt: skip
+        _run_scenario(spec, sc, backend)  # a policy that cannot run here fails now
 
 
 def plan(sc: Scenario, policies: list[str], backend: str,
@@ -107,7 +103,7 @@ def plan(sc: Scenario, policies: list[str], backend: str,
 
     lines: list[str] = []
     for spec in policies:
-        run_sc = _run_scenario(spec, sc)
+        run_sc = _run_scenario(spec, sc, backend)
         pools = ", ".join(f"{p} {c.replicas} replicas (bounds {c.min_replicas}-{c.max_replicas})"
                           for p, c in run_sc.pools.items())  # fmt: skip
         lines.append(f"policy {spec}: controller {run_sc.controller.name}; start with {pools}")
@@ -127,4 +123,7 @@ def plan(sc: Scenario, policies: list[str], backend: str,
             n = sum(c.replicas for c in run_sc.pools.values())
             lines.append(f"  would start {n} Triton processes, a Prometheus and Locust, "
                          "all on 127.0.0.1, and stop them after each run")  # fmt: skip
+            if spec.split(":")[0] == "hpa":
+                lines.append("  no HPA object locally: kisim runs the HPA v2 algorithm from "
+                             "outside on the replicas' CPU in Prometheus")  # fmt: skip
     return lines

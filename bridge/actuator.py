@@ -24,6 +24,16 @@ class PoolState:
     pending: int
 
 
+@dataclass(frozen=True, slots=True)
+class PodLifecycle:
+    """One live replica as a pod lister shows it (unix seconds)."""
+
+    name: str
+    created: float
+    ready_at: float | None  # None: not ready yet
+    deleting: bool  # taken out of the endpoints, draining
+
+
 @runtime_checkable
 class Actuator(Protocol):
     def start(self, scenario: Scenario) -> None:

@@ -21,12 +21,14 @@ import math
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from bridge.actuator import Actuator
+from bridge import promql
+from bridge.actuator import Actuator, PodLifecycle
 from bridge.lifecycle import ReplicaEvent, replica_seconds
 from bridge.load import LoadGenerator
 from bridge.model_export import INPUT_NAME, OUTPUT_NAME
@@ -54,6 +56,27 @@ class EventSource(Protocol):
     """An actuator that records replica lifecycle events (for replica-seconds and traces)."""
 
     def events(self) -> list[ReplicaEvent]: ...
+
+
+@runtime_checkable
+class PodLister(Protocol):
+    """An actuator that lists each pool's live pods with their lifecycle (local)."""
+
+    def pods(self, pool: str) -> list[PodLifecycle]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """A pod as an HPA sync sees it (times in episode seconds)."""
+
+    name: str
+    created_s: float
+    ready_s: float | None
+    deleting: bool
+    cpu_request: float
+    cpu_usage: float | None
+    metric_s: float
+    metric_window_s: float
 
 
 class ClusterBackend:
@@ -217,6 +240,29 @@ class ClusterBackend:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ for an outside HPA
+
+    @property
+    def in_cluster_hpa(self) -> bool:
+        """Whether controller 'hpa' can be a real HPA object (Kubernetes, not local)."""
+        return bool(getattr(self.actuator, "has_hpa", True))
+
+    def pod_views(self, pool: str, window_s: float) -> list[PodView]:
+        """Each live pod of `pool` now, as an HPA sees it: lifecycle in episode seconds,
+        CPU request, and cores used over the last `window_s` from Prometheus (the
+        metrics-server's resolution); None where Prometheus has no rate yet."""
+        sc = self._scenario()
+        if not isinstance(self.actuator, PodLister) or self.observer is None:
+            raise BackendError("cluster backend: this actuator does not list its pods")
+        at = self.t0_unix + self._now
+        q = promql.pod_cpu_cores(self.selectors.pool(pool), window_s)
+        used = self.observer.by_label(q, at, "pod")
+        req = sc.pools[pool].resources.cpu  # type: ignore[index]
+        t0 = self.t0_unix
+        return [PodView(p.name, p.created - t0, None if p.ready_at is None else p.ready_at - t0,
+                        p.deleting, req, used.get(p.name), self._now, window_s)
+                for p in self.actuator.pods(pool)]  # fmt: skip
 
     # ------------------------------------------------------------------ run-summary extras
 

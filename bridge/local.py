@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge import paths, procs
-from bridge.actuator import PoolState
+from bridge.actuator import PodLifecycle, PoolState
 from bridge.lifecycle import ReplicaEvent
 from bridge.model_export import INPUT_NAME, OUTPUT_NAME
 from bridge.ports import HOST, free_port
@@ -79,6 +79,8 @@ class _Pool:
 
 class LocalActuator:
     """`bridge.actuator.Actuator` over local Triton processes (plus `endpoints`, `events`)."""
+
+    has_hpa = False  # no HorizontalPodAutoscaler here: kisim's HPA acts from outside
 
     def __init__(
         self,
@@ -200,6 +202,14 @@ class LocalActuator:
     def events(self) -> list[ReplicaEvent]:
         with self._lock:
             return list(self._events)
+
+    def pods(self, pool: str) -> list[PodLifecycle]:
+        """The pool's live replicas with their lifecycle (what an HPA's pod lister sees)."""
+        with self._lock:
+            p = self._pools.get(pool)
+            reps = p.replicas if p else []
+            return [PodLifecycle(r.name, r.created, r.ready_at, r.stopping_at is not None)
+                    for r in reps]  # fmt: skip
 
     def replicas(self, pool: str) -> list[tuple[str, str, str]]:
         """(name, http address, metrics address) of the pool's live replica processes."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bridge import promql
 from bridge.promql import Selectors
@@ -54,22 +55,37 @@ class Observer:
         self.backoff_s = backoff_s
         self._prom = PrometheusConnect(url=url, disable_ssl=True)
 
-    def scalar(self, query: str, at_unix: float) -> float:
-        """One instant query's single value (NaN when the result is empty)."""
+    def _query(self, query: str, at_unix: float) -> list[dict[str, Any]]:
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
-                res = self._prom.custom_query(query, params={"time": f"{at_unix:.3f}"})
-                break
+                res: list[dict[str, Any]] = self._prom.custom_query(
+                    query, params={"time": f"{at_unix:.3f}"}
+                )
+                return res
             except Exception as e:  # noqa: BLE001 - client raises requests/API errors alike
                 if attempt == self.retries:
                     raise BackendError(f"{self.url}: Prometheus query failed ({e})") from None
                 time.sleep(delay)
                 delay *= 2
+        return []
+
+    def scalar(self, query: str, at_unix: float) -> float:
+        """One instant query's single value (NaN when the result is empty)."""
+        res = self._query(query, at_unix)
         if not res:
             return math.nan
         v = float(res[0]["value"][1])
         return v if math.isfinite(v) else math.nan
+
+    def by_label(self, query: str, at_unix: float, label: str) -> dict[str, float]:
+        """An instant vector as {value of `label`: value} (non-finite values left out)."""
+        out: dict[str, float] = {}
+        for r in self._query(query, at_unix):
+            v = float(r["value"][1])
+            if math.isfinite(v):
+                out[r["metric"].get(label, "")] = v
+        return out
 
     def view(self, at_unix: float, window_s: float, elapsed_s: float) -> PromView:
         """What Prometheus shows at `at_unix` for a window of `window_s`, `elapsed_s` into it."""

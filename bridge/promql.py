@@ -82,9 +82,14 @@ def _ready(s: Selectors) -> str:
 
 def cpu_util(s: Selectors, range_s: float) -> str:
     """Mean over ready pods of CPU used / CPU requested (cAdvisor rate over the range)."""
-    used = f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{s.pods}}}[{dur(range_s)}]))"
+    used = pod_cpu_cores(s, range_s)
     req = f'sum by (pod) (kube_pod_container_resource_requests{{{s.pods},resource="cpu"}})'
     return f"avg(({used} / on(pod) {req}) and on(pod) {_ready(s)})"
+
+
+def pod_cpu_cores(s: Selectors, range_s: float) -> str:
+    """CPU cores each pod used over the range (metrics-server's view, for an HPA): by pod."""
+    return f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{s.pods}}}[{dur(range_s)}]))"
 
 
 def mem_util(s: Selectors) -> str:

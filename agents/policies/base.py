@@ -44,6 +44,10 @@ class Policy:
         """The scenario this policy runs on (in-cluster policies change it)."""
         return sc
 
+    def for_backend(self, in_cluster_hpa: bool) -> Policy:
+        """The policy to run on a backend that can (or cannot) host a real HPA object."""
+        return self
+
     def reset(self, scenario: Scenario) -> None:
         """A new episode of `scenario` (as the env runs it) begins."""
 

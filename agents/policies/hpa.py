@@ -1,9 +1,21 @@
-"""The Kubernetes HPA v2 on CPU: the twin's faithful in-cluster controller (`twin.hpa`)."""
+"""The Kubernetes HPA v2 on CPU: in the cluster (the twin's faithful controller `twin.hpa`, or a
+real HPA object), or the same algorithm run by kisim where there is no HPA (local)."""
 
 from __future__ import annotations
 
-from agents.policies.base import InClusterPolicy, parse_float
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.policies.base import InClusterPolicy, Policy, parse_float
+from kisim.backend import Action, PoolSetting
 from kisim.config import Scenario, override
+from kisim.errors import KisimError
+from kisim.window import Window
+from twin.hpa import HorizontalPodAutoscaler, PodSample
+
+if TYPE_CHECKING:
+    from kisim.env import KisimEnv
 
 
 class HPA(InClusterPolicy):
@@ -25,3 +37,75 @@ class HPA(InClusterPolicy):
         if self.target is not None:
             d["controller.hpa.target_cpu_utilization"] = self.target
         return override(sc, f"policy {self.name}", **d)
+
+    def for_backend(self, in_cluster_hpa: bool) -> Policy:
+        return self if in_cluster_hpa else ExternalHPA(self.arg)
+
+
+class ExternalHPA(Policy):
+    """The same HPA v2 decision (`twin.hpa.HorizontalPodAutoscaler`) run by kisim from
+    outside, for a backend with no HorizontalPodAutoscaler (the local stack).
+
+    Every ``sync_period_s`` (first sync one period after the start, as the controller's
+    first resync) it lists the pool's live pods and their CPU use over the last
+    ``metrics_server_resolution_s`` from Prometheus (what metrics-server would report),
+    runs the controller's algorithm — tolerance, unready-pod handling, stabilisation
+    window, scaling policies — and scales through the backend. On a real cluster
+    (`--backend kubernetes`) the `hpa` policy creates a real HPA object instead.
+    """
+
+    name = "hpa"
+    arg_help = HPA.arg_help
+    action = "none"
+    period_s = 15.0
+
+    def __init__(self, arg: str | None = None) -> None:
+        super().__init__(arg)
+        self.in_cluster = HPA(arg)
+        self.hpas: dict[str, HorizontalPodAutoscaler] = {}
+        self.backend: Any = None
+
+    def scenario(self, sc: Scenario) -> Scenario:
+        run = override(self.in_cluster.scenario(sc), "policy hpa (outside the cluster)",
+                       **{"controller.name": "external"})  # fmt: skip
+        self.period_s = run.controller.hpa.sync_period_s
+        return run
+
+    def reset(self, scenario: Scenario) -> None:
+        cfg = scenario.controller.hpa
+        self.metric_window_s = scenario.metrics.metrics_server_resolution_s
+        self.hpas = {pool: HorizontalPodAutoscaler(cfg, max(1, scenario.pools[pool].min_replicas),
+                                                   scenario.pools[pool].max_replicas)
+                     for pool in scenario.hpa_pools()}  # fmt: skip
+
+    def attach(self, env: KisimEnv) -> None:
+        super().attach(env)
+        self.backend = env.backend
+        if not hasattr(self.backend, "pod_views"):
+            raise KisimError("policy hpa outside the cluster: this backend cannot list its pods")
+
+    def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
+        return 0
+
+    def tick(self, w: Window, t: float) -> Action | None:
+        pools: dict[str, PoolSetting] = {}
+        for pool, hpa in self.hpas.items():
+            current = w.gpu_desired if pool == "gpu" else w.cpu_desired
+            pods = [_sample(v) for v in self.backend.pod_views(pool, self.metric_window_s)]
+            desired = hpa.sync(t, current, pods)
+            if desired != current:
+                pools[pool] = PoolSetting(replicas=desired)
+        return Action(pools=pools) if pools else None
+
+
+def _sample(v: Any) -> PodSample:
+    """A `bridge.backend.PodView` as the controller's pod lister + metrics API show it:
+    a started container is Running; its Ready condition flipped when it became ready
+    (or was set False at start)."""
+    return PodSample(
+        name=v.name, phase="Running", deleting=v.deleting, ready=v.ready_s is not None,
+        start_time=v.created_s,
+        ready_transition_time=v.ready_s if v.ready_s is not None else v.created_s,
+        cpu_request=v.cpu_request, cpu_usage=v.cpu_usage, metric_timestamp=v.metric_s,
+        metric_window=v.metric_window_s,
+    )  # fmt: skip

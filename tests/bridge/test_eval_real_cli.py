@@ -29,7 +29,7 @@ def kisim(*args: str) -> subprocess.CompletedProcess[str]:
         (["--real", "--backend", "slurm"], "--backend slurm: expected local or kubernetes"),
         (["--real", "--kubeconfig", "kc"], "need --backend kubernetes"),
         (["--real", "--backend", "kubernetes"], "needs --prometheus-url"),
-        (["--real", "--policies", "hpa"], "policy hpa: the local backend has no Kubernetes HPA"),
+        (["--real", "--policies", "hpa:2"], "hpa:2"),
     ],
 )
 def test_bad_real_flags_end_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -42,11 +42,13 @@ def test_bad_real_flags_end_in_one_line(tmp_path: Path, args: list[str], message
 
 
 def test_local_dry_run_starts_nothing(tmp_path: Path) -> None:
-    r = kisim("eval", "--real", "--dry-run", "--scenario", SCEN, "--policies", "static,threshold",
+    r = kisim("eval", "--real", "--dry-run", "--scenario", SCEN, "--policies",
+              "static,threshold,hpa",
               "--patterns", "constant,ramp", "--runs", "2", "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    assert "dry run: 8 real runs of 600 s" in r.stdout
+    assert "dry run: 12 real runs of 600 s" in r.stdout
     assert "policy threshold: controller external" in r.stdout
+    assert "policy hpa: controller external" in r.stdout and "HPA v2 algorithm" in r.stdout
     assert not (tmp_path / "out").exists()
 
 
