@@ -18,7 +18,7 @@ import numpy as np
 
 from calibration import fit as F
 from calibration.bundle import Bundle
-from calibration.concurrency import ConcurrencyFit, fit_concurrency
+from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
 from kisim.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
 from kisim.errors import TraceError
 
@@ -42,6 +42,7 @@ class DeviceFit:
     device: DeviceCalibration
     from_prior: list[str]
     notes: list[str] = field(default_factory=list)
+    core_scaling: F.Estimate | None = None  # from isolated times at two core counts
 
 
 @dataclass
@@ -61,11 +62,12 @@ def _prior_device(prior: Calibration | None, kind: str) -> DeviceCalibration | N
 
 def _isolated_rows(
     group: list[tuple[Bundle, str]], kind: str, warnings: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(batch sizes, ms, cores) of the isolated measurements of this device kind."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(batch sizes, ms, cores, bundle names) of the isolated measurements of this kind."""
     bs: list[np.ndarray] = []
     ms: list[np.ndarray] = []
     cores: list[np.ndarray] = []
+    src: list[np.ndarray] = []
     seen: set[str] = set()
     for bun, _pool in group:
         st = bun.service_times
@@ -93,9 +95,20 @@ def _isolated_rows(
             bs.append(st.batch_size[m])
             ms.append(st.ms[m])
             cores.append(np.full(int(m.sum()), c))
+            src.append(np.full(int(m.sum()), bun.name, dtype=object))
     if not bs:
-        return np.empty(0, int), np.empty(0), np.empty(0)
-    return np.concatenate(bs), np.concatenate(ms), np.concatenate(cores)
+        return np.empty(0, int), np.empty(0), np.empty(0), np.empty(0, dtype=object)
+    return np.concatenate(bs), np.concatenate(ms), np.concatenate(cores), np.concatenate(src)
+
+
+def _isolated_overheads(bun: Bundle, kind: str) -> np.ndarray | None:
+    """client - queue - compute of the bundle's isolated requests on this device kind."""
+    st = bun.service_times
+    if st is None or st.overhead_ms is None:
+        return None
+    pools = bun.manifest.pools
+    mine = np.array([(pools[d].device if d in pools else d) == kind for d in st.device])
+    return st.overhead_ms[mine] if mine.any() else None
 
 
 def calibrate(
@@ -154,16 +167,17 @@ def _fit_device(
             "are fitted together"
         )
     prior = prior or DeviceCalibration(kind=kind, service=ServiceCurve(base_ms=1.0))  # type: ignore[arg-type]
-    b, ms, cores = _isolated_rows(group, kind, warnings)
+    b, ms, cores, src = _isolated_rows(group, kind, warnings)
     chunks_all = F.chunk_counters(group)
     if len(b):
         ref = float(Counter(cores.tolist()).most_common(1)[0][0])
         if np.any(cores != ref):
             warnings.append(
                 f"device {key!r}: isolated measurements at other core counts than "
-                f"{ref:g} are not used for the curve"
+                f"{ref:g} are used for core_scaling only, not for the curve"
             )
-        curve = F.fit_isolated(b[cores == ref], ms[cores == ref], rng, n_boot)
+        at_ref = cores == ref
+        curve = F.fit_isolated(b[at_ref], ms[at_ref], rng, n_boot, src[at_ref].astype(str))
     elif len(chunks_all):
         ref = float(Counter(chunks_all.cores.tolist()).most_common(1)[0][0])
         solo = (chunks_all.instances == 1) & (chunks_all.cores == ref)
@@ -198,6 +212,13 @@ def _fit_device(
             f"device {key!r}: client latency is shorter than Triton's queue + compute "
             f"({ovh.total.value:.2f} ms): clocks or units disagree; overhead set to 0"
         )
+    iso_cv = F.fit_isolated_overhead_cv(
+        [o for bun in {id(bb): bb for bb, _ in group}.values()
+         if (o := _isolated_overheads(bun, kind)) is not None],
+        rng, n_boot,
+    )  # fmt: skip
+    if iso_cv is not None:  # a lone request's overhead: cleaner than latencies under load
+        ovh.noise_cv = iso_cv
     if ovh.noise_cv is None:
         from_prior.append("overhead_noise")
 
@@ -274,7 +295,8 @@ def _fit_device(
         reference_cores=ref,
         core_scaling=0.0 if kind == "gpu" else prior.core_scaling,
         sharing_penalty=prior.sharing_penalty,
-        overhead_ms=max(ovh.total.value, 0.0),
+        overhead_ms=max(ovh.idle.value if ovh.busy_factor else ovh.total.value, 0.0),
+        overhead_busy_factor=ovh.busy_factor.value if ovh.busy_factor else 0.0,
         overhead_noise=Dist(kind="lognormal", cv=max(ovh.noise_cv.value, 0.0))
         if ovh.noise_cv
         else prior.overhead_noise,
@@ -285,7 +307,12 @@ def _fit_device(
         memory_per_item_gib=prior.memory_per_item_gib,
         startup=startup,
     )
-    attr = "sharing_penalty" if kind == "gpu" else "core_scaling"
+    scaling = (
+        F.fit_core_scaling(b, ms, cores, ref, rng, n_boot) if kind == "cpu" and len(b) else None
+    )
+    if scaling is not None:
+        device = device.model_copy(update={"core_scaling": max(scaling.value, 0.0)})
+    attr = concurrency_attr(kind, scaling is not None)
     offset = None  # the curve's level under load: from replicas without concurrency, if any
     if len(in_load.weight) and math.isfinite(in_load.k.lo) and in_load.k.lo > 0:
         lk = in_load.k
@@ -295,12 +322,14 @@ def _fit_device(
         se = (curve.mean_hi - curve.mean_lo) / 3.92 / curve.means
         sizes = curve.sizes.astype(float)
         rel_se = lambda b: np.interp(b, sizes, se)  # noqa: E731
-    conc = fit_concurrency(key, kind, group, device, ref, others, offset, rel_se)
+    conc = fit_concurrency(key, kind, group, device, ref, others, offset, rel_se, attr=attr)
     if conc is None:
         from_prior.append(attr)
+        what = "one replica per host" if attr == "host_sharing_penalty" else (
+            f"one instance per replica at {ref:g} cores")  # fmt: skip
         notes.append(
-            f"{attr} not identifiable: every pool ran one instance per replica at "
-            f"{ref:g} cores; kept at {getattr(device, attr):g} (prior)"
+            f"{attr} not identifiable: every pool ran {what}; kept at "
+            f"{getattr(device, attr):g} (prior)"
         )
     else:
         update: dict[str, object] = {attr: conc.theta.value}
@@ -329,6 +358,7 @@ def _fit_device(
         device,
         from_prior,
         notes,
+        scaling,
     )
 
 

@@ -36,8 +36,9 @@ from calibration.replay import scenario_for
 from kisim.config import Calibration, DeviceCalibration
 
 GRID: dict[str, tuple[float, ...]] = {
-    "cpu": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3),
-    "gpu": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "core_scaling": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3),
+    "sharing_penalty": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "host_sharing_penalty": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
 }
 WINDOW_S = 10.0
 MIN_EXEC = 20  # batches per window for the window to count
@@ -50,6 +51,7 @@ COUNTERS = (
 
 @dataclass
 class ConcurrencyFit:
+    attr: str  # the DeviceCalibration field fitted
     theta: Estimate
     k: Estimate  # the curve's level under load relative to `device`, fitted jointly
     grid: np.ndarray
@@ -60,9 +62,20 @@ class ConcurrencyFit:
     notes: list[str] = field(default_factory=list)
 
 
-def has_concurrency(bun: Bundle, pool: str, ref_cores: float) -> bool:
+def has_concurrency(bun: Bundle, pool: str, ref_cores: float, attr: str = "") -> bool:
+    """Whether the pool's executions overlap in a way `attr` acts on."""
     cfg = bun.manifest.pools[pool]
+    if attr == "host_sharing_penalty":  # several replicas on one host (the local bridge)
+        return cfg.device == "cpu" and bun.manifest.backend == "local" and cfg.replicas > 1
     return cfg.instances > 1 or (cfg.device == "cpu" and abs(cfg.resources.cpu - ref_cores) > 1e-9)
+
+
+def concurrency_attr(kind: str, core_scaling_known: bool) -> str:
+    """The parameter the replays fit: GPU time-slicing; for CPUs the core scaling, or, when
+    the isolated measurements already gave it, replicas sharing a host's cores."""
+    if kind == "gpu":
+        return "sharing_penalty"
+    return "host_sharing_penalty" if core_scaling_known else "core_scaling"
 
 
 def _real(bun: Bundle, pool: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,6 +123,7 @@ def fit_concurrency(
     offset: tuple[float, float] | None,
     curve_rel_se: Callable[[np.ndarray], np.ndarray] | None = None,
     seeds: int = 3,
+    attr: str | None = None,
 ) -> ConcurrencyFit | None:
     """Fit theta on the pools of `group` with concurrency; None if there are none.
 
@@ -120,11 +134,11 @@ def fit_concurrency(
     curve's shape error would otherwise be read as concurrency). `others` holds a device
     per other kind, for bundles that also ran pools of another kind.
     """
-    pools = [(b, p) for b, p in group if has_concurrency(b, p, ref_cores)]
+    attr = attr or concurrency_attr(kind, False)
+    pools = [(b, p) for b, p in group if has_concurrency(b, p, ref_cores, attr)]
     if not pools:
         return None
-    attr = "sharing_penalty" if kind == "gpu" else "core_scaling"
-    grid = np.asarray(GRID[kind])
+    grid = np.asarray(GRID[attr])
     reals = [_real(b, p) for b, p in pools]
     keep = [ex >= MIN_EXEC for _, _, ex in reals]
     y_real = np.concatenate(
@@ -135,6 +149,7 @@ def fit_concurrency(
     t_mid = np.concatenate([(np.flatnonzero(m) + 0.5) * WINDOW_S for m in keep])
     if len(execs) < 3:
         return None
+    n_kept = len(execs)  # windows per replay, before the finite filter below
     dmaps = [
         {p: key if c.device == kind else f"other-{c.device}" for p, c in b.manifest.pools.items()}
         for b, _ in pools
@@ -147,7 +162,7 @@ def fit_concurrency(
         cal = Calibration(
             name="concurrency-fit", provenance="fit", devices={key: dev, **others_cal}
         )
-        out = np.zeros((seeds, len(execs)))
+        out = np.zeros((seeds, n_kept))
         for s in range(seeds):
             parts = []
             for (bun, pool), m, dmap in zip(pools, keep, dmaps, strict=True):
@@ -217,6 +232,7 @@ def fit_concurrency(
     near = float(ts[int(np.argmin(np.abs(ts - fine[j])))])
     g_off = float(np.interp(near, ts, off))
     return ConcurrencyFit(
+        attr,
         theta,
         k_est,
         ts,

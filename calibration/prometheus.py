@@ -22,7 +22,7 @@ from calibration.locate import json_position, where
 from kisim.errors import TraceError
 
 if TYPE_CHECKING:
-    from calibration.bundle import Manifest
+    from calibration.manifest import Manifest
 
 # Triton series the fits need (an error when missing) and those they use when present.
 REQUIRED_METRICS: tuple[str, ...] = (

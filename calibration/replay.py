@@ -4,8 +4,8 @@ batching, instances, replicas, routing; a static controller; the calibration und
 The bundle's pools map to calibration devices by name (the manifest's device kind is
 the key `kisim calibrate` writes), else to the calibration's only device of that kind;
 `device_map` ({pool: device key}) overrides both. Each replica gets its own node with
-the pool's resources: the twin does not model replicas sharing a host's cores (the
-local bridge's replicas do; `kisim validate` shows what that costs).
+the pool's resources, except for the `local` backend, whose replicas of a pool share one
+host (one node: the calibration's `host_sharing_penalty` then applies between them).
 """
 
 from __future__ import annotations
@@ -65,13 +65,16 @@ def scenario_for(
             "batching": cfg.batching.model_dump(mode="json"),
             "instances": cfg.instances,
         }
+        # the local bridge runs a pool's replicas on one host; a cluster, one per node
+        per_node = cfg.replicas if m.backend == "local" else 1
         nodes.append(
             {
                 "name": f"{pool}-node",
-                "count": cfg.replicas,
-                "cpu": cfg.resources.cpu + 1.0,
-                "memory_gib": cfg.resources.memory_gib + 1.0,
+                "count": cfg.replicas // per_node,
+                "cpu": cfg.resources.cpu * per_node + 1.0,
+                "memory_gib": cfg.resources.memory_gib * per_node + 1.0,
                 "gpus": 1 if gpu else 0,
+                "gpu_sharing": per_node if gpu else 1,
             }
         )
     points = [[p.t_s, p.level] for p in m.traffic.schedule]

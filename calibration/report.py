@@ -83,8 +83,10 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
                 d.in_load.k.method,
             )
         )
-        th = "sharing_penalty" if d.kind == "gpu" else "core_scaling"
+        if d.core_scaling is not None:
+            rows.append((key, "core_scaling", _e(d.core_scaling), d.core_scaling.method))
         conc = d.concurrency
+        th = conc.attr if conc else ("sharing_penalty" if d.kind == "gpu" else "core_scaling")
         rows.append(
             (
                 key,
@@ -94,7 +96,11 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
             )
         )
         o = d.overhead
-        rows.append((key, "overhead_ms", _e(o.total, " ms"), o.total.method))
+        main = o.idle if o.busy_factor is not None and o.idle is not None else o.total
+        label = "overhead_ms (idle replica)" if main is o.idle else "overhead_ms"
+        rows.append((key, label, _e(main, " ms"), main.method))
+        if main is not o.total:
+            rows.append((key, "  mean over the bundles", _e(o.total, " ms"), o.total.method))
         if o.server is not None:
             rows.append((key, "  of which in Triton", _e(o.server, " ms"), o.server.method))
             rows.append((key, "  of which client side", _e(o.client, " ms"), o.client.method))  # type: ignore[union-attr]
@@ -106,51 +112,17 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
                 o.noise_cv.method if o.noise_cv else "no quiet intervals",
             )
         )
-        if o.load_slope is not None:
-            rows.append(
-                (key, "overhead vs load", _e(o.load_slope, " ms/(req/s)"), o.load_slope.method)
-            )
+        if o.busy_factor is not None:
+            rows.append((key, "overhead_busy_factor", _e(o.busy_factor), o.busy_factor.method))
         s = d.startup
-        rows.append(
-            (
-                key,
-                "startup.container_start_s",
-                _e(s.container_start_s, " s"),
-                s.container_start_s.method if s.container_start_s else "prior",
-            )
-        )
-        rows.append(
-            (
-                key,
-                "startup.model_load_s",
-                _e(s.model_load_s, " s"),
-                s.model_load_s.method if s.model_load_s else "prior",
-            )
-        )
-        rows.append(
-            (
-                key,
-                "startup.model_load_cv",
-                _e(s.model_load_cv),
-                s.model_load_cv.method if s.model_load_cv else "prior",
-            )
-        )
-        rows.append(
-            (
-                key,
-                "cpu_per_request_ms",
-                _e(d.cpu_per_request, " ms"),
-                d.cpu_per_request.method if d.cpu_per_request else "prior",
-            )
-        )
-        rows.append(
-            (
-                key,
-                "memory_base_gib",
-                _e(d.memory_base, " GiB"),
-                d.memory_base.method if d.memory_base else "prior",
-            )
-        )
+        for name, est, unit in (
+            ("startup.container_start_s", s.container_start_s, " s"),
+            ("startup.model_load_s", s.model_load_s, " s"),
+            ("startup.model_load_cv", s.model_load_cv, ""),
+            ("cpu_per_request_ms", d.cpu_per_request, " ms"),
+            ("memory_base_gib", d.memory_base, " GiB"),
+        ):
+            rows.append((key, name, _e(est, unit), est.method if est else "prior"))
     return rows
 
 
@@ -292,10 +264,13 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     pi = d.overhead.per_interval
     if len(pi):
         ax[0].scatter(pi[:, 0], pi[:, 1], s=np.clip(pi[:, 2], 2, 40), alpha=0.4)
-        ax[0].axhline(d.overhead.total.value, color="tab:red", label="overhead_ms")
+        u = np.linspace(0, 1, 50)
+        dev = d.device
+        ax[0].plot(u, dev.overhead_ms * (1 + dev.overhead_busy_factor * u), color="tab:red",
+                   label="overhead_ms x (1 + overhead_busy_factor x busy)")  # fmt: skip
         ax[0].legend(fontsize=7)
     ax[0].set(
-        xlabel="pool throughput, req/s",
+        xlabel="busy share of the pool's instances",
         ylabel="latency - queue - compute, ms",
         title=f"{d.key}: overhead per interval",
     )
@@ -313,7 +288,7 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     paths.append(p)
     conc = d.concurrency
     if conc is not None:
-        attr = "sharing_penalty" if d.kind == "gpu" else "core_scaling"
+        attr = conc.attr
         fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
         ax[0].plot(conc.grid, conc.ssr, "o-")
         ax[0].axvspan(conc.theta.lo, conc.theta.hi, color="tab:green", alpha=0.2, label="95% CI")

@@ -8,8 +8,8 @@ completion time (``requests.csv``), queue wait and batch size from Triton's coun
 seeds of the same window's figure.
 
 Errors are absolute percentage errors |twin - real| / real, averaged (MAPE) over the
-windows where the real figure exists (latency percentiles: windows with at least
-`min_requests` completions on both sides; queue wait: the denominator is at least 1 ms,
+windows where the real figure exists and at least `min_requests` requests completed
+(latency percentiles: that many on both sides; queue wait: the denominator is at least 1 ms,
 as sub-millisecond waits are timer noise), overall and per utilisation band of the
 real window (busy instance-time / available instance-time: < 50 %, 50-80 %, > 80 %).
 `noise_floor` is the MAPE of one twin seed against the mean of the others: what even a
@@ -19,6 +19,7 @@ perfect model would show against a single recording of that length.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +151,8 @@ def _noise_floor(bundles: list[BundleValidation], m: str) -> float:
             continue
         valid = np.isfinite(b.ape[m])
         for s in range(n):
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # windows no seed served
                 others = np.nanmean(np.delete(tw, s, axis=0), axis=0)
                 den = np.maximum(np.abs(others), FLOOR.get(m, 0.0))
                 e = np.abs(tw[s] - others) / den
@@ -293,6 +295,7 @@ def validate(
             a[~np.isfinite(r) | ~np.isfinite(t) | (den == 0)] = math.nan
             if x in LATENCY:
                 a[~enough] = math.nan
+            a[n_ok < min_requests] = math.nan  # e.g. the drain after the schedule's end
             bv.ape[x] = a
         out.append(bv)
     return ValidationResult(config, seeds, window_s, out, held_in)

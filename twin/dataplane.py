@@ -53,7 +53,10 @@ class DataPlane:
         self.qt = np.zeros((r, q), np.float64)
         self.qu = np.zeros((r, q), np.int64)
         n_gpus = sum(n.count * n.gpus for n in scenario.cluster.nodes)
-        self.gbusy = np.zeros(max(n_gpus, 1), np.int64)
+        n_nodes = sum(n.count for n in scenario.cluster.nodes)
+        self.n_gpus = n_gpus
+        # busy executions per GPU, then per node (CPU replicas: `host_sharing_penalty`)
+        self.gbusy = np.zeros(n_gpus + n_nodes, np.int64)
         self.gf = np.zeros((max(n_gpus, 1), 2), np.float64)  # busy since, busy seconds
         self.bi = np.zeros((nb, 3), np.int64)
         self.bi[:, 2] = np.arange(1, nb + 1)
@@ -121,8 +124,9 @@ class DataPlane:
         self.gfl[K.GSHARE] = -1.0 if share is None else share
 
     def add_replica(self, name: str, pool: str, cfg: PoolConfig, dev: DeviceCalibration,
-                    gpu: GPU | None) -> Replica:  # fmt: skip
-        """A replica whose server is up (not yet an endpoint: see `add_ready`)."""
+                    gpu: GPU | None, node: int = -1) -> Replica:  # fmt: skip
+        """A replica whose server is up (not yet an endpoint: see `add_ready`); `node` is the
+        index of its node (CPU replicas on one node share its cores: `host_sharing_penalty`)."""
         s = self.n_slots
         if s >= self.ri.shape[0]:
             self._grow_replicas()
@@ -138,6 +142,9 @@ class DataPlane:
         rf[K.DELAY], rf[K.PEN] = rule.delay_s, dev.sharing_penalty
         rf[K.CORES], rf[K.REF], rf[K.EXPO] = cfg.resources.cpu, dev.reference_cores, dev.core_scaling
         rf[K.CPUREQ], rf[K.OVH] = dev.cpu_per_request_ms * 1e-3, dev.overhead_ms * 1e-3
+        rf[K.OVHB] = dev.overhead_busy_factor
+        ri[K.HOST] = self.n_gpus + node if gpu is None and node >= 0 else -1
+        rf[K.HPEN] = dev.host_sharing_penalty if dev.kind == "cpu" else 0.0
         self.curve[s, 1 : rule.max_batch + 1] = [dev.service.time_ms(b) * 1e-3
                                                  for b in range(1, rule.max_batch + 1)]  # fmt: skip
         busy_batches = int(self.ri[: self.n_slots, K.INST].sum())

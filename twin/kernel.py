@@ -20,11 +20,11 @@ ARRIVE, DONE, TIMER, OPEN = 0, 1, 2, 3
 FINISHED, NEED_SPACE = 0, 1
 # replica int columns
 POOL, STATE, INST, FREE, MAXB, CAP, MAXQ, GPU, NPREF, QHEAD, QLEN = range(11)
-NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED = range(11, 17)
-NRI = 17
+NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED, HOST = range(11, 18)
+NRI = 18
 # replica float columns
-DELAY, PEN, CORES, REF, EXPO, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS = range(12)
-NRF = 12
+DELAY, PEN, CORES, REF, EXPO, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN = range(14)
+NRF = 14
 # replica states
 UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
 # global int slots
@@ -140,6 +140,11 @@ def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             eff = rf[r, CORES] / (ri[r, INST] - ri[r, FREE] + 1)
             st = curve[r, b] * (rf[r, REF] / eff) ** rf[r, EXPO] * noise
             cores = eff
+            h = ri[r, HOST]  # CPU replicas count their executions on the node (in gbusy)
+            if h >= 0:
+                if rf[r, HPEN] > 0.0:  # other replicas' executions on the same host's cores
+                    st *= 1.0 + rf[r, HPEN] * (gbusy[h] - (ri[r, INST] - ri[r, FREE]))
+                gbusy[h] += 1
         rf[r, CPUS] += cores * st + rf[r, CPUREQ] * b
         ri[r, FREE] -= 1
         ri[r, INFL] += b
@@ -239,6 +244,8 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
                 gbusy[g] -= 1
                 if gbusy[g] == 0:
                     gf[g, 1] += t - gf[g, 0]
+            elif ri[r, HOST] >= 0:
+                gbusy[ri[r, HOST]] -= 1
             st = t - t0
             ri[r, NEXEC] += 1
             ri[r, NITEMS] += b
@@ -248,6 +255,9 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             gi[W_ITEMS] += b
             gi[W_SERVED] += b
             ovh = rf[r, OVH]
+            if rf[r, OVHB] > 0.0:  # front end and client share the cores with pending work
+                busy = ri[r, INST] - ri[r, FREE] + (1 if ri[r, QLEN] > 0 else 0)
+                ovh *= 1.0 + rf[r, OVHB] * min(busy, ri[r, INST]) / ri[r, INST]
             so = S_OVH0 + ri[r, POOL]
             n = gi[NOUT]
             qs = 0.0

@@ -145,7 +145,8 @@ class PodManager:
                 first = env.now + st.readiness_initial_delay_s
                 k = max(0, math.ceil((loaded - first) / st.readiness_period_s - 1e-12))
                 yield env.timeout(first + k * st.readiness_period_s - env.now)
-            rep = self.dp.add_replica(pod.name, pod.pool, pod.cfg, dev, b.gpu)
+            rep = self.dp.add_replica(pod.name, pod.pool, pod.cfg, dev, b.gpu,
+                                      self.sched.nodes.index(b.node))  # fmt: skip
             pod.replica, pod.phase, pod.ready_at = rep, Phase.READY, env.now
             self.dp.add_ready(rep)
             for cb in self.on_ready:

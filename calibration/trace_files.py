@@ -1,0 +1,268 @@
+"""The bundle's CSV files (requests, isolated service times, events, Locust totals), read
+row by row: a malformed cell is an error naming the file, the line and the column."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calibration.manifest import BundlePool
+from kisim.errors import TraceError
+
+# The format's events, plus `failed` (a replica that never became ready; not fitted).
+EVENTS = ("created", "started", "ready", "stopping", "stopped", "failed")
+EVENT_ALIASES = {"terminated": "stopped"}  # bridge.lifecycle's name for `stopped`
+
+
+class _Csv:
+    """A CSV file read row by row with named, located errors."""
+
+    def __init__(
+        self, path: Path, required: tuple[str, ...], aliases: dict[str, str] | None = None
+    ):
+        self.path = path
+        self._f = path.open(newline="")
+        self._r = csv.reader(self._f)
+        header = next(self._r, None)
+        if header is None:
+            self._f.close()
+            raise TraceError(f"{path}: empty file (expected a header: {','.join(required)})")
+        header = [h.strip() for h in header]
+        for a, canonical in (aliases or {}).items():
+            if a in header and canonical not in header:
+                header[header.index(a)] = canonical
+        missing = [c for c in required if c not in header]
+        if missing:
+            self._f.close()
+            raise TraceError(
+                f"{path}: line 1: header lacks column(s) {', '.join(missing)} "
+                f"(expected {','.join(required)})"
+            )
+        self.header = header
+        self.idx = {c: header.index(c) for c in header}
+
+    def rows(self):  # type: ignore[no-untyped-def]
+        try:
+            for row in self._r:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(self.header):
+                    raise TraceError(
+                        f"{self.path}: line {self._r.line_num}: {len(row)} fields, "
+                        f"the header has {len(self.header)}"
+                    )
+                yield self._r.line_num, row
+        except csv.Error as e:
+            raise TraceError(f"{self.path}: line {self._r.line_num}: {e}") from None
+        finally:
+            self._f.close()
+
+    def err(self, line: int, col: str, msg: str) -> TraceError:
+        return TraceError(f"{self.path}: line {line}, column {self.idx[col] + 1} ({col}): {msg}")
+
+    def num(
+        self,
+        line: int,
+        row: list[str],
+        col: str,
+        *,
+        lo: float | None = None,
+        positive: bool = False,
+    ) -> float:
+        raw = row[self.idx[col]].strip()
+        try:
+            v = float(raw)
+        except ValueError:
+            raise self.err(line, col, f"not a number: {raw!r}") from None
+        if not math.isfinite(v):
+            raise self.err(line, col, f"not finite: {raw!r}")
+        if positive and v <= 0:
+            raise self.err(line, col, f"must be > 0, got {raw}")
+        if lo is not None and v < lo:
+            raise self.err(line, col, f"must be >= {lo:g}, got {raw}")
+        return v
+
+    def text(self, line: int, row: list[str], col: str) -> str:
+        return row[self.idx[col]].strip()
+
+
+@dataclass
+class Requests:
+    """requests.csv as arrays (one element per request)."""
+
+    start: np.ndarray
+    latency_ms: np.ndarray
+    ok: np.ndarray  # bool
+    pool: np.ndarray  # str
+    replica: np.ndarray  # str ('' when unknown)
+
+    @property
+    def done(self) -> np.ndarray:
+        """Client-side completion times, unix s."""
+        return self.start + self.latency_ms * 1e-3
+
+    def select(self, mask: np.ndarray) -> Requests:
+        return Requests(
+            self.start[mask],
+            self.latency_ms[mask],
+            self.ok[mask],
+            self.pool[mask],
+            self.replica[mask],
+        )
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+def read_requests(path: Path, pools: set[str]) -> Requests:
+    if not path.is_file():
+        raise TraceError(f"{path}: missing (every bundle has a requests.csv)")
+    c = _Csv(path, ("start_unix_s", "latency_ms", "ok", "pool"), aliases={"endpoint": "replica"})
+    start: list[float] = []
+    lat: list[float] = []
+    ok: list[bool] = []
+    pool: list[str] = []
+    rep: list[str] = []
+    has_rep = "replica" in c.idx
+    for line, row in c.rows():
+        start.append(c.num(line, row, "start_unix_s", positive=True))
+        lat.append(c.num(line, row, "latency_ms", lo=0.0))
+        o = c.text(line, row, "ok").lower()
+        if o not in ("1", "0", "true", "false"):
+            raise c.err(line, "ok", f"expected 1 or 0, got {o!r}")
+        ok.append(o in ("1", "true"))
+        p = c.text(line, row, "pool")
+        if p not in pools and not (p == "" and not ok[-1]):  # a failure may have no pool
+            raise c.err(
+                line,
+                "pool",
+                f"pool {p!r} is not in manifest.yaml's pools ({', '.join(sorted(pools))})",
+            )
+        pool.append(p)
+        rep.append(c.text(line, row, "replica") if has_rep else "")
+    if not start:
+        raise TraceError(f"{path}: no requests (header only): nothing to fit or compare")
+    return Requests(
+        np.asarray(start),
+        np.asarray(lat),
+        np.asarray(ok, dtype=bool),
+        np.asarray(pool, dtype=object),
+        np.asarray(rep, dtype=object),
+    )
+
+
+@dataclass
+class ServiceTimes:
+    """service_times.csv: isolated per-batch-size execution times."""
+
+    device: np.ndarray  # str, as written (a device kind or a pool name)
+    batch_size: np.ndarray  # int
+    ms: np.ndarray
+    path: Path | None = None
+    overhead_ms: np.ndarray | None = None  # client_ms - queue_ms - ms, when both columns exist
+
+
+def read_service_times(path: Path, pools: dict[str, BundlePool]) -> ServiceTimes:
+    c = _Csv(path, ("device", "batch_size", "repeat", "ms"))
+    known = set(pools) | {p.device for p in pools.values()}
+    dev: list[str] = []
+    bs: list[int] = []
+    ms: list[float] = []
+    has_ovh = "client_ms" in c.idx and "queue_ms" in c.idx
+    ovh: list[float] = []
+    for line, row in c.rows():
+        d = c.text(line, row, "device")
+        if d not in known:
+            raise c.err(
+                line,
+                "device",
+                f"{d!r} is neither a pool nor a device of manifest.yaml "
+                f"({', '.join(sorted(known))})",
+            )
+        b = c.num(line, row, "batch_size", lo=1)
+        if b != int(b):
+            raise c.err(line, "batch_size", f"not an integer: {b:g}")
+        c.num(line, row, "repeat", lo=0)
+        dev.append(d)
+        bs.append(int(b))
+        ms.append(c.num(line, row, "ms", positive=True))
+        if has_ovh:
+            q = c.num(line, row, "queue_ms", lo=0.0)
+            ovh.append(c.num(line, row, "client_ms", positive=True) - q - ms[-1])
+    if not ms:
+        raise TraceError(f"{path}: no rows (header only)")
+    return ServiceTimes(
+        np.asarray(dev, dtype=object),
+        np.asarray(bs),
+        np.asarray(ms),
+        path,
+        np.asarray(ovh) if has_ovh else None,
+    )
+
+
+@dataclass
+class Events:
+    """events.csv: replica lifecycle events."""
+
+    t: np.ndarray
+    pool: np.ndarray
+    replica: np.ndarray
+    event: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def read_events(path: Path, pools: set[str]) -> Events:
+    c = _Csv(path, ("t_unix_s", "pool", "replica", "event"))
+    t: list[float] = []
+    pool: list[str] = []
+    rep: list[str] = []
+    ev: list[str] = []
+    for line, row in c.rows():
+        t.append(c.num(line, row, "t_unix_s", positive=True))
+        p = c.text(line, row, "pool")
+        if p not in pools:
+            raise c.err(
+                line,
+                "pool",
+                f"pool {p!r} is not in manifest.yaml's pools ({', '.join(sorted(pools))})",
+            )
+        pool.append(p)
+        r = c.text(line, row, "replica")
+        if not r:
+            raise c.err(line, "replica", "empty")
+        rep.append(r)
+        e = c.text(line, row, "event")
+        e = EVENT_ALIASES.get(e, e)
+        if e not in EVENTS:
+            raise c.err(line, "event", f"unknown event {e!r} (one of {', '.join(EVENTS)})")
+        ev.append(e)
+    return Events(
+        np.asarray(t),
+        np.asarray(pool, dtype=object),
+        np.asarray(rep, dtype=object),
+        np.asarray(ev, dtype=object),
+    )
+
+
+@dataclass
+class LocustTotals:
+    requests: int
+    failures: int
+
+
+def read_locust_stats(path: Path) -> LocustTotals:
+    """The 'Aggregated' row of locust_stats.csv (a cross-check of requests.csv only)."""
+    c = _Csv(path, ("Name", "Request Count", "Failure Count"))
+    for line, row in c.rows():
+        if c.text(line, row, "Name") == "Aggregated":
+            return LocustTotals(
+                int(c.num(line, row, "Request Count", lo=0)),
+                int(c.num(line, row, "Failure Count", lo=0)),
+            )
+    raise TraceError(f"{path}: no 'Aggregated' row")

@@ -1,0 +1,103 @@
+"""Twin mechanisms found in the real traces (docs/calibration.md, "Mechanisms"): each is a
+calibration parameter whose neutral value leaves the twin exactly as it was, and each fit
+recovers a known value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic_truth import true_scenario
+
+from calibration.bundle import load_bundle
+from calibration.fit import fit_core_scaling, fit_isolated
+from kisim.config import Scenario, override
+from kisim.episode import run_windows, twin_backend
+
+TRACES = Path(__file__).resolve().parents[2] / "traces"
+
+
+def _latencies(sc: Scenario, seed: int = 0) -> np.ndarray:
+    ep = run_windows(twin_backend(), sc, seed)
+    return np.array([w.latency_p50_ms for w in ep.windows])
+
+
+def _two_replicas(nodes: int, **device: float) -> Scenario:
+    sc = true_scenario(users=[80, 80], step_s=30.0, batching={"enabled": False})
+    per = 2 // nodes
+    return override(
+        sc,
+        "test",
+        **{
+            "pools.cpu.replicas": 2,
+            "pools.cpu.min_replicas": 2,
+            "pools.cpu.max_replicas": 2,
+            "cluster.nodes": [
+                {"name": "h", "count": nodes, "cpu": 2.0 * per + 1, "memory_gib": 64}
+            ],
+            **{f"calibration.devices.cpu.{k}": v for k, v in device.items()},
+        },
+    )
+
+
+def test_neutral_values_leave_the_twin_unchanged() -> None:
+    sc = true_scenario(users=[5, 60], step_s=30.0)
+    base = _latencies(sc)
+    neutral = {"overhead_busy_factor": 0.0, "host_sharing_penalty": 0.0}
+    same = override(sc, "test", **{f"calibration.devices.cpu.{k}": v for k, v in neutral.items()})
+    assert np.array_equal(base, _latencies(same))
+
+
+def test_overhead_grows_with_the_busy_share() -> None:
+    sc = true_scenario(users=[2, 60], step_s=30.0, batching={"enabled": False})
+    base = _latencies(sc)
+    busy = _latencies(override(sc, "test", **{"calibration.devices.cpu.overhead_busy_factor": 2.0}))
+    assert busy[2:].mean() > base[2:].mean() * 1.3  # 60 users, a busy replica: overhead x <= 3
+    assert busy[:2].mean() < base[:2].mean() * 1.1  # 2 users: the replica is mostly idle
+
+
+def test_host_sharing_applies_only_between_replicas_on_one_node() -> None:
+    apart = _latencies(_two_replicas(2))
+    apart_pen = _latencies(_two_replicas(2, host_sharing_penalty=1.0))
+    shared = _latencies(_two_replicas(1))
+    shared_pen = _latencies(_two_replicas(1, host_sharing_penalty=1.0))
+    assert np.array_equal(apart, apart_pen)  # one replica per node: nothing to share
+    assert np.array_equal(apart, shared)  # penalty 0: the node does not matter
+    assert shared_pen.mean() > shared.mean() * 1.03  # the two replicas overlap often
+
+
+def test_core_scaling_from_isolated_times_at_two_core_counts() -> None:
+    rng = np.random.default_rng(1)
+    sizes = np.repeat([1, 2, 4, 8], 40)
+    t2 = 9.0 + 7.0 * (sizes - 1)
+    b = np.concatenate([sizes, sizes])
+    cores = np.concatenate([np.full(len(sizes), 2.0), np.full(len(sizes), 1.0)])
+    mean = np.concatenate([t2, t2 * 2.0**0.6])
+    ms = mean * rng.lognormal(-(0.15**2) / 2, 0.15, len(b))
+    e = fit_core_scaling(b, ms, cores, 2.0, rng, 200)
+    assert e is not None and e.contains(0.6) and e.hi - e.lo < 0.2
+    assert fit_core_scaling(sizes, t2, np.full(len(sizes), 2.0), 2.0, rng, 50) is None
+
+
+def test_noise_is_the_spread_within_a_recording() -> None:
+    """Two recordings at levels 1 and 1.3 (a shared host): cv stays the within-recording 0.1."""
+    rng = np.random.default_rng(2)
+    b = np.tile(np.repeat([1, 4], 60), 2)
+    level = np.repeat([1.0, 1.3], 120)
+    ms = (10.0 + 5.0 * (b - 1)) * level * rng.lognormal(-0.005, 0.1, len(b))
+    src = np.repeat(["a", "b"], 120)
+    within = fit_isolated(b, ms, rng, 100, src)
+    pooled = fit_isolated(b, ms, rng, 100)
+    assert within.cv.contains(0.1) or abs(within.cv.value - 0.1) < 0.015
+    assert pooled.cv.value > 0.15
+
+
+@pytest.mark.skipif(not TRACES.is_dir(), reason="no traces/ folder")
+def test_the_real_traces_load_without_a_warning() -> None:
+    names = sorted(p.name for p in TRACES.iterdir() if (p / "manifest.yaml").is_file())
+    assert len(names) == 8
+    for n in names:
+        b = load_bundle(TRACES / n)
+        assert b.warnings == [], (n, b.warnings)
+        assert b.service_times is not None and b.service_times.overhead_ms is not None
