@@ -122,18 +122,9 @@ class Recorder:
         return replace(summary, out=self.out, wall_s=time.monotonic() - t_wall)
 
     def _make_backend(self, work: Path) -> Any:
-        from bridge.backend import ClusterBackend
+        from bridge.factory import make_backend
 
-        if self.backend_kind == "local":
-            from bridge.backend import make_local_backend
-
-            b = make_local_backend(work)
-        else:
-            from bridge.kube import KubeActuator
-            from bridge.local import MODEL_NAME
-
-            b = ClusterBackend(KubeActuator(self.kube), prometheus_url=self.prometheus_url,
-                               workdir=work / "run", model_name=MODEL_NAME)  # fmt: skip
+        b = make_backend(self.backend_kind, work, self.kube, self.prometheus_url)
         b.load.locust_csv = True
         return b
 
