@@ -154,7 +154,11 @@ def write_report(
     L.append(f"- policies: {', '.join(shown)}; reference: `{ref}`")
     L.append(f"- patterns: {', '.join(pats)}")
     seeds = manifest.get("seeds") or []
-    if seeds:
+    real = (manifest.get("meta") or {}).get("backend", "twin") != "twin"
+    if seeds and real:
+        L.append(f"- seeds: {_ranges(seeds)} (real serving: a seed fixes the load generator's "
+                 "pattern and users, not the system's own noise, which varies run to run)")
+    elif seeds:
         L.append(
             f"- seeds: {_ranges(seeds)} (common random numbers: every policy sees the same seeds)"
         )

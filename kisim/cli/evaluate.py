@@ -81,8 +81,9 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
             print("note: real runs are sequential (--jobs ignored)", file=sys.stderr)
         jobs = 1
         episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url)
-        meta.update(backend=real.backend, real=True, context=real.context,
-                    namespace=(kube or {}).get("namespace"))  # fmt: skip
+        meta["backend"] = real.backend
+        if kube is not None:
+            meta.update(context=real.context, namespace=kube["namespace"])
         text += real.backend  # a twin evaluation and a real one never share OUT
     return evaluate(
         policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
@@ -119,7 +120,7 @@ def eval_cmd(
     prometheus_url: Annotated[str | None, typer.Option(help=H_PROM)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=H_DRY)] = False,
 ) -> None:
-    """Evaluate policies x patterns x seeds; write summary.csv, significance.csv, figures, report.md."""
+    """Evaluate policies x patterns x seeds: summary.csv, significance.csv, figures, report.md."""
     target = None
     if real:
         if backend == "local" and (kubeconfig or context or namespace or prometheus_url):
