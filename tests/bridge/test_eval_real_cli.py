@@ -5,7 +5,6 @@ write it would make and makes none."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -52,21 +51,12 @@ def test_local_dry_run_starts_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def _fake_api():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "fake_kube_api", Path(__file__).with_name("fake_kube_api.py")
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fake_kube_api", mod)
-    spec.loader.exec_module(mod)
-    return mod.FakeKubeAPI
-
-
 def test_kubernetes_dry_run_prints_the_writes_and_makes_none(tmp_path: Path) -> None:
     pytest.importorskip("kubernetes")
+    from fake_kube_api import FakeKubeAPI
+
     labels = {"app.kubernetes.io/name": "triton"}
-    with _fake_api()(ready_after_s=0.0) as fake:
+    with FakeKubeAPI(ready_after_s=0.0) as fake:
         fake.add_deployment("triton-gpu", 2, {**labels, "kisim.io/pool": "gpu"})
         fake.add_deployment("triton-cpu", 3, {**labels, "kisim.io/pool": "cpu"})
         kc = fake.write_kubeconfig(tmp_path / "kubeconfig", context="fake")
