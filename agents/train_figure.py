@@ -64,6 +64,22 @@ def _num(xs: list[Any]) -> np.ndarray:
     return np.array([math.nan if x is None else x for x in xs], dtype=float)
 
 
+def _one_legend(ax: Any, ax2: Any) -> None:
+    """One legend for a panel with a second y axis (`twinx`), whose grid is turned off."""
+    ax2.grid(False)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=6)
+
+
+def _line(ax: Any, cols: dict[str, np.ndarray], key: str, color: str, sign: float = 1.0,
+          **kw: Any) -> None:  # fmt: skip
+    """Plot one progress.csv column against steps, if it was logged."""
+    x, y = _series(cols, key)
+    if len(x):
+        ax.plot(x, sign * y, color=color, **kw)
+
+
 def training_figure(out: Path) -> list[Path]:
     """Draw OUT/training_progress.{png,pdf}; returns the paths."""
     out = Path(out)
@@ -79,9 +95,7 @@ def training_figure(out: Path) -> list[Path]:
 
         # (a) reward
         a = ax[0]
-        x, y = _series(cols, "rollout/ep_rew_mean")
-        if len(x):
-            a.plot(x, y, color="#999999", label="training episodes")
+        _line(a, cols, "rollout/ep_rew_mean", "#999999", label="training episodes")
         if evals:
             m = np.array([e["mean_reward"] for e in evals])
             hw = np.array([half_width(np.asarray(e["rewards"])) for e in evals])
@@ -117,17 +131,12 @@ def training_figure(out: Path) -> list[Path]:
             c2.plot(ex, rs, "s-", ms=2, color="#0072B2", label="replica-s (PPO)")
             c2.plot(ex, rs_b, "--", color="#0072B2", lw=0.9, label=f"replica-s ({baseline})")
             c2.set_ylabel("replica-seconds per episode")
-            c2.grid(False)
-            h1, l1 = c.get_legend_handles_labels()
-            h2, l2 = c2.get_legend_handles_labels()
-            c.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=6)
+            _one_legend(c, c2)
         c.set_title("(c) evaluation KPIs (mean over patterns)")
 
         # (d) entropy
         d = ax[3]
-        x, y = _series(cols, "train/entropy_loss")
-        if len(x):
-            d.plot(x, -y, color="#009E73")
+        _line(d, cols, "train/entropy_loss", "#009E73", sign=-1.0)
         d.set_title("(d) policy entropy")
         d.set_ylabel("entropy (nats)")
 
@@ -145,19 +154,14 @@ def training_figure(out: Path) -> list[Path]:
             e2 = e.twinx()
             e2.plot(ex[ok], dr[ok] * 100, "^:", ms=2, color="#E69F00", label="action drift (%)")
             e2.set_ylabel("action drift (%)")
-            e2.grid(False)
-            h1, l1 = e.get_legend_handles_labels()
-            h2, l2 = e2.get_legend_handles_labels()
-            e.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=6)
+            _one_legend(e, e2)
         e.set_yscale("log")
         e.set_title("(e) policy change")
         e.set_ylabel("KL (nats)")
 
         # (f) value loss
         f = ax[5]
-        x, y = _series(cols, "train/value_loss")
-        if len(x):
-            f.plot(x, y, color="#0072B2")
+        _line(f, cols, "train/value_loss", "#0072B2")
         f.set_title("(f) value loss")
         f.set_ylabel("value loss")
 

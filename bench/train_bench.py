@@ -1,8 +1,8 @@
 """`kisim bench train`: steps per second of PPO training on the twin, and where they go.
 
 Three measurements in one process, on the default scenario and training config
-(`configs/train/default.yaml`: PPO 4 envs x 256 steps, 10 epochs of minibatch 256,
-64-64 MLP, one torch thread), patterns rotating over ramp, spike, periodic, random:
+(`configs/train/default.yaml`: its PPO hyper-parameters, envs and torch threads),
+patterns rotating over the config's patterns:
 
 1. **env alone** - one `KisimEnv` stepped with the "hold" action (no learning, no
    network): the twin's and env's cost per agent step (30 simulated seconds).
@@ -77,7 +77,7 @@ def whole_loop(scenario: Any, cfg: Any, steps: int, vec: str) -> dict[str, float
     )
 
     from agents.callbacks import Timing
-    from agents.train import _new_model
+    from agents.ppo_model import new_model
     from agents.training_env import Ranges, env_factory
 
     torch.set_num_threads(cfg.envs.torch_threads)
@@ -92,7 +92,7 @@ def whole_loop(scenario: Any, cfg: Any, steps: int, vec: str) -> dict[str, float
     raw.seed(cfg.seed)
     venv = VecNormalize(VecMonitor(raw), norm_obs=cfg.normalize.obs,
                         norm_reward=cfg.normalize.reward, gamma=cfg.ppo.gamma)  # fmt: skip
-    model = _new_model(cfg, venv)
+    model = new_model(cfg, venv)
     timing = Timing()
     t = time.perf_counter()
     model.learn(steps, callback=timing)
@@ -152,6 +152,8 @@ def _print(r: dict[str, Any]) -> None:
     p(f"  env steps                    {d['env_s']:8.1f} s  ({d['env_share']:.0%})\n")
     p(f"  policy inference + buffer    {d['inference_s']:8.1f} s\n")
     p(f"  learning (gradient epochs)   {d['learn_s']:8.1f} s  ({d['learn_share']:.0%})\n")
+    p(f"  = {d['steps_per_s'] / e['steps_per_s']:.0%} of the env-alone rate measured above "
+      "(the reference: the twin's own cost bounds the loop)\n")
     if "subproc" in r:
         s = r["subproc"]
         p(f"PPO, SubprocVecEnv x {s['n_envs']}       {s['steps_per_s']:8.1f} steps/s  "
