@@ -217,4 +217,5 @@ def finetune(sc: Scenario, settings: FinetuneSettings, out: Path,
                  f"checkpoint written")  # fmt: skip
     finally:
         venv.close()  # closes the KisimEnv, hence the backend: replicas restored, servers gone
+        shutil.rmtree(out / ".work", ignore_errors=True)
     return FinetuneResult(out, state["episodes_done"], state["rewards"], state["wall_s"])

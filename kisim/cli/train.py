@@ -20,6 +20,55 @@ H_PATTERNS = "Comma-separated training patterns (default: the config's ramp,spik
 H_TIMESTEPS = "Most environment steps (default: the config's budget.timesteps)."
 H_RESUME = "Continue the run in OUT from its last checkpoint (--timesteps may raise the budget)."
 H_CONFIG = "Training config YAML (default: configs/train/default.yaml)."
+H_REAL = "Fine-tune on real serving (one episode at a time, checkpoint after each)."
+H_FROM = "With --real: the twin-trained model to continue (e.g. results/train/best_model.zip)."
+H_MAX = "With --real: hard replica bounds, e.g. cpu=4,gpu=1 (lowers pools' max_replicas)."
+
+
+def _bounds(spec: str | None) -> tuple[tuple[str, int], ...]:
+    out: list[tuple[str, int]] = []
+    for part in _split(spec or ""):
+        pool, _, n = part.partition("=")
+        if not n.strip().isdigit():
+            raise KisimError(f"--max-replicas {part}: expected POOL=N, e.g. cpu=4")
+        out.append((pool.strip(), int(n)))
+    return tuple(out)
+
+
+def _finetune(scenario: Path | None, source: Path, target: object, out: Path, resume: bool,
+              episodes: int, lr: float, bounds: tuple[tuple[str, int], ...],
+              patterns: list[str], seed: int) -> None:  # fmt: skip
+    """`kisim train --real`: agents.finetune on the backend the flags name."""
+    from agents.finetune import FinetuneSettings, finetune
+    from agents.real_episode import check_real
+    from bridge.factory import make_backend
+    from bridge.kube_settings import KubeSettings
+    from kisim.cli.evaluate import DEFAULT_SCENARIO, RealTarget, _on_sigterm
+    from kisim.config import load_scenario
+    from kisim.patterns import PATTERNS
+
+    assert isinstance(target, RealTarget)
+    if not source.is_file():
+        raise KisimError(f"--from {source}: no such model file")
+    sc = load_scenario(scenario or DEFAULT_SCENARIO)
+    for p in patterns:
+        if p not in PATTERNS:
+            raise KisimError(f"unknown pattern '{p}' (known: {', '.join(PATTERNS)})")
+    kube = target.kube()
+    check_real(sc, [], target.backend, kube, target.prometheus_url)
+    settings = FinetuneSettings(source=str(source.resolve()), backend=target.backend,
+                                episodes=episodes, learning_rate=lr, patterns=tuple(patterns),
+                                max_replicas=bounds, seed=seed)  # fmt: skip
+    ks = KubeSettings.model_validate(kube) if kube is not None else None
+
+    def backend(work: Path):  # type: ignore[no-untyped-def]
+        return make_backend(target.backend, work, ks, target.prometheus_url)
+
+    res = _on_sigterm(finetune, sc, settings, out, backend, resume)
+    print(f"fine-tuned {res.episodes_done} real episodes in {res.wall_s / 60:.1f} min; "
+          f"model: {out / 'model.zip'}; per episode: {out / 'episodes.csv'}")  # fmt: skip
+    print(f"evaluate: kisim eval --real --backend {target.backend} "
+          f"--policies hpa,ppo:{out / 'model.zip'}")  # fmt: skip
 
 
 def train_cmd(
@@ -30,9 +79,35 @@ def train_cmd(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/train"),
     resume: Annotated[bool, typer.Option("--resume", help=H_RESUME)] = False,
     config: Annotated[Path | None, typer.Option(help=H_CONFIG)] = None,
+    real: Annotated[bool, typer.Option("--real", help=H_REAL)] = False,
+    from_: Annotated[Path | None, typer.Option("--from", help=H_FROM)] = None,
+    backend: Annotated[str, typer.Option(help="With --real: local | kubernetes.")] = "local",
+    kubeconfig: Annotated[Path | None, typer.Option(help="kubernetes: kubeconfig file.")] = None,
+    context: Annotated[str | None, typer.Option(help="kubernetes: kubeconfig context.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="kubernetes: namespace.")] = None,
+    prometheus_url: Annotated[str | None, typer.Option(help="kubernetes: Prometheus URL.")] = None,
+    episodes: Annotated[int, typer.Option(min=1, help="With --real: real episodes.")] = 4,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="With --real.")] = 1e-4,
+    max_replicas: Annotated[str | None, typer.Option(help=H_MAX)] = None,
 ) -> None:
-    """Train PPO on the twin; writes model.zip, best_model.zip, progress, figure, stopped.json."""
+    """Train PPO on the twin; writes model.zip, best_model.zip, progress, figure, stopped.json.
+    With --real: fine-tune a twin-trained model on real serving (docs/bridge.md)."""
     t0 = time.perf_counter()
+    if real:
+        if from_ is None:
+            raise KisimError("--real needs --from MODEL.zip (a twin-trained policy to fine-tune)")
+        if timesteps is not None or config is not None:
+            raise KisimError("--timesteps/--config are for twin training; with --real use "
+                             "--episodes/--learning-rate")  # fmt: skip
+        from kisim.cli.evaluate import RealTarget
+
+        target = RealTarget(backend, kubeconfig, context, namespace, prometheus_url)
+        _finetune(scenario, from_, target, out, resume, episodes, learning_rate,
+                  _bounds(max_replicas), _split(patterns or ""), seed or 0)
+        return
+    if from_ or kubeconfig or context or namespace or prometheus_url or max_replicas:
+        raise KisimError("--from/--kubeconfig/--context/--namespace/--prometheus-url/"
+                         "--max-replicas need --real")  # fmt: skip
     try:
         import stable_baselines3  # noqa: F401
         import torch  # noqa: F401
