@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.rundir import read_json, safe_name, write_json
+from agents.rundir import atomic_write, read_json, safe_name, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "configs" / "train" / "demo.yaml"
@@ -302,8 +302,7 @@ def report_section(res: DemoResult, config: Path) -> str:
           "at not significantly more SLO violations, the difference significant at p < 0.05."
           + (f" The oracle's margin captured is (PPO - {ref}) / (oracle - {ref}) of the mean "
              "episode reward." if oracle else " `--oracle` adds the clairvoyant oracle and "
-             "the share of its margin over the reference that PPO captures.")
-          + " `kisim report` re-renders the sections below, without this one.", ""]  # fmt: skip
+             "the share of its margin over the reference that PPO captures."), ""]  # fmt: skip
     return "\n".join(L)
 
 
@@ -315,11 +314,15 @@ def _rel(p: Path) -> str:
 
 
 def _insert_section(report: Path, section: str) -> None:
-    """Put the demo's section before the first section of the harness's report."""
+    """The demo's section first in the report: stored as its lead section (which
+    `kisim report` keeps when it re-renders) and put where a re-render puts it."""
+    from agents.report import LEAD
+
+    atomic_write(report.parent / LEAD, section)
     text = report.read_text()
     i = text.find("\n## ")
     text = text + "\n" + section if i < 0 else text[: i + 1] + section + "\n" + text[i + 1 :]
-    report.write_text(text)
+    atomic_write(report, text)
 
 
 # --------------------------------------------------------------------------- the demo

@@ -131,6 +131,9 @@ def _mark(sig: Mapping[tuple, Mapping[str, Any]], pol: str, pat: str, met: str) 
     return ""
 
 
+LEAD = "report_lead.md"  # optional section a command puts first; `kisim report` keeps it
+
+
 def write_report(
     out: Path,
     manifest: Mapping[str, Any],
@@ -149,6 +152,9 @@ def write_report(
     L += [f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.", ""]
     for k, v in (manifest.get("meta") or {}).items():
         L.append(f"- {k}: `{v}`")
+    lead = out / LEAD
+    if lead.is_file():  # a command's own section (the demo's headline), kept on re-render
+        L += ["", lead.read_text().rstrip()]
     L += ["", "## What was run", ""]
     shown = [f"`{p}`" + (f" (shown as {labels[p]})" if labels[p] != p else "") for p in pols]
     L.append(f"- policies: {', '.join(shown)}; reference: `{ref}`")

@@ -64,6 +64,18 @@ def test_demo_writes_the_report_and_the_headline(demo) -> None:
     assert "[1/3] training PPO" in r.stderr and "[2/3] evaluating" in r.stderr
 
 
+def test_kisim_report_keeps_the_demo_section(demo) -> None:
+    from agents.report import render
+
+    out, _, _ = demo
+    before = (out / "report.md").read_text()
+    render(out)
+    after = (out / "report.md").read_text()
+    assert "## Demo: PPO trained on the twin" in after
+    strip = [ln for ln in after.splitlines() if not ln.startswith("Generated ")]
+    assert strip == [ln for ln in before.splitlines() if not ln.startswith("Generated ")]
+
+
 def test_a_rerun_reuses_the_model_and_the_runs(demo) -> None:
     _, first, r = demo
     assert r.returncode == 0, r.stderr
