@@ -349,6 +349,9 @@ def run_demo(out: Path, *, runs: int = 10, jobs: int = 0, baselines: Sequence[st
     reference = "hpa" if "hpa" in baselines else policies[0]
     log(f"[2/3] evaluating {', '.join(policies)} on {', '.join(patterns)} x {runs} seeds -> {out}")
     drop_stale_runs(out, ppo, _sha256(out / "train" / "best_model.zip"), log)
+    from agents.report import LEAD
+
+    (out / LEAD).unlink(missing_ok=True)  # the harness's report must not carry the old one
     ev: Any = run_eval(DEFAULT_SCENARIO, policies, list(patterns), runs, out, jobs, None,
                        reference)  # fmt: skip
     t2 = time.perf_counter()

@@ -150,7 +150,7 @@ class TritonServer:
                 eff = self.cores / (self.instances - self.free + 1)
                 st = (
                     self.curve[b]
-                    * (self.dev.reference_cores / eff) ** self.dev.core_scaling
+                    * (self.dev.reference_cores / eff) ** self.dev.core_exponent(b)
                     * noise
                 )
             self.free -= 1

@@ -43,6 +43,8 @@ class DeviceFit:
     from_prior: list[str]
     notes: list[str] = field(default_factory=list)
     core_scaling: F.Estimate | None = None  # from isolated times at two core counts
+    # (b = 1 exponent, per doubling of b) when the exponent depends on the batch size
+    core_scaling_by_size: tuple[F.Estimate, F.Estimate] | None = None
 
 
 @dataclass
@@ -312,6 +314,19 @@ def _fit_device(
     )
     if scaling is not None:
         device = device.model_copy(update={"core_scaling": max(scaling.value, 0.0)})
+    by_size = (
+        F.fit_core_scaling_by_size(b, ms, cores, ref, rng, n_boot) if scaling is not None else None
+    )
+    if by_size is not None and (by_size[1].lo > 0 or by_size[1].hi < 0):
+        # the exponent depends on the batch size (a fixed serial part per execution)
+        device = device.model_copy(
+            update={
+                "core_scaling": max(by_size[0].value, 0.0),
+                "core_scaling_per_doubling": by_size[1].value,
+            }
+        )
+    else:
+        by_size = None
     attr = concurrency_attr(kind, scaling is not None)
     offset = None  # the curve's level under load: from replicas without concurrency, if any
     if len(in_load.weight) and math.isfinite(in_load.k.lo) and in_load.k.lo > 0:
@@ -359,6 +374,7 @@ def _fit_device(
         from_prior,
         notes,
         scaling,
+        by_size,
     )
 
 

@@ -32,7 +32,13 @@ from calibration.in_load import (
 )
 from calibration.overhead import Overhead, fit_isolated_overhead_cv, fit_overhead, pool_intervals
 from calibration.resources import fit_cpu_per_request, fit_memory_base
-from calibration.service_curve import CurveFit, chi2_sf, fit_core_scaling, fit_isolated
+from calibration.service_curve import (
+    CurveFit,
+    chi2_sf,
+    fit_core_scaling,
+    fit_core_scaling_by_size,
+    fit_isolated,
+)
 from calibration.startup import Startup, fit_startup, replica_phases
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "chi2_sf",
     "chunk_counters",
     "fit_core_scaling",
+    "fit_core_scaling_by_size",
     "fit_cpu_per_request",
     "fit_curve_from_counters",
     "fit_in_load",

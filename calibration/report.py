@@ -84,7 +84,12 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
             )
         )
         if d.core_scaling is not None:
-            rows.append((key, "core_scaling", _e(d.core_scaling), d.core_scaling.method))
+            lbl = "core_scaling (one exponent)" if d.core_scaling_by_size else "core_scaling"
+            rows.append((key, lbl, _e(d.core_scaling), d.core_scaling.method))
+        if d.core_scaling_by_size is not None:
+            e1, slope = d.core_scaling_by_size
+            rows.append((key, "core_scaling (b=1, applied)", _e(e1), e1.method))
+            rows.append((key, "core_scaling_per_doubling", _e(slope), slope.method))
         conc = d.concurrency
         th = conc.attr if conc else ("sharing_penalty" if d.kind == "gpu" else "core_scaling")
         rows.append(

@@ -234,6 +234,61 @@ def fit_core_scaling(
     )  # fmt: skip
 
 
+def fit_core_scaling_by_size(
+    b: np.ndarray,
+    ms: np.ndarray,
+    cores: np.ndarray,
+    ref: float,
+    rng: np.random.Generator,
+    n_boot: int,
+) -> tuple[Estimate, Estimate] | None:
+    """Core-scaling exponent as a function of the batch size: e(b) = e1 + d log2(b).
+
+    Per batch size measured at both core counts, e_s = (mean log t at c - mean log t at
+    ref) / log(ref / c) as in `fit_core_scaling`; (e1, d) by least squares of e_s on
+    log2(s) weighted by the smaller count. Returns (e1 = `core_scaling`, d =
+    `core_scaling_per_doubling`) with bootstrap intervals (resampling within (cores, size)
+    cells), or None with fewer than two sizes measured at both core counts.
+    """
+    other = cores != ref
+    if not np.any(other):
+        return None
+    c = float(Counter(cores[other].tolist()).most_common(1)[0][0])
+    sel = (cores == ref) | (cores == c)
+    b, logs, at_c = b[sel], np.log(ms[sel]), cores[sel] == c
+    sizes = np.intersect1d(b[at_c], b[~at_c])
+    if len(sizes) < 2:
+        return None
+    cells = [(np.flatnonzero((b == s) & at_c), np.flatnonzero((b == s) & ~at_c)) for s in sizes]
+    w = np.array([min(len(i), len(j)) for i, j in cells], float)
+    x = np.log2(sizes.astype(float))
+    design = np.column_stack([np.ones(len(x)), x]) * np.sqrt(w)[:, None]
+    scale = math.log(ref / c)
+
+    def est(pick: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        e = np.array([logs[i].mean() - logs[j].mean() for i, j in pick]) / scale
+        return np.linalg.lstsq(design, e * np.sqrt(w), rcond=None)[0]
+
+    boot = np.array(
+        [
+            est(
+                [
+                    (i[rng.integers(0, len(i), len(i))], j[rng.integers(0, len(j), len(j))])
+                    for i, j in cells
+                ]
+            )
+            for _ in range(n_boot)
+        ]
+    ).reshape(-1, 2)
+    val = est(cells)
+    how = f"isolated times at {c:g} vs {ref:g} cores, WLS of per-size exponents on log2(b)"
+    n = int(sel.sum())
+    return (
+        interval(boot[:, 0], float(val[0]), n, how + ": b = 1"),
+        interval(boot[:, 1], float(val[1]), n, how + ": slope"),
+    )
+
+
 def chi2_sf(x: float, dof: int) -> float:
     """Upper tail of chi-square (Wilson-Hilferty normal approximation; ample for a 1e-3 test)."""
     if x <= 0:

@@ -222,13 +222,12 @@ def _service_times(
     pcfg = sc.pools[pool]
     dev = sc.calibration.devices[pcfg.device]
     noise = multiplier(dev.service.noise)
-    scale = (
-        1.0 if dev.kind == "gpu" else (dev.reference_cores / pcfg.resources.cpu) ** dev.core_scaling
-    )
+    ratio = dev.reference_cores / pcfg.resources.cpu
     bmax = pcfg.batching.max_batch_size if pcfg.batching.enabled else 1
     with path.open("w") as f:
         f.write("device,batch_size,repeat,ms\n")
         for b in range(1, max(bmax, 1) + 1):
+            scale = 1.0 if dev.kind == "gpu" else ratio ** dev.core_exponent(b)
             ms = dev.service.time_ms(b) * scale * noise(rng, repeats)
             for i, v in enumerate(ms):
                 f.write(f"{dev.kind},{b},{i},{v:.5f}\n")

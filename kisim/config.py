@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -97,7 +98,14 @@ class DeviceCalibration(_Model):
     reference_cores: Pos = Field(2.0, description="CPU cores the service curve was measured with.")
     core_scaling: NonNeg = Field(
         0.0,
-        description="Exponent e: time x (reference_cores / effective cores)^e. 0 for GPUs.",
+        description="Exponent e: time x (reference_cores / effective cores)^e. 0 for GPUs. "
+        "With `core_scaling_per_doubling`, the exponent of a batch of one.",
+    )
+    core_scaling_per_doubling: float = Field(
+        0.0,
+        description="Batch-size dependence of the core-scaling exponent: a batch of b items "
+        "uses e(b) = max(core_scaling + this x log2(b), 0) (a fixed serial part per execution "
+        "makes small batches gain less from more cores). 0 = one exponent for every size.",
     )
     sharing_penalty: NonNeg = Field(
         1.0, description="GPU time-slicing: slow-down per extra busy pod on the same GPU."
@@ -125,6 +133,13 @@ class DeviceCalibration(_Model):
     memory_base_gib: NonNeg = Field(0.8, description="Resident memory of an idle ready pod.")
     memory_per_item_gib: NonNeg = Field(0.0, description="Extra memory per in-flight batch item.")
     startup: StartupCalibration = Field(default_factory=StartupCalibration)
+
+    def core_exponent(self, b: int) -> float:
+        """Core-scaling exponent of a batch of `b` items (`core_scaling` when the
+        per-doubling term is 0, exactly)."""
+        if self.core_scaling_per_doubling == 0.0:
+            return self.core_scaling
+        return max(self.core_scaling + self.core_scaling_per_doubling * math.log2(b), 0.0)
 
 
 class Calibration(_Model):

@@ -50,6 +50,7 @@ class DataPlane:
         self.rf = np.zeros((r, K.NRF), np.float64)
         self.pref = np.zeros((r, 16), np.int64)
         self.curve = np.zeros((r, self.maxb + 1), np.float64)
+        self.cexp = np.zeros((r, self.maxb + 1), np.float64)  # core-scaling exponent per size
         self.qt = np.zeros((r, q), np.float64)
         self.qu = np.zeros((r, q), np.int64)
         n_gpus = sum(n.count * n.gpus for n in scenario.cluster.nodes)
@@ -147,6 +148,8 @@ class DataPlane:
         rf[K.HPEN] = dev.host_sharing_penalty if dev.kind == "cpu" else 0.0
         self.curve[s, 1 : rule.max_batch + 1] = [dev.service.time_ms(b) * 1e-3
                                                  for b in range(1, rule.max_batch + 1)]  # fmt: skip
+        self.cexp[s, 1 : rule.max_batch + 1] = [dev.core_exponent(b)
+                                                for b in range(1, rule.max_batch + 1)]  # fmt: skip
         busy_batches = int(self.ri[: self.n_slots, K.INST].sum())
         if busy_batches + 1 > self.bi.shape[0]:
             self._grow_batches(2 * busy_batches)
@@ -245,7 +248,8 @@ class DataPlane:
         mh, md, mo = self.margins
         while True:
             code = K.run_until(
-                t_end, self.ri, self.rf, self.pref, self.curve, self.qt, self.qu, self.gbusy,
+                t_end, self.ri, self.rf, self.pref, self.curve, self.cexp, self.qt, self.qu,
+                self.gbusy,
                 self.gf, self.bi, self.bf, self.bt, self.bu, self.ht, self.hs, self.hk, self.hx,
                 self.gi, self.gfl, self.rnd, self.ridx, self.ready, self.alive, self.olat,
                 self.owait, self.drained, mh, md, mo,
@@ -328,6 +332,7 @@ class DataPlane:
             return b
 
         self.ri, self.rf, self.pref, self.curve = grow(self.ri), grow(self.rf), grow(self.pref), grow(self.curve)
+        self.cexp = grow(self.cexp)
         self.qt, self.qu, self.drained = grow(self.qt), grow(self.qu), grow(self.drained)
         self.ready = grow(self.ready, axis=1)
 

@@ -105,7 +105,7 @@ def _decide(ri, rf, pref, r, now, oldest):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+def _dispatch(r, now, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
               ht, hs, hk, hx, gi, rnd, ridx):  # type: ignore[no-untyped-def]  # fmt: skip
     qcap = qt.shape[1]
     while ri[r, FREE] > 0 and ri[r, QLEN] > 0:
@@ -138,7 +138,7 @@ def _dispatch(r, now, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             cores = 0.0
         else:
             eff = rf[r, CORES] / (ri[r, INST] - ri[r, FREE] + 1)
-            st = curve[r, b] * (rf[r, REF] / eff) ** rf[r, EXPO] * noise
+            st = curve[r, b] * (rf[r, REF] / eff) ** cexp[r, b] * noise  # exponent per size
             cores = eff
             h = ri[r, HOST]  # CPU replicas count their executions on the node (in gbusy)
             if h >= 0:
@@ -184,7 +184,7 @@ def _route(ri, gi, gfl, ready, rnd, ridx):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
               ht, hs, hk, hx, gi, gfl, rnd, ridx, ready, alive, olat, owait, drained,
               margin_heap, margin_draw, margin_out):  # type: ignore[no-untyped-def]  # fmt: skip
     """Process events with time <= t_end. Returns FINISHED or NEED_SPACE."""
@@ -230,7 +230,7 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             if ri[r, QLEN] > gi[QMAX]:
                 gi[QMAX] = ri[r, QLEN]
             if ri[r, FREE] > 0:
-                _dispatch(r, t, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+                _dispatch(r, t, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
                           ht, hs, hk, hx, gi, rnd, ridx)  # fmt: skip
         elif kind == DONE:
             slot = x
@@ -281,7 +281,7 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             bi[slot, 2] = gi[BFREE]
             gi[BFREE] = slot
             if ri[r, QLEN] > 0:
-                _dispatch(r, t, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+                _dispatch(r, t, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
                           ht, hs, hk, hx, gi, rnd, ridx)  # fmt: skip
             elif ri[r, STATE] == DRAINING and ri[r, FREE] == ri[r, INST]:
                 k = gi[NDRAINED]
@@ -293,7 +293,7 @@ def run_until(t_end, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
             if ri[r, TIMER_ARMED] == 1 and rf[r, TIMER_AT] == t:
                 ri[r, TIMER_ARMED] = 0
                 if ri[r, FREE] > 0 and ri[r, QLEN] > 0:
-                    _dispatch(r, t, ri, rf, pref, curve, qt, qu, gbusy, gf, bi, bf, bt, bu,
+                    _dispatch(r, t, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
                               ht, hs, hk, hx, gi, rnd, ridx)  # fmt: skip
     gfl[NOW] = t_end
     return FINISHED

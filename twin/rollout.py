@@ -120,6 +120,9 @@ class Rollouts:
             curve = np.zeros((dp.curve.shape[0], mb + 1), np.float64)
             curve[:, : old + 1] = dp.curve
             dp.curve = curve
+            cexp = np.zeros((dp.cexp.shape[0], mb + 1), np.float64)
+            cexp[:, : old + 1] = dp.cexp
+            dp.cexp = cexp
             bt = np.zeros((dp.bt.shape[0], mb), np.float64)
             bt[:, :old] = dp.bt
             bu = np.zeros((dp.bu.shape[0], mb), np.int64)

@@ -11,7 +11,7 @@ import pytest
 from synthetic_truth import true_scenario
 
 from calibration.bundle import load_bundle
-from calibration.fit import fit_core_scaling, fit_isolated
+from calibration.fit import fit_core_scaling, fit_core_scaling_by_size, fit_isolated
 from kisim.config import Scenario, override
 from kisim.episode import run_windows, twin_backend
 
@@ -44,7 +44,11 @@ def _two_replicas(nodes: int, **device: float) -> Scenario:
 def test_neutral_values_leave_the_twin_unchanged() -> None:
     sc = true_scenario(users=[5, 60], step_s=30.0)
     base = _latencies(sc)
-    neutral = {"overhead_busy_factor": 0.0, "host_sharing_penalty": 0.0}
+    neutral = {
+        "overhead_busy_factor": 0.0,
+        "host_sharing_penalty": 0.0,
+        "core_scaling_per_doubling": 0.0,
+    }
     same = override(sc, "test", **{f"calibration.devices.cpu.{k}": v for k, v in neutral.items()})
     assert np.array_equal(base, _latencies(same))
 
@@ -78,6 +82,54 @@ def test_core_scaling_from_isolated_times_at_two_core_counts() -> None:
     e = fit_core_scaling(b, ms, cores, 2.0, rng, 200)
     assert e is not None and e.contains(0.6) and e.hi - e.lo < 0.2
     assert fit_core_scaling(sizes, t2, np.full(len(sizes), 2.0), 2.0, rng, 50) is None
+
+
+def test_core_scaling_per_doubling_of_the_batch_size() -> None:
+    """e(b) = core_scaling + d log2(b): a 1-core replica (reference 2) at light load (batches
+    of ~1) is faster with a small b = 1 exponent, whatever d does to large batches."""
+    sc = true_scenario(users=[3, 3], step_s=30.0, batching={"enabled": False})
+    sc = override(sc, "test", **{"pools.cpu.resources.cpu": 1.0})
+    dev = sc.calibration.devices["cpu"]
+    assert [dev.core_exponent(b) for b in (1, 8)] == [dev.core_scaling] * 2
+    by_size = dev.model_copy(update={"core_scaling": 0.2, "core_scaling_per_doubling": 0.3})
+    assert by_size.core_exponent(1) == pytest.approx(0.2)
+    assert by_size.core_exponent(8) == pytest.approx(1.1)
+    neg = dev.model_copy(update={"core_scaling": 0.2, "core_scaling_per_doubling": -0.3})
+    assert neg.core_exponent(8) == 0.0  # clamped
+    base = _latencies(sc)
+    small = _latencies(
+        override(
+            sc,
+            "test",
+            **{
+                "calibration.devices.cpu.core_scaling": 0.2,
+                "calibration.devices.cpu.core_scaling_per_doubling": 0.3,
+            },
+        )
+    )
+    ratio = 2.0**0.2 / 2.0**0.6  # batch-1 service time, 1 core vs reference 2
+    assert small.mean() < base.mean() - 0.5 * (1 - ratio) * 9.0
+
+
+def test_core_scaling_per_doubling_from_isolated_times() -> None:
+    rng = np.random.default_rng(3)
+    sizes = np.repeat([1, 2, 4, 8], 40)
+    t2 = 9.0 + 7.0 * (sizes - 1)
+    b = np.concatenate([sizes, sizes])
+    cores = np.concatenate([np.full(len(sizes), 2.0), np.full(len(sizes), 1.0)])
+    for e1, d in ((0.2, 0.3), (0.6, 0.0)):
+        mean = np.concatenate([t2, t2 * 2.0 ** (e1 + d * np.log2(sizes))])
+        ms = mean * rng.lognormal(-(0.15**2) / 2, 0.15, len(b))
+        fit = fit_core_scaling_by_size(b, ms, cores, 2.0, rng, 200)
+        assert fit is not None
+        assert fit[0].contains(e1) and fit[1].contains(d), fit
+    one = np.repeat([1], 40)
+    assert (
+        fit_core_scaling_by_size(
+            np.concatenate([one, one]), np.full(80, 9.0), np.repeat([2.0, 1.0], 40), 2.0, rng, 20
+        )
+        is None
+    )
 
 
 def test_noise_is_the_spread_within_a_recording() -> None:
