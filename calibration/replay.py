@@ -6,17 +6,37 @@ the key `kisim calibrate` writes), else to the calibration's only device of that
 `device_map` ({pool: device key}) overrides both. Each replica gets its own node with
 the pool's resources, except for the `local` backend, whose replicas of a pool share one
 host (one node: the calibration's `host_sharing_penalty` then applies between them).
+New users start at the spawn rate the load process used (`recording.yaml`'s
+`traffic.spawn_rate_per_s`, Locust's `spawn_rate`); without one, spread over the tick.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from calibration.bundle import Bundle
 from kisim.config import Calibration, Scenario
 from kisim.errors import ConfigError
+
+
+def recorded_spawn_rate(bundle: Bundle) -> float | None:
+    """Users/s the load process started new users at, from the bundle's `recording.yaml`
+    (`traffic.spawn_rate_per_s`); None where the bundle does not say."""
+    path = bundle.path / "recording.yaml"
+    if not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return None
+    traffic = doc.get("traffic") if isinstance(doc, dict) else None
+    rate = traffic.get("spawn_rate_per_s") if isinstance(traffic, dict) else None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        return None
+    return float(rate)
 
 
 def device_for(
@@ -88,6 +108,7 @@ def scenario_for(
             "mode": m.traffic.mode,
             "pattern": {"name": "schedule", "params": {"points": points}},
             "wait_time_s": list(m.traffic.wait_time_s),
+            "spawn_rate_users_s": recorded_spawn_rate(bundle),
         },
         "routing": {"mode": m.routing.mode, "placement": m.routing.placement},
         "pools": pools,

@@ -213,6 +213,11 @@ def write_synthetic_bundle(
         },
     }
     (out / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    rate = scenario.traffic.spawn_rate_users_s
+    if rate:  # as the bridge records it (a replay reads it from there)
+        rec = {"apiVersion": "kisim/v1", "kind": "TraceRecording", "name": manifest["name"],
+               "traffic": {"spawn_rate_per_s": float(rate)}}  # fmt: skip
+        (out / "recording.yaml").write_text(yaml.safe_dump(rec, sort_keys=False))
     return out
 
 

@@ -187,6 +187,12 @@ class TrafficConfig(_Model):
         "exponential", description="Open-loop inter-arrival distribution."
     )
     shape_tick_s: Pos = Field(1.0, description="How often the user count follows the pattern.")
+    spawn_rate_users_s: NonNeg | None = Field(
+        None,
+        description="Locust `spawn_rate` (closed loop): users added at a shape tick start in "
+        "groups of max(1, floor(rate)), one group every group/rate s, all of a group at once, "
+        "first request on start. None or 0: new users start uniformly over the shape tick.",
+    )
 
     @model_validator(mode="after")
     def _wait(self) -> TrafficConfig:

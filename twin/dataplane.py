@@ -13,6 +13,7 @@ a request is counted in the window in which its execution ends.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -190,8 +191,13 @@ class DataPlane:
             self._on_drained.pop(s)(rep, self.now)
         return n
 
-    def set_users(self, n: int, now: float, spread_s: float) -> None:
-        """Closed loop: start or stop Locust users; new users start within `spread_s`."""
+    def set_users(
+        self, n: int, now: float, spread_s: float, spawn_rate: float | None = None
+    ) -> None:
+        """Closed loop: start or stop Locust users. New users start uniformly within
+        `spread_s`, or, with a `spawn_rate` (users/s), as Locust's dispatcher starts them:
+        groups of max(1, floor(rate)) users, one group every group/rate s from `now`, each
+        user's first request at its start (Locust waits after a task, not before)."""
         while len(self.user_stack) > n:
             self.alive[self.user_stack.pop()] = False  # Locust stops the newest users first
         new = n - len(self.user_stack)
@@ -205,6 +211,11 @@ class DataPlane:
         self.alive[users] = True
         self.user_stack.extend(users.tolist())
         self.n_users += new
+        if spawn_rate:
+            group = max(1, math.floor(spawn_rate))
+            starts = now + (np.arange(new) // group) * (group / spawn_rate)
+            K.start_users_at(self.ht, self.hs, self.hk, self.hx, self.gi, users, starts)
+            return
         K.start_users(self.ht, self.hs, self.hk, self.hx, self.gi, self.rnd, self.ridx, users,
                       now, spread_s)  # fmt: skip
 

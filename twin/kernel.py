@@ -307,6 +307,13 @@ def start_users(ht, hs, hk, hx, gi, rnd, ridx, users, now, spread):  # type: ign
 
 
 @njit(cache=True)
+def start_users_at(ht, hs, hk, hx, gi, users, starts):  # type: ignore[no-untyped-def]
+    """New closed-loop users send their first request at the given times."""
+    for i in range(users.shape[0]):
+        heap_push(ht, hs, hk, hx, gi, starts[i], ARRIVE, users[i])
+
+
+@njit(cache=True)
 def percentiles_ms(a, out):  # type: ignore[no-untyped-def]
     """mean, p50, p95, p99 of `a` (seconds) in ms; linear interpolation as numpy's default."""
     n = a.shape[0]

@@ -1,8 +1,9 @@
 """The load shaper: moves the offered load along the pattern, like a Locust LoadTestShape.
 
 Every `shape_tick_s` the level is read from the pattern: closed loop, it becomes
-the number of running users (new users start spread over the tick instead of all
-at once, as Locust's spawn rate would); open loop, the Poisson rate for the tick.
+the number of running users (new users start as `traffic.spawn_rate_users_s` says:
+in groups at Locust's spawn rate, or, without one, spread over the tick); open loop,
+the Poisson rate for the tick.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ def shaper(env: simpy.Environment, dp: DataPlane, scenario: Scenario, pattern: P
     skipped, which changes nothing but the number of SimPy events."""
     tick = scenario.traffic.shape_tick_s
     closed = scenario.traffic.mode == "closed"
+    spawn = scenario.traffic.spawn_rate_users_s
     k = 0
     while True:
         level = pattern.level(k * tick)
         if closed:
             level = int(round(level))
-            dp.set_users(level, env.now, tick)
+            dp.set_users(level, env.now, tick, spawn)
         else:
             dp.set_open_rate(level, env.now)
         step = 1

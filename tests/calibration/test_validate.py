@@ -80,6 +80,34 @@ def test_replay_scenario_mirrors_the_manifest(bundles: dict[str, Path], truth: C
     pool = sc.pools["cpu"]
     assert (pool.replicas, pool.min_replicas, pool.max_replicas, pool.instances) == (1, 1, 1, 2)
     assert pool.batching.enabled is False
+    assert sc.traffic.spawn_rate_users_s is None  # no recording.yaml: spread over the tick
+
+
+def test_replay_starts_users_at_the_recorded_spawn_rate(copy_bundle, truth: Calibration) -> None:  # type: ignore[no-untyped-def]
+    b = copy_bundle("step")
+    (b / "recording.yaml").write_text(
+        "kind: TraceRecording\nname: syn-step\ntraffic:\n  spawn_rate_per_s: 100.0\n"
+    )
+    assert scenario_for(load_bundle(b), truth, 10.0).traffic.spawn_rate_users_s == 100.0
+    (b / "recording.yaml").write_text("kind: TraceRecording\nname: syn-step\ntraffic: {}\n")
+    assert scenario_for(load_bundle(b), truth, 10.0).traffic.spawn_rate_users_s is None
+
+
+def test_synthetic_bundle_keeps_its_spawn_rate(tmp_path: Path, truth: Calibration) -> None:
+    from calibration.synth import write_synthetic_bundle
+    from kisim.config import override
+
+    sc = override(true_scenario(users=[4, 12], step_s=5.0, name="spawn"), "spawn",
+                  **{"traffic.spawn_rate_users_s": 100.0})  # fmt: skip
+    b = write_synthetic_bundle(tmp_path / "spawn", sc, seed=0)
+    assert scenario_for(load_bundle(b), truth, 5.0).traffic.spawn_rate_users_s == 100.0
+
+
+def test_shipped_bundles_record_locusts_spawn_rate(truth: Calibration) -> None:
+    root = Path(__file__).resolve().parents[2] / "traces"
+    for b in sorted(root.glob("cpu-*/recording.yaml")):
+        sc = scenario_for(load_bundle(b.parent), truth, 15.0)
+        assert sc.traffic.spawn_rate_users_s == 100.0, b.parent.name  # bridge/locust_run.py
 
 
 def test_device_mapping_errors_name_the_way_out(
