@@ -45,6 +45,7 @@ class DeviceFit:
     core_scaling: F.Estimate | None = None  # from isolated times at two core counts
     # (b = 1 exponent, per doubling of b) when the exponent depends on the batch size
     core_scaling_by_size: tuple[F.Estimate, F.Estimate] | None = None
+    batch_merge: F.Estimate | None = None  # per merged request, from batched pools' counters
 
 
 @dataclass
@@ -337,6 +338,18 @@ def _fit_device(
         se = (curve.mean_hi - curve.mean_lo) / 3.92 / curve.means
         sizes = curve.sizes.astype(float)
         rel_se = lambda b: np.interp(b, sizes, se)  # noqa: E731
+    merge = None  # requests merged by the batcher: replays of the batched pools
+    if curve.source == "isolated":
+        mfit = fit_concurrency(
+            key, kind, group, device, ref, others, offset, rel_se, attr="batch_merge_ms"
+        )
+        merge = mfit.theta if mfit is not None else None
+    if merge is not None and math.isfinite(merge.lo) and merge.lo > 0:
+        device = device.model_copy(update={"batch_merge_ms": merge.value})
+        notes.append(
+            f"batched pools run {merge.value:.2f} ms per request merged into a batch "
+            f"(95% CI {merge.lo:.2f}..{merge.hi:.2f}) beyond k x the isolated curve"
+        )
     conc = fit_concurrency(key, kind, group, device, ref, others, offset, rel_se, attr=attr)
     if conc is None:
         from_prior.append(attr)
@@ -375,6 +388,7 @@ def _fit_device(
         notes,
         scaling,
         by_size,
+        merge,
     )
 
 

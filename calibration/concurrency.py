@@ -20,6 +20,12 @@ factor of the replicas without concurrency by a penalty of its standard error (f
 when there are none), so the level's uncertainty widens theta's. The 95 % interval is
 the profile-likelihood set SSR(theta) <= SSR_min + 3.84 max(1, s^2), with
 s^2 = SSR_min / (windows - 1).
+
+The same replays fit `batch_merge_ms` (the extra time per request the dynamic batcher
+merges into a batch; isolated batches are one request) on the batched pools without
+other concurrency (one instance at the reference cores): its grid, the windows' batch
+sizes as the twin's batcher forms them, and log k jointly as above, so the level of the
+batched pools at batch ~1 is not read as a merge cost.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "core_scaling": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3),
     "sharing_penalty": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
     "host_sharing_penalty": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+    "batch_merge_ms": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
 }
 WINDOW_S = 10.0
 MIN_EXEC = 20  # batches per window for the window to count
@@ -65,6 +72,12 @@ class ConcurrencyFit:
 def has_concurrency(bun: Bundle, pool: str, ref_cores: float, attr: str = "") -> bool:
     """Whether the pool's executions overlap in a way `attr` acts on."""
     cfg = bun.manifest.pools[pool]
+    if attr == "batch_merge_ms":  # batcher-merged requests, nothing else concurrent
+        return (
+            cfg.batching.enabled
+            and cfg.instances == 1
+            and (cfg.device != "cpu" or abs(cfg.resources.cpu - ref_cores) <= 1e-9)
+        )
     if attr == "host_sharing_penalty":  # several replicas on one host (the local bridge)
         return cfg.device == "cpu" and bun.manifest.backend == "local" and cfg.replicas > 1
     return cfg.instances > 1 or (cfg.device == "cpu" and abs(cfg.resources.cpu - ref_cores) > 1e-9)

@@ -11,7 +11,9 @@ them into a `Calibration`:
 
 Service time model (what the twin executes, `twin.kernel._dispatch`):
     t(b) = curve(b) x k x f(concurrency) x noise,  noise ~ lognormal(mean 1, cv)
-with f = E[(ref_cores x m / cores)^e] x (1 + host_sharing_penalty x h) on CPUs (m = busy
+(+ batch_merge_ms x (b - 1) inside the curve: requests the batcher merged, not measured
+in isolation, where a batch is one request) with
+f = E[(ref_cores x m / cores)^e] x (1 + host_sharing_penalty x h) on CPUs (m = busy
 instances of the replica, e = `core_scaling`, h = executions of other replicas busy on
 the same node) and 1 + sharing_penalty x (m - 1) on GPUs; k is the in-load factor by
 which the counters' compute time differs from the isolated measurement.

@@ -154,7 +154,9 @@ def fit_in_load(
     is the inverse of its variance: service noise averaged over its batches (cv^2 / execs)
     plus the batch-size spread (uniform within `spread_bounds`). Only chunks whose spread
     is narrow (< 2 %) are used when there are at least ten: the spread's central guess is
-    a model, the bounds are facts. The bootstrap resamples chunks and the isolated curve
+    a model, the bounds are facts. Of those, only chunks of batches of one request when
+    there are ten: a batch the batcher merged from several requests also pays
+    `batch_merge_ms` (fitted after k, `calibration.concurrency`), which k must not absorb. The bootstrap resamples chunks and the isolated curve
     together, so k's interval includes the curve's own uncertainty.
     """
     notes: list[str] = []
@@ -176,6 +178,9 @@ def fit_in_load(
 
     y, w, width = prepare(curve)
     narrow = width < 0.02
+    one = narrow & (ch.bbar <= 1 + 1e-9)  # batches of one request: no batcher merging in them
+    if np.count_nonzero(one) >= 10:
+        narrow = one
     usable = int(np.count_nonzero(narrow))
     if usable < 10:
         notes.append(

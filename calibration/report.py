@@ -90,6 +90,18 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
             e1, slope = d.core_scaling_by_size
             rows.append((key, "core_scaling (b=1, applied)", _e(e1), e1.method))
             rows.append((key, "core_scaling_per_doubling", _e(slope), slope.method))
+        if d.batch_merge is not None:
+            applied = dev.batch_merge_ms > 0
+            rows.append(
+                (
+                    key,
+                    "batch_merge_ms",
+                    _e(d.batch_merge, " ms") + ("" if applied else " (not applied: CI spans 0)"),
+                    d.batch_merge.method.replace(
+                        "twin replays on a grid", "twin replays of the batched pools"
+                    ),
+                )
+            )
         conc = d.concurrency
         th = conc.attr if conc else ("sharing_penalty" if d.kind == "gpu" else "core_scaling")
         rows.append(

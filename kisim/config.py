@@ -120,6 +120,13 @@ class DeviceCalibration(_Model):
         "slow-down per execution of another replica busy on the same node. 0 = replicas "
         "never slow each other (CPU limits on dedicated cores).",
     )
+    batch_merge_ms: NonNeg = Field(
+        0.0,
+        description="Dynamic batching: extra execution time per request merged into a batch "
+        "beyond the first, ms (the backend gathers the separate requests' inputs and splits the "
+        "outputs; an isolated batch of b items is one request and does not pay it). "
+        "0 = batches cost the curve alone.",
+    )
     overhead_busy_factor: NonNeg = Field(
         0.0,
         description="Overhead contention: a request that completes while its replica still has "

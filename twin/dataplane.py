@@ -147,8 +147,10 @@ class DataPlane:
         rf[K.OVHB] = dev.overhead_busy_factor
         ri[K.HOST] = self.n_gpus + node if gpu is None and node >= 0 else -1
         rf[K.HPEN] = dev.host_sharing_penalty if dev.kind == "cpu" else 0.0
-        self.curve[s, 1 : rule.max_batch + 1] = [dev.service.time_ms(b) * 1e-3
-                                                 for b in range(1, rule.max_batch + 1)]  # fmt: skip
+        merge = dev.batch_merge_ms  # per request merged by the batcher (0: the curve alone)
+        self.curve[s, 1 : rule.max_batch + 1] = [
+            ((dev.service.time_ms(b) + merge * (b - 1)) if merge > 0 else dev.service.time_ms(b))
+            * 1e-3 for b in range(1, rule.max_batch + 1)]  # fmt: skip
         self.cexp[s, 1 : rule.max_batch + 1] = [dev.core_exponent(b)
                                                 for b in range(1, rule.max_batch + 1)]  # fmt: skip
         busy_batches = int(self.ri[: self.n_slots, K.INST].sum())

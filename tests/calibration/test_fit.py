@@ -45,6 +45,9 @@ def test_curve_noise_and_overhead_within_their_intervals(fitted: CalibrationResu
     assert d.overhead.client is not None and d.overhead.client.contains(TRUE["overhead_ms"])
     # the counters agree with the isolated curve: k's interval holds 1 and k is not applied
     assert d.in_load.k.contains(1.0) and d.in_load.k_applied == 1.0
+    # nor does the batcher's merging cost anything: not applied
+    assert d.batch_merge is not None and d.batch_merge.contains(0.0), d.batch_merge
+    assert d.device.batch_merge_ms == 0.0
     # intervals are informative, not vacuous
     assert d.curve.base.hi - d.curve.base.lo < 0.1 * TRUE["base_ms"]
     assert d.overhead.total.hi - d.overhead.total.lo < 0.05 * TRUE["overhead_ms"]

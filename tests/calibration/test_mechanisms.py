@@ -48,6 +48,7 @@ def test_neutral_values_leave_the_twin_unchanged() -> None:
         "overhead_busy_factor": 0.0,
         "host_sharing_penalty": 0.0,
         "core_scaling_per_doubling": 0.0,
+        "batch_merge_ms": 0.0,
     }
     same = override(sc, "test", **{f"calibration.devices.cpu.{k}": v for k, v in neutral.items()})
     assert np.array_equal(base, _latencies(same))
@@ -59,6 +60,33 @@ def test_overhead_grows_with_the_busy_share() -> None:
     busy = _latencies(override(sc, "test", **{"calibration.devices.cpu.overhead_busy_factor": 2.0}))
     assert busy[2:].mean() > base[2:].mean() * 1.3  # 60 users, a busy replica: overhead x <= 3
     assert busy[:2].mean() < base[:2].mean() * 1.1  # 2 users: the replica is mostly idle
+
+
+def test_batch_merge_cost_only_for_batches_of_several_requests() -> None:
+    off = true_scenario(users=[5, 60], step_s=30.0, batching={"enabled": False})
+    merged = override(off, "test", **{"calibration.devices.cpu.batch_merge_ms": 3.0})
+    assert np.array_equal(_latencies(off), _latencies(merged))  # every batch is one request
+    on = true_scenario(users=[5, 150], step_s=30.0)
+    base = _latencies(on)
+    slow = _latencies(override(on, "test", **{"calibration.devices.cpu.batch_merge_ms": 3.0}))
+    assert slow[2:].mean() > base[2:].mean() * 1.05  # 150 users: batches of several requests
+
+
+def test_batch_merge_recovered_by_replays(tmp_path: Path) -> None:
+    from calibration.calibrate import calibrate
+    from calibration.synth import write_synthetic_bundle
+
+    sc = true_scenario(users=[4, 40, 100, 220], name="merge")
+    sc = override(sc, "test", **{"calibration.devices.cpu.batch_merge_ms": 2.0})
+    bun = load_bundle(write_synthetic_bundle(tmp_path / "m", sc, 1, name="syn-merge"))
+    # an unbatched pool pins the level k on batches of one request, as cpu-off-step does
+    off = true_scenario(users=[3, 20, 40, 60], step_s=30.0, batching={"enabled": False})
+    off = override(off, "test", **{"calibration.devices.cpu.batch_merge_ms": 2.0})
+    one = load_bundle(write_synthetic_bundle(tmp_path / "o", off, 2, name="syn-off"))
+    d = calibrate([bun, one], "m", sc.calibration, n_boot=40).devices["cpu"]
+    assert d.in_load.k.contains(1.0)
+    assert d.batch_merge is not None and d.batch_merge.contains(2.0), d.batch_merge
+    assert d.batch_merge.lo > 0.5 and d.device.batch_merge_ms == pytest.approx(d.batch_merge.value)
 
 
 def test_host_sharing_applies_only_between_replicas_on_one_node() -> None:
