@@ -188,6 +188,28 @@ def fit_isolated(
     )
 
 
+Cells = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _paired_cells(
+    b: np.ndarray, ms: np.ndarray, cores: np.ndarray, ref: float
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, Cells] | None:
+    """Isolated rows at the reference and at the most common other core count, paired by
+    batch size: (other count c, rows used, their log times, sizes at both, per size the
+    row indices at c and at ref). None when no size was measured at both counts."""
+    other = cores != ref
+    if not np.any(other):
+        return None
+    c = float(Counter(cores[other].tolist()).most_common(1)[0][0])
+    sel = (cores == ref) | (cores == c)
+    bs, logs, at_c = b[sel], np.log(ms[sel]), cores[sel] == c
+    sizes = np.intersect1d(bs[at_c], bs[~at_c])
+    if not len(sizes):
+        return None
+    cells = [(np.flatnonzero((bs == z) & at_c), np.flatnonzero((bs == z) & ~at_c)) for z in sizes]
+    return c, sel, logs, sizes, cells
+
+
 def fit_core_scaling(
     b: np.ndarray,
     ms: np.ndarray,
@@ -202,16 +224,10 @@ def fit_core_scaling(
     log(ref / c); e is their mean weighted by the smaller count. None when every
     isolated row is at the reference core count. Bootstrap within (cores, size) cells.
     """
-    other = cores != ref
-    if not np.any(other):
+    paired = _paired_cells(b, ms, cores, ref)
+    if paired is None:
         return None
-    c = float(Counter(cores[other].tolist()).most_common(1)[0][0])
-    sel = (cores == ref) | (cores == c)
-    b, logs, at_c = b[sel], np.log(ms[sel]), cores[sel] == c
-    sizes = np.intersect1d(b[at_c], b[~at_c])
-    if not len(sizes):
-        return None
-    cells = [(np.flatnonzero((b == s) & at_c), np.flatnonzero((b == s) & ~at_c)) for s in sizes]
+    c, sel, logs, sizes, cells = paired
     wts = np.array([min(len(i), len(j)) for i, j in cells], float)
     scale = math.log(ref / c)
 
@@ -250,16 +266,10 @@ def fit_core_scaling_by_size(
     `core_scaling_per_doubling`) with bootstrap intervals (resampling within (cores, size)
     cells), or None with fewer than two sizes measured at both core counts.
     """
-    other = cores != ref
-    if not np.any(other):
+    paired = _paired_cells(b, ms, cores, ref)
+    if paired is None or len(paired[3]) < 2:
         return None
-    c = float(Counter(cores[other].tolist()).most_common(1)[0][0])
-    sel = (cores == ref) | (cores == c)
-    b, logs, at_c = b[sel], np.log(ms[sel]), cores[sel] == c
-    sizes = np.intersect1d(b[at_c], b[~at_c])
-    if len(sizes) < 2:
-        return None
-    cells = [(np.flatnonzero((b == s) & at_c), np.flatnonzero((b == s) & ~at_c)) for s in sizes]
+    c, sel, logs, sizes, cells = paired
     w = np.array([min(len(i), len(j)) for i, j in cells], float)
     x = np.log2(sizes.astype(float))
     design = np.column_stack([np.ones(len(x)), x]) * np.sqrt(w)[:, None]
