@@ -13,6 +13,7 @@ HPA it steers; `resources` and `none` keep the scenario's controller.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,7 +37,7 @@ def _ints(a: Any) -> list[int]:
     return [int(x) for x in a]
 
 
-class ActionPreset:
+class ActionPreset(ABC):
     name: ClassVar[str]
     controller: ClassVar[str | None] = None  # controller.name the preset needs; None = keep
 
@@ -44,15 +45,17 @@ class ActionPreset:
         self.ctx = ctx
         self.space: spaces.Space[Any] = self._space()
 
+    @abstractmethod
     def _space(self) -> spaces.Space[Any]:
-        raise NotImplementedError
+        """The Gymnasium action space of the preset."""
 
+    @abstractmethod
     def decode(self, a: Any, st: EnvState) -> Decoded:
-        raise NotImplementedError
+        """The agent's action as a backend `Action` (or None), what was clamped, changes."""
 
+    @abstractmethod
     def hold(self, st: EnvState) -> Any:
         """The action that changes nothing (what a policy returns to wait)."""
-        raise NotImplementedError
 
 
 ACTIONS: dict[str, type[ActionPreset]] = {}

@@ -142,15 +142,15 @@ class DataPlane:
         ri[K.NPREF] = len(rule.preferred_desc)
         self.pref[s, : len(rule.preferred_desc)] = rule.preferred_desc
         rf[K.DELAY], rf[K.PEN] = rule.delay_s, dev.sharing_penalty
-        rf[K.CORES], rf[K.REF], rf[K.EXPO] = cfg.resources.cpu, dev.reference_cores, dev.core_scaling
+        rf[K.CORES], rf[K.REF] = cfg.resources.cpu, dev.reference_cores
         rf[K.CPUREQ], rf[K.OVH] = dev.cpu_per_request_ms * 1e-3, dev.overhead_ms * 1e-3
         rf[K.OVHB] = dev.overhead_busy_factor
-        ri[K.HOST] = self.n_gpus + node if gpu is None and node >= 0 else -1
-        rf[K.HPEN] = dev.host_sharing_penalty if dev.kind == "cpu" else 0.0
+        shares = gpu is None and node >= 0 and dev.kind == "cpu" and dev.host_sharing_penalty > 0
+        ri[K.HOST] = self.n_gpus + node if shares else -1  # -1: nothing to count (hot path)
+        rf[K.HPEN] = dev.host_sharing_penalty if shares else 0.0
         merge = dev.batch_merge_ms  # per request merged by the batcher (0: the curve alone)
-        self.curve[s, 1 : rule.max_batch + 1] = [
-            ((dev.service.time_ms(b) + merge * (b - 1)) if merge > 0 else dev.service.time_ms(b))
-            * 1e-3 for b in range(1, rule.max_batch + 1)]  # fmt: skip
+        self.curve[s, 1 : rule.max_batch + 1] = [(dev.service.time_ms(b) + merge * (b - 1)) * 1e-3
+                                                 for b in range(1, rule.max_batch + 1)]  # fmt: skip
         self.cexp[s, 1 : rule.max_batch + 1] = [dev.core_exponent(b)
                                                 for b in range(1, rule.max_batch + 1)]  # fmt: skip
         busy_batches = int(self.ri[: self.n_slots, K.INST].sum())

@@ -23,8 +23,8 @@ POOL, STATE, INST, FREE, MAXB, CAP, MAXQ, GPU, NPREF, QHEAD, QLEN = range(11)
 NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED, HOST = range(11, 18)
 NRI = 18
 # replica float columns
-DELAY, PEN, CORES, REF, EXPO, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN = range(14)
-NRF = 14
+DELAY, PEN, CORES, REF, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN = range(13)
+NRF = 13
 # replica states
 UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
 # global int slots
@@ -140,10 +140,9 @@ def _dispatch(r, now, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, 
             eff = rf[r, CORES] / (ri[r, INST] - ri[r, FREE] + 1)
             st = curve[r, b] * (rf[r, REF] / eff) ** cexp[r, b] * noise  # exponent per size
             cores = eff
-            h = ri[r, HOST]  # CPU replicas count their executions on the node (in gbusy)
-            if h >= 0:
-                if rf[r, HPEN] > 0.0:  # other replicas' executions on the same host's cores
-                    st *= 1.0 + rf[r, HPEN] * (gbusy[h] - (ri[r, INST] - ri[r, FREE]))
+            h = ri[r, HOST]  # >= 0 only with a host-sharing penalty: count on the node
+            if h >= 0:  # other replicas' executions on the same host's cores slow this one
+                st *= 1.0 + rf[r, HPEN] * (gbusy[h] - (ri[r, INST] - ri[r, FREE]))
                 gbusy[h] += 1
         rf[r, CPUS] += cores * st + rf[r, CPUREQ] * b
         ri[r, FREE] -= 1
