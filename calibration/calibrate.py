@@ -19,6 +19,7 @@ import numpy as np
 from calibration import fit as F
 from calibration.bundle import Bundle
 from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
+from calibration.isolated import isolated_overheads, isolated_rows
 from kisim.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
 from kisim.errors import TraceError
 
@@ -61,57 +62,6 @@ def _prior_device(prior: Calibration | None, kind: str) -> DeviceCalibration | N
     if prior is None:
         return None
     return next((d for d in prior.devices.values() if d.kind == kind), None)
-
-
-def _isolated_rows(
-    group: list[tuple[Bundle, str]], kind: str, warnings: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(batch sizes, ms, cores, bundle names) of the isolated measurements of this kind."""
-    bs: list[np.ndarray] = []
-    ms: list[np.ndarray] = []
-    cores: list[np.ndarray] = []
-    src: list[np.ndarray] = []
-    seen: set[str] = set()
-    for bun, _pool in group:
-        st = bun.service_times
-        if st is None or bun.name in seen:
-            continue
-        seen.add(bun.name)
-        pools = bun.manifest.pools
-        for name in np.unique(st.device):
-            cfg = pools.get(name)  # a pool name
-            if cfg is not None and cfg.device != kind:
-                continue
-            if cfg is None:  # a device kind
-                if name != kind:
-                    continue
-                same = {p.resources.cpu for p in pools.values() if p.device == kind}
-                if len(same) > 1:
-                    warnings.append(
-                        f"{st.path}: device {name!r} is ambiguous (pools of that kind "
-                        f"have {sorted(same)} cores); taken at {max(same):g} cores"
-                    )
-                c = max(same)
-            else:
-                c = cfg.resources.cpu
-            m = st.device == name
-            bs.append(st.batch_size[m])
-            ms.append(st.ms[m])
-            cores.append(np.full(int(m.sum()), c))
-            src.append(np.full(int(m.sum()), bun.name, dtype=object))
-    if not bs:
-        return np.empty(0, int), np.empty(0), np.empty(0), np.empty(0, dtype=object)
-    return np.concatenate(bs), np.concatenate(ms), np.concatenate(cores), np.concatenate(src)
-
-
-def _isolated_overheads(bun: Bundle, kind: str) -> np.ndarray | None:
-    """client - queue - compute of the bundle's isolated requests on this device kind."""
-    st = bun.service_times
-    if st is None or st.overhead_ms is None:
-        return None
-    pools = bun.manifest.pools
-    mine = np.array([(pools[d].device if d in pools else d) == kind for d in st.device])
-    return st.overhead_ms[mine] if mine.any() else None
 
 
 def calibrate(
@@ -170,7 +120,7 @@ def _fit_device(
             "are fitted together"
         )
     prior = prior or DeviceCalibration(kind=kind, service=ServiceCurve(base_ms=1.0))  # type: ignore[arg-type]
-    b, ms, cores, src = _isolated_rows(group, kind, warnings)
+    b, ms, cores, src = isolated_rows(group, kind, warnings)
     chunks_all = F.chunk_counters(group)
     if len(b):
         ref = float(Counter(cores.tolist()).most_common(1)[0][0])
@@ -217,7 +167,7 @@ def _fit_device(
         )
     iso_cv = F.fit_isolated_overhead_cv(
         [o for bun in {id(bb): bb for bb, _ in group}.values()
-         if (o := _isolated_overheads(bun, kind)) is not None],
+         if (o := isolated_overheads(bun, kind)) is not None],
         rng, n_boot,
     )  # fmt: skip
     if iso_cv is not None:  # a lone request's overhead: cleaner than latencies under load

@@ -156,8 +156,9 @@ def fit_in_load(
     is narrow (< 2 %) are used when there are at least ten: the spread's central guess is
     a model, the bounds are facts. Of those, only chunks of batches of one request when
     there are ten: a batch the batcher merged from several requests also pays
-    `batch_merge_ms` (fitted after k, `calibration.concurrency`), which k must not absorb. The bootstrap resamples chunks and the isolated curve
-    together, so k's interval includes the curve's own uncertainty.
+    `batch_merge_ms` (fitted after k, `calibration.concurrency`), which k must not absorb.
+    The bootstrap resamples chunks and the isolated curve together, so k's interval
+    includes the curve's own uncertainty.
     """
     notes: list[str] = []
     if not len(ch):

@@ -1,16 +1,13 @@
-"""Files next to a calibration and a validation: YAML with a fit header, Markdown, figures.
+"""Files next to a calibration: YAML with a fit header, Markdown, figures.
 
 `write_calibration(result, out)` writes ``NAME.yaml`` (loads with
 `kisim.config.load_calibration`), ``NAME.report.md`` and ``NAME.figures/*.png``
 (service curve vs measurements and counters, residuals, overhead vs load, start-ups).
-`write_validation(result, out_dir)` writes ``validation.json``, ``validation.md``,
-``windows-<bundle>.csv`` and ``<bundle>.png`` (real vs twin per window).
+A validation's files: `calibration.validation_report`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,9 @@ import yaml
 
 from calibration.calibrate import CalibrationResult, DeviceFit
 from calibration.fit import Estimate, spread_bounds
-from calibration.validate import BANDS, HEADLINE, METRICS, ValidationResult
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def plt_agg():  # type: ignore[no-untyped-def]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +195,7 @@ def write_calibration(res: CalibrationResult, out: Path) -> list[Path]:
 
 
 def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
-    plt = _plt()
+    plt = plt_agg()
     paths = []
     c = d.curve
     k = d.in_load.k_applied
@@ -208,32 +204,13 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     if c.source == "isolated":
         jit = (np.random.default_rng(0).random(len(c.points_b)) - 0.5) * 0.25
-        ax[0].scatter(
-            c.points_b + jit,
-            c.points_ms,
-            s=6,
-            alpha=0.3,
-            color="grey",
-            label="isolated measurements",
-        )
-        ax[0].errorbar(
-            c.sizes,
-            c.means,
-            yerr=[c.means - c.mean_lo, c.mean_hi - c.means],
-            fmt="o",
-            color="k",
-            capsize=3,
-            label="mean per size (95% CI)",
-        )
+        ax[0].scatter(c.points_b + jit, c.points_ms, s=6, alpha=0.3, color="grey",
+                      label="isolated measurements")  # fmt: skip
+        ax[0].errorbar(c.sizes, c.means, yerr=[c.means - c.mean_lo, c.mean_hi - c.means],
+                       fmt="o", color="k", capsize=3, label="mean per size (95% CI)")  # fmt: skip
     if len(d.chunks):
-        ax[0].scatter(
-            d.chunks.bbar,
-            d.chunks.per_request_ms,
-            s=10,
-            color="tab:orange",
-            alpha=0.6,
-            label="Triton counters (request-weighted)",
-        )
+        ax[0].scatter(d.chunks.bbar, d.chunks.per_request_ms, s=10, color="tab:orange",
+                      alpha=0.6, label="Triton counters (request-weighted)")  # fmt: skip
     ax[0].plot(grid, c.time_ms(grid), color="tab:blue", label="fitted curve")
     if k != 1.0:
         ax[0].plot(
@@ -243,31 +220,15 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     ax[0].legend(fontsize=7)
     if c.source == "isolated":
         rel = c.points_ms / c.time_ms(c.points_b) - 1
-        ax[1].scatter(
-            c.points_b + (np.random.default_rng(1).random(len(rel)) - 0.5) * 0.25,
-            rel * 100,
-            s=6,
-            alpha=0.3,
-            color="grey",
-            label="isolated",
-        )
-        ax[1].errorbar(
-            c.sizes,
-            (c.means / c.time_ms(c.sizes) - 1) * 100,
-            fmt="o",
-            color="k",
-            label="mean per size",
-        )
+        ax[1].scatter(c.points_b + (np.random.default_rng(1).random(len(rel)) - 0.5) * 0.25,
+                      rel * 100, s=6, alpha=0.3, color="grey", label="isolated")  # fmt: skip
+        ax[1].errorbar(c.sizes, (c.means / c.time_ms(c.sizes) - 1) * 100, fmt="o", color="k",
+                       label="mean per size")  # fmt: skip
     if len(d.chunks):
         _, mid, _ = spread_bounds(d.chunks, c)
-        ax[1].scatter(
-            d.chunks.bbar,
-            (d.chunks.per_request_ms / (mid * k) - 1) * 100,
-            s=10,
-            color="tab:orange",
-            alpha=0.6,
-            label="counters vs curve x k (spread-corrected)",
-        )
+        ax[1].scatter(d.chunks.bbar, (d.chunks.per_request_ms / (mid * k) - 1) * 100, s=10,
+                      color="tab:orange", alpha=0.6,
+                      label="counters vs curve x k (spread-corrected)")  # fmt: skip
     ax[1].axhline(0, color="k", lw=0.5)
     ax[1].set(xlabel="batch size", ylabel="residual, %", title="residuals")
     ax[1].legend(fontsize=7)
@@ -387,118 +348,3 @@ def _report_md(res: CalibrationResult, out: Path, figs: dict[str, list[Path]]) -
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
-    def pct(x: Any) -> str:
-        return (
-            "—"
-            if x is None or (isinstance(x, float) and not math.isfinite(x))
-            else f"{100 * x:.1f} %"
-        )
-
-    keys = [HEADLINE[m] for m in METRICS]
-    head = "| | " + " | ".join(k.removesuffix("_mape") for k in keys) + " | windows |"
-    sep = "| --- " * (len(keys) + 2) + "|"
-    rows = [
-        "| all windows | "
-        + " | ".join(pct(summary[k]) for k in keys)
-        + f" | {sum(len(b.t_start) for b in res.bundles)} |"
-    ]
-    for name, _, _ in BANDS:
-        band = summary["bands"][name]
-        rows.append(
-            f"| util {name} | " + " | ".join(pct(band[k]) for k in keys) + f" | {band['windows']} |"
-        )
-    rows.append(
-        "| whole runs | " + " | ".join(pct(summary["overall_ape"][k]) for k in keys) + " | |"
-    )
-    rows.append(
-        "| noise floor | " + " | ".join(pct(summary["noise_floor"][k]) for k in keys) + " | |"
-    )
-    lines = [
-        f"# Validation of `{res.config}`",
-        "",
-        f"{len(res.bundles)} bundle(s), {res.seeds} twin seeds each, {res.window_s:g} s windows. "
-        "MAPE = mean over windows of |twin - real| / real (docs/calibration.md).",
-        "",
-        head,
-        sep,
-        *rows,
-        "",
-    ]
-    if res.held_in:
-        lines += [f"**Not held out**: the calibration was fitted on {', '.join(res.held_in)}.", ""]
-    lines += [
-        "## Per bundle",
-        "",
-        "| bundle | mean util | " + " | ".join(k.removesuffix("_mape") for k in keys) + " |",
-        "| --- " * (len(keys) + 2) + "|",
-    ]
-    for name, b in summary["per_bundle"].items():
-        lines.append(
-            f"| {name} | {pct(b['mean_util'])} | " + " | ".join(pct(b[k]) for k in keys) + " |"
-        )
-    lines += [""] + [f"![{b.name}]({b.name}.png)" for b in res.bundles]
-    return "\n".join(lines) + "\n"
-
-
-def write_validation(res: ValidationResult, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = res.summary()
-    written = []
-    p = out_dir / "validation.json"
-    p.write_text(json.dumps(clean(summary), indent=2))
-    written.append(p)
-    p = out_dir / "validation.md"
-    p.write_text(validation_md(res, summary))
-    written.append(p)
-    for b in res.bundles:
-        p = out_dir / f"windows-{b.name}.csv"
-        with p.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(
-                ["t_start", "t_end", "util", "real_completions"]
-                + [f"{s}_{m}" for m in METRICS for s in ("real", "twin")]
-            )
-            for i in range(len(b.t_start)):
-                w.writerow(
-                    [
-                        f"{b.t_start[i]:.3f}",
-                        f"{b.t_end[i]:.3f}",
-                        f"{b.util[i]:.4f}",
-                        int(b.n_real[i]),
-                    ]
-                    + [f"{v:.6g}" for m in METRICS for v in (b.real[m][i], b.twin_mean(m)[i])]
-                )
-        written.append(p)
-        written.append(_window_figure(b, out_dir / f"{b.name}.png"))
-    return written
-
-
-def _window_figure(b: Any, path: Path) -> Path:
-    plt = _plt()
-    panels = ["throughput_rps", "p50_ms", "p95_ms", "p99_ms", "queue_wait_ms", "batch_size"]
-    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(9, 2.0 * (len(panels) + 1)), sharex=True)
-    mid = (b.t_start + b.t_end) / 2
-    for ax, m in zip(axes, panels, strict=False):
-        tw = b.twin[m]
-        with np.errstate(all="ignore"):
-            lo, hi = np.nanmin(tw, axis=0), np.nanmax(tw, axis=0)
-        ax.fill_between(
-            mid, lo, hi, color="tab:blue", alpha=0.2, step="mid", label="twin (seed range)"
-        )
-        ax.step(mid, b.twin_mean(m), where="mid", color="tab:blue", label="twin (mean)")
-        ax.step(mid, b.real[m], where="mid", color="k", label="real")
-        ax.set_ylabel(m.replace("_", " "), fontsize=8)
-    axes[0].legend(fontsize=7, loc="upper left")
-    axes[0].set_title(f"{b.name}: real vs twin per window")
-    axes[-1].step(mid, b.util * 100, where="mid", color="tab:red")
-    for y in (50, 80):
-        axes[-1].axhline(y, color="grey", lw=0.5, ls="--")
-    axes[-1].set_ylabel("real util, %", fontsize=8)
-    axes[-1].set_xlabel("seconds from the bundle's start")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

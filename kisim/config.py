@@ -1,4 +1,4 @@
-"""Typed, versioned scenario and calibration files (``apiVersion: kisim/v1``).
+"""Typed, versioned scenario files (``apiVersion: kisim/v1``); calibrations in `kisim.devices`.
 
 A :class:`Scenario` plus a seed fully determines a twin run. Every field has a
 description; unknown keys are errors, and every error names the file and the
@@ -7,162 +7,39 @@ dotted field path (``configs/x.yaml: traffic.pattern.name: unknown pattern 'z'``
 
 from __future__ import annotations
 
-import bisect
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
+from kisim.devices import API_VERSION, NonNeg, Pos, StrictModel
+from kisim.devices import Calibration as Calibration
+from kisim.devices import DeviceCalibration as DeviceCalibration
+from kisim.devices import Dist as Dist
+from kisim.devices import ServiceCurve as ServiceCurve
+from kisim.devices import StartupCalibration as StartupCalibration
+from kisim.env_config import EnvConfig as EnvConfig
+from kisim.env_config import HPATargetActionConfig as HPATargetActionConfig
+from kisim.env_config import ResourceActionConfig as ResourceActionConfig
 from kisim.errors import ConfigError
 
-API_VERSION = "kisim/v1"
 POOLS: tuple[str, ...] = ("gpu", "cpu")
 PLACEMENTS: tuple[str, ...] = ("prefer-gpu", "balanced", "prefer-cpu")
 
 M = TypeVar("M", bound=BaseModel)
-Pos = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-class Dist(_Model):
-    """A positive multiplier with mean 1 (service-time noise, overhead noise)."""
-
-    kind: Literal["deterministic", "exponential", "lognormal"] = Field(
-        "lognormal", description="Distribution family; `exponential` has cv 1 by definition."
-    )
-    cv: NonNeg = Field(0.1, description="Coefficient of variation (lognormal only).")
-
-
-class ServiceCurve(_Model):
-    """Execution time of one batch of size b on the device as calibrated.
-
-    ``table_ms`` (measured points, linearly interpolated, linearly extrapolated)
-    wins over the affine form ``base_ms + per_item_ms * (b - 1)``.
-    """
-
-    base_ms: Pos = Field(description="Execution time of a batch of one, ms.")
-    per_item_ms: NonNeg = Field(0.0, description="Extra time per additional batch item, ms.")
-    table_ms: dict[int, Pos] | None = Field(None, description="Measured {batch size: ms} points.")
-    noise: Dist = Field(default_factory=Dist, description="Multiplicative noise per batch.")
-
-    def time_ms(self, b: int) -> float:
-        """Mean execution time of a batch of `b` items, ms."""
-        if not self.table_ms:
-            return self.base_ms + self.per_item_ms * (b - 1)
-        pts = sorted(self.table_ms.items())
-        if len(pts) == 1:
-            return max(pts[0][1] + self.per_item_ms * (b - pts[0][0]), 1e-6)
-        i = min(max(bisect.bisect_left([p[0] for p in pts], b), 1), len(pts) - 1)
-        (b0, t0), (b1, t1) = pts[i - 1], pts[i]
-        return max(t0 + (t1 - t0) * (b - b0) / (b1 - b0), 1e-6)
-
-
-class StartupCalibration(_Model):
-    """Pod start-up phases after the scheduler binds the pod."""
-
-    schedule_s: NonNeg = Field(0.2, description="Scheduling latency: create -> bound.")
-    container_start_s: NonNeg = Field(2.0, description="Image present: sandbox + container start.")
-    model_load_s: NonNeg = Field(8.0, description="Triton start + model load, mean.")
-    model_load_cv: NonNeg = Field(0.2, description="Lognormal cv of the model-load time.")
-    readiness_initial_delay_s: NonNeg = Field(
-        5.0, description="readinessProbe.initialDelaySeconds."
-    )
-    readiness_period_s: Pos = Field(5.0, description="readinessProbe.periodSeconds.")
-    termination_grace_s: NonNeg = Field(30.0, description="terminationGracePeriodSeconds.")
-
-
-class DeviceCalibration(_Model):
-    """Everything the twin needs to know about one device class serving the model."""
-
-    kind: Literal["gpu", "cpu"] = Field(description="Accelerator class of the device.")
-    description: str = Field("", description="Human-readable hardware and model description.")
-    service: ServiceCurve = Field(description="Batch execution time at `reference_cores`.")
-    reference_cores: Pos = Field(2.0, description="CPU cores the service curve was measured with.")
-    core_scaling: NonNeg = Field(
-        0.0,
-        description="Exponent e: time x (reference_cores / effective cores)^e. 0 for GPUs. "
-        "With `core_scaling_per_doubling`, the exponent of a batch of one.",
-    )
-    core_scaling_per_doubling: float = Field(
-        0.0,
-        description="Batch-size dependence of the core-scaling exponent: a batch of b items "
-        "uses e(b) = max(core_scaling + this x log2(b), 0) (a fixed serial part per execution "
-        "makes small batches gain less from more cores). 0 = one exponent for every size.",
-    )
-    sharing_penalty: NonNeg = Field(
-        1.0, description="GPU time-slicing: slow-down per extra busy pod on the same GPU."
-    )
-    overhead_ms: NonNeg = Field(
-        0.0, description="Per-request time outside queue and compute (HTTP, (de)serialisation)."
-    )
-    overhead_noise: Dist = Field(default_factory=Dist, description="Noise of `overhead_ms`.")
-    host_sharing_penalty: NonNeg = Field(
-        0.0,
-        description="CPU replicas sharing one node's cores (no CPU limits, e.g. a single host): "
-        "slow-down per execution of another replica busy on the same node. 0 = replicas "
-        "never slow each other (CPU limits on dedicated cores).",
-    )
-    batch_merge_ms: NonNeg = Field(
-        0.0,
-        description="Dynamic batching: extra execution time per request merged into a batch "
-        "beyond the first, ms (the backend gathers the separate requests' inputs and splits the "
-        "outputs; an isolated batch of b items is one request and does not pay it). "
-        "0 = batches cost the curve alone.",
-    )
-    overhead_busy_factor: NonNeg = Field(
-        0.0,
-        description="Overhead contention: a request that completes while its replica still has "
-        "work (batches executing or queued, as a share of its instances) takes overhead x "
-        "(1 + this x share); the front end and the client share the replica's cores. "
-        "0 = constant overhead.",
-    )
-    cpu_per_request_ms: NonNeg = Field(
-        0.0, description="CPU core-ms the server front end spends per request."
-    )
-    memory_base_gib: NonNeg = Field(0.8, description="Resident memory of an idle ready pod.")
-    memory_per_item_gib: NonNeg = Field(0.0, description="Extra memory per in-flight batch item.")
-    startup: StartupCalibration = Field(default_factory=StartupCalibration)
-
-    def core_exponent(self, b: int) -> float:
-        """Core-scaling exponent of a batch of `b` items (`core_scaling` when the
-        per-doubling term is 0, exactly)."""
-        if self.core_scaling_per_doubling == 0.0:
-            return self.core_scaling
-        return max(self.core_scaling + self.core_scaling_per_doubling * math.log2(b), 0.0)
-
-
-class Calibration(_Model):
-    """A set of device models with a statement of where every number came from."""
-
-    apiVersion: Literal["kisim/v1"] = API_VERSION
-    kind: Literal["Calibration"] = "Calibration"
-    name: str
-    provenance: str = Field(min_length=1, description="Where every figure came from.")
-    devices: dict[str, DeviceCalibration]
 
 
 # --------------------------------------------------------------------------- scenario
 
 
-class PatternSpec(_Model):
+class PatternSpec(StrictModel):
     """A load pattern by registry name, with parameters (see `kisim.patterns`)."""
 
     name: str = Field(description="Pattern name: constant, step, ramp, spike, periodic, ...")
@@ -176,7 +53,7 @@ class PatternSpec(_Model):
         return self
 
 
-class TrafficConfig(_Model):
+class TrafficConfig(StrictModel):
     """Offered load: Locust-style closed-loop users, or open-loop arrivals."""
 
     mode: Literal["closed", "open"] = Field(
@@ -208,7 +85,7 @@ class TrafficConfig(_Model):
         return self
 
 
-class BatchingConfig(_Model):
+class BatchingConfig(StrictModel):
     """Triton's dynamic batcher (`dynamic_batching { ... }` in config.pbtxt)."""
 
     enabled: bool = Field(True, description="false = every request executes alone.")
@@ -228,7 +105,7 @@ class BatchingConfig(_Model):
         return self
 
 
-class ResourcesConfig(_Model):
+class ResourcesConfig(StrictModel):
     """Container resources; requests = limits (Guaranteed QoS), as the experiments used."""
 
     cpu: Pos = Field(2.0, description="CPU cores.")
@@ -236,7 +113,7 @@ class ResourcesConfig(_Model):
     gpu: int = Field(0, ge=0, description="nvidia.com/gpu.")
 
 
-class PoolConfig(_Model):
+class PoolConfig(StrictModel):
     """One Deployment of Triton replicas on one device class."""
 
     device: str = Field(description="Key into the calibration's `devices`.")
@@ -256,7 +133,7 @@ class PoolConfig(_Model):
         return self
 
 
-class NodeConfig(_Model):
+class NodeConfig(StrictModel):
     """A group of identical nodes."""
 
     name: str
@@ -269,11 +146,11 @@ class NodeConfig(_Model):
     )
 
 
-class ClusterConfig(_Model):
+class ClusterConfig(StrictModel):
     nodes: list[NodeConfig] = Field(min_length=1)
 
 
-class RoutingConfig(_Model):
+class RoutingConfig(StrictModel):
     """The Kubernetes Service in front of both pools, plus kisim's placement knob."""
 
     mode: Literal["random", "round_robin"] = Field(
@@ -286,13 +163,13 @@ class RoutingConfig(_Model):
     )
 
 
-class ScalingPolicy(_Model):
+class ScalingPolicy(StrictModel):
     type: Literal["Pods", "Percent"]
     value: int = Field(ge=1)
     period_s: int = Field(15, ge=1)
 
 
-class HPAConfig(_Model):
+class HPAConfig(StrictModel):
     """HorizontalPodAutoscaler v2 on CPU utilisation; defaults are Kubernetes' own."""
 
     target_cpu_utilization: Annotated[float, Field(gt=0, le=1.0)] = Field(
@@ -320,7 +197,7 @@ class HPAConfig(_Model):
     scale_down_select: Literal["Max", "Min", "Disabled"] = "Max"
 
 
-class ControllerConfig(_Model):
+class ControllerConfig(StrictModel):
     """What changes replica counts inside the cluster during a run."""
 
     name: str = Field("static", description="static | hpa | external (an agent via apply()).")
@@ -336,7 +213,7 @@ class ControllerConfig(_Model):
 CONTROLLERS: tuple[str, ...] = ("static", "hpa", "external")
 
 
-class MetricsConfig(_Model):
+class MetricsConfig(StrictModel):
     """How Prometheus and metrics-server see the cluster."""
 
     scrape_interval_s: Pos = Field(15.0, description="Prometheus scrape_interval.")
@@ -346,104 +223,7 @@ class MetricsConfig(_Model):
     )
 
 
-class ResourceActionConfig(_Model):
-    """Steps and bounds of the `resources` action preset (vertical scaling of pod templates)."""
-
-    cpu_step: Pos = Field(0.5, description="Cores added or removed per step.")
-    memory_step_gib: Pos = Field(0.5, description="Memory added or removed per step, GiB.")
-    cpu_min: Pos = Field(0.5, description="Smallest CPU request = limit, cores.")
-    cpu_max: Pos = Field(8.0, description="Largest CPU request = limit, cores.")
-    memory_min_gib: Pos = Field(2.0, description="Smallest memory limit, GiB.")
-    memory_max_gib: Pos = Field(16.0, description="Largest memory limit, GiB.")
-    batch_sizes: list[int] = Field(
-        default_factory=lambda: [1, 2, 4, 8, 16, 32, 64],
-        min_length=1,
-        description="Ladder of max_batch_size values; one action moves one rung.",
-    )
-    instances_max: int = Field(4, ge=1, description="Most instance_group.count per pod.")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> ResourceActionConfig:
-        if self.cpu_min > self.cpu_max or self.memory_min_gib > self.memory_max_gib:
-            raise ValueError("min is larger than max")
-        bs = self.batch_sizes
-        if any(b < 1 for b in bs) or sorted(set(bs)) != bs:
-            raise ValueError("batch_sizes must be increasing positive integers")
-        return self
-
-
-class HPATargetActionConfig(_Model):
-    """Steps and bounds of the `hpa-target` action preset."""
-
-    step: Pos = Field(0.05, description="Change of the target utilisation per action rung.")
-    min: Annotated[float, Field(gt=0, le=1.0)] = Field(0.2, description="Lowest target.")
-    max: Annotated[float, Field(gt=0, le=1.0)] = Field(0.95, description="Highest target.")
-
-    @model_validator(mode="after")
-    def _range(self) -> HPATargetActionConfig:
-        if self.min > self.max:
-            raise ValueError("min is larger than max")
-        return self
-
-
-class EnvConfig(_Model):
-    """The Gymnasium view (used by `kisim.env`; see docs/environment.md)."""
-
-    step_s: Pos = Field(30.0, description="Simulated seconds per agent step.")
-    observation: str = Field("default", description="Observation preset: default | extended.")
-    action: str = Field(
-        "replicas", description="Action preset: replicas | resources | hpa-target | none."
-    )
-    reward: str = Field("weighted", description="Reward preset: weighted | qos.")
-    reward_weights: dict[str, float] = Field(
-        default_factory=dict, description="Weights by term name; missing terms keep defaults."
-    )
-    reward_baseline: Literal["slo", "static"] = Field(
-        "slo",
-        description="What improvements are measured against: slo = the SLO and the users' "
-        "demand (free); static = the static policy's run of the same pattern and seed.",
-    )
-    history_steps: int = Field(
-        4, ge=2, description="Steps of offered load behind the load trend and variance features."
-    )
-    throughput_scale_rps: Pos | None = Field(
-        None, description="Throughput that normalises to 1; null = derived from the scenario."
-    )
-    prices: dict[Literal["gpu", "cpu"], NonNeg] = Field(
-        default_factory=lambda: {"gpu": 4.0, "cpu": 1.0},
-        description="Relative price of one replica-second per pool (resource efficiency).",
-    )
-    resources: ResourceActionConfig = Field(default_factory=ResourceActionConfig)
-    hpa_target: HPATargetActionConfig = Field(default_factory=HPATargetActionConfig)
-
-    @field_validator("observation", "action", "reward")
-    @classmethod
-    def _preset(cls, name: str, info: ValidationInfo) -> str:
-        from kisim.actions import ACTIONS
-        from kisim.observation import OBSERVATIONS
-        from kisim.rewards import REWARDS
-
-        regs = {"observation": OBSERVATIONS, "action": ACTIONS, "reward": REWARDS}
-        reg = regs[str(info.field_name)]
-        if name not in reg:
-            raise ValueError(f"unknown preset '{name}' (known: {', '.join(reg)})")
-        return name
-
-    @field_validator("reward_weights")
-    @classmethod
-    def _weights(cls, weights: dict[str, float], info: ValidationInfo) -> dict[str, float]:
-        from kisim.rewards import REWARDS
-
-        preset = REWARDS.get(info.data.get("reward", ""))
-        if preset is not None:
-            for k in weights:
-                if k not in preset.default_weights:
-                    raise ValueError(f"'{k}' is not a term of '{preset.name}' "
-                                     f"(terms: {', '.join(preset.default_weights)})")  # fmt: skip
-        return weights
-
-
-class Scenario(_Model):
+class Scenario(StrictModel):
     """One run: cluster, service, calibration, traffic, controller, SLO, duration."""
 
     apiVersion: Literal["kisim/v1"] = API_VERSION

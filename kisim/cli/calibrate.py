@@ -131,8 +131,9 @@ def validate(
 ) -> None:
     """Replay bundles in the twin and report its error (MAPE per metric, per utilisation band)."""
     from calibration.bundle import load_bundle
-    from calibration.report import clean, validation_md, write_validation
+    from calibration.report import clean
     from calibration.validate import validate as run
+    from calibration.validation_report import validation_md, write_validation
     from kisim.config import load_calibration
 
     cal = load_calibration(config)
