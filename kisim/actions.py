@@ -22,6 +22,7 @@ from gymnasium import spaces
 from kisim.backend import Action, PoolSetting
 from kisim.config import PLACEMENTS
 from kisim.envcontext import EnvContext, EnvState
+from kisim.registry import registrar
 
 POOL_ORDER = ("gpu", "cpu")
 Decoded = tuple[Action | None, dict[str, str], int]
@@ -61,9 +62,7 @@ class ActionPreset(ABC):
 ACTIONS: dict[str, type[ActionPreset]] = {}
 
 
-def register(cls: type[ActionPreset]) -> type[ActionPreset]:
-    ACTIONS[cls.name] = cls
-    return cls
+register = registrar(ACTIONS)
 
 
 @register

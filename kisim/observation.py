@@ -10,6 +10,7 @@ completed (the service is stalled, which is the worst case, not the best).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -17,6 +18,7 @@ from gymnasium import spaces
 
 from kisim.config import PLACEMENTS
 from kisim.envcontext import EnvContext, EnvState
+from kisim.registry import registrar
 from kisim.window import Window
 
 LATENCY_CAP = 4.0  # p95 / SLO is clipped here
@@ -65,7 +67,7 @@ def load_variance(rates: list[float]) -> float:
     return _clip(math.sqrt(var) / m, 0.0, 1.0)
 
 
-class ObservationPreset:
+class ObservationPreset(ABC):
     """Base: a Box space and `observe(window, state)`; `initial(state)` before any window."""
 
     name: ClassVar[str]
@@ -78,16 +80,15 @@ class ObservationPreset:
         self.space = spaces.Box(np.asarray(self.low, np.float32), np.asarray(self.high, np.float32),
                                 dtype=np.float32)  # fmt: skip
 
+    @abstractmethod
     def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
-        raise NotImplementedError
+        """The observation vector after window `w` (None: before the first step)."""
 
 
 OBSERVATIONS: dict[str, type[ObservationPreset]] = {}
 
 
-def register(cls: type[ObservationPreset]) -> type[ObservationPreset]:
-    OBSERVATIONS[cls.name] = cls
-    return cls
+register = registrar(OBSERVATIONS)
 
 
 @register

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,13 +20,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kisim.errors import ConfigError
+from kisim.registry import registrar
 
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Pattern:
+class Pattern(ABC):
     """Base: subclasses define `Params` and `level(t)`."""
 
     name: ClassVar[str]
@@ -35,8 +37,9 @@ class Pattern:
         self.p = params
         self.seed = seed
 
+    @abstractmethod
     def level(self, t: float) -> float:
-        raise NotImplementedError
+        """The load level at `t` s: users (closed loop) or requests/s (open loop)."""
 
     def peak(self, horizon_s: float, step_s: float = 1.0) -> float:
         return max(self.level(t) for t in np.arange(0.0, horizon_s + step_s, step_s))
@@ -45,9 +48,7 @@ class Pattern:
 PATTERNS: dict[str, type[Pattern]] = {}
 
 
-def register(cls: type[Pattern]) -> type[Pattern]:
-    PATTERNS[cls.name] = cls
-    return cls
+register = registrar(PATTERNS)
 
 
 # --------------------------------------------------------------------------- seed patterns

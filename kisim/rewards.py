@@ -27,11 +27,13 @@ qos         (SLO violations + errors) / answered  (subtracted)           [0, 1]
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
 from kisim.envcontext import EnvContext, EnvState
 from kisim.observation import latency_ratio
+from kisim.registry import registrar
 from kisim.window import Window
 
 
@@ -113,7 +115,7 @@ def qos_violation(w: Window) -> float:
     return _clip(w.slo_violations / answered, 0.0, 1.0)
 
 
-class RewardPreset:
+class RewardPreset(ABC):
     """sum(weight[t] * sign[t] * term[t]) over `default_weights`' terms."""
 
     name: ClassVar[str]
@@ -134,8 +136,9 @@ class RewardPreset:
             hi += max(w * a, w * b)
         return lo, hi
 
+    @abstractmethod
     def terms(self, w: Window, ref: Reference, changes: int, st: EnvState) -> tuple[float, ...]:
-        raise NotImplementedError
+        """The reward terms of one step, in `default_weights` order."""
 
     def __call__(self, w: Window, ref: Reference, changes: int,
                  st: EnvState) -> tuple[float, dict[str, float]]:  # fmt: skip
@@ -149,9 +152,7 @@ class RewardPreset:
 REWARDS: dict[str, type[RewardPreset]] = {}
 
 
-def register(cls: type[RewardPreset]) -> type[RewardPreset]:
-    REWARDS[cls.name] = cls
-    return cls
+register = registrar(REWARDS)
 
 
 @register
