@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_CLIENTS = {"kubernetes", "locust", "prometheus_api_client", "tritonclient", "gevent"}
-CORE = ["config", "devices", "env_config", "patterns", "registry", "window", "backend", "summary", "errors"]
+CORE = ["config", "devices", "env_config", "patterns", "registry", "window", "backend", "summary",
+        "errors"]
 
 
 def imports(path: Path) -> set[str]:
