@@ -87,12 +87,18 @@ class TwinEpisode:
 
     def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
         sc = with_pattern(Scenario.model_validate(self.scenario), pattern)
-        run = run_policy(policy, sc, seed)
-        meta = {"scenario": sc.name, "pattern": pattern, "policy": policy, "seed": seed,
-                "backend": "twin"}  # fmt: skip
-        summary = {**meta, **run.episode.summary, "episode_reward": run.reward}
-        write_run(run_dir, {**json.loads(resolved_json(run.scenario)), **meta}, run.episode.windows,
-                  summary, run.episode.latency_hist)  # fmt: skip
+        write_policy_run(run_dir, run_policy(policy, sc, seed), policy, pattern, seed, "twin")
 
 
-__all__ = ["TwinEpisode", "check_policies", "known_policies", "run_policy", "PolicyRun"]
+def write_policy_run(run_dir: Path, run: PolicyRun, policy: str, pattern: str, seed: int,
+                     backend: str, extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """One evaluation run's directory: the scenario as run, Windows, summary, histogram."""
+    meta = {"scenario": run.scenario.name, "pattern": pattern, "policy": policy, "seed": seed,
+            "backend": backend}  # fmt: skip
+    summary = {**meta, **run.episode.summary, "episode_reward": run.reward, **(extra or {})}
+    write_run(run_dir, {**json.loads(resolved_json(run.scenario)), **meta}, run.episode.windows,
+              summary, run.episode.latency_hist)  # fmt: skip
+
+
+__all__ = ["TwinEpisode", "check_policies", "known_policies", "run_policy", "PolicyRun",
+           "write_policy_run"]

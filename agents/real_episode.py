@@ -10,16 +10,14 @@ never parallel: one serving system cannot host two experiments at once.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.episodes import run_policy
-from agents.rundir import write_run
+from agents.episodes import run_policy, write_policy_run
 from kisim.backend import Backend
-from kisim.config import Scenario, resolved_json, with_pattern
+from kisim.config import Scenario, with_pattern
 
 
 @dataclass(frozen=True)
@@ -53,12 +51,7 @@ class RealEpisode:
             backend.close()
             write_events(backend, trace)
             shutil.rmtree(work, ignore_errors=True)
-        meta = {"scenario": sc.name, "pattern": pattern, "policy": policy, "seed": seed,
-                "backend": self.backend}  # fmt: skip
-        summary = {**meta, **run.episode.summary, "episode_reward": run.reward, **got,
-                   **self.extra}  # fmt: skip
-        write_run(run_dir, {**json.loads(resolved_json(run.scenario)), **meta}, run.episode.windows,
-                  summary, run.episode.latency_hist)  # fmt: skip
+        write_policy_run(run_dir, run, policy, pattern, seed, self.backend, {**got, **self.extra})
 
 
 def _run_scenario(spec: str, sc: Scenario, backend: str) -> Scenario:
