@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,6 +82,7 @@ class ValidationResult:
     window_s: float
     bundles: list[BundleValidation]
     held_in: list[str]  # bundles the calibration was fitted on (not held out)
+    reproducibility: dict[str, Any] | None = None  # calibration.reproducibility
 
     def summary(self) -> dict[str, Any]:
         """The JSON document of `kisim validate --json` (errors as fractions)."""
@@ -89,18 +91,10 @@ class ValidationResult:
             "seeds": self.seeds,
             "window_s": self.window_s,
         }
-        out.update(_mapes(self.bundles))
-        out["bands"] = {
-            name: {
-                **_mapes(self.bundles, (lo, hi)),
-                "windows": int(
-                    sum(np.count_nonzero((b.util >= lo) & (b.util < hi)) for b in self.bundles)
-                ),
-            }
-            for name, lo, hi in BANDS
-        }
+        out.update(mape_table(self.bundles))
         out["overall_ape"] = _overall(self.bundles)
         out["noise_floor"] = {HEADLINE[m]: _noise_floor(self.bundles, m) for m in METRICS}
+        out.update(self.reproducibility or {})
         out["held_in"] = self.held_in
         out["per_bundle"] = {
             b.name: {
@@ -114,13 +108,18 @@ class ValidationResult:
         return out
 
 
-def _mapes(
-    bundles: list[BundleValidation], band: tuple[float, float] | None = None
-) -> dict[str, float]:
+class Compared(Protocol):
+    """Per-window errors and the reference's utilisation (a validation or a recording pair)."""
+
+    ape: dict[str, np.ndarray]
+    util: np.ndarray
+
+
+def _mapes(items: Sequence[Compared], band: tuple[float, float] | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
     for m in METRICS:
         vals = []
-        for b in bundles:
+        for b in items:
             a = b.ape[m]
             if band is not None:
                 a = a[(b.util >= band[0]) & (b.util < band[1])]
@@ -128,6 +127,22 @@ def _mapes(
         v = np.concatenate(vals) if vals else np.empty(0)
         out[HEADLINE[m]] = float(v.mean()) if len(v) else math.nan
     return out
+
+
+def mape_table(items: Sequence[Compared]) -> dict[str, Any]:
+    """MAPE per headline metric over all windows, and per utilisation band (with counts)."""
+    return {
+        **_mapes(items),
+        "bands": {
+            name: {
+                **_mapes(items, (lo, hi)),
+                "windows": int(
+                    sum(np.count_nonzero((b.util >= lo) & (b.util < hi)) for b in items)
+                ),
+            }
+            for name, lo, hi in BANDS
+        },
+    }
 
 
 def _overall(bundles: list[BundleValidation]) -> dict[str, float]:
@@ -159,6 +174,33 @@ def _noise_floor(bundles: list[BundleValidation], m: str) -> float:
             errs.append(e[valid & np.isfinite(e)])
     v = np.concatenate(errs) if errs else np.empty(0)
     return float(v.mean()) if len(v) else math.nan
+
+
+def window_ape(
+    pred: dict[str, np.ndarray],
+    ref: dict[str, np.ndarray],
+    n_pred: np.ndarray,
+    n_ref: np.ndarray,
+    min_requests: int,
+) -> dict[str, np.ndarray]:
+    """|pred - ref| / ref per window and metric; NaN where the window is not compared.
+
+    A window counts when the reference completed at least `min_requests` requests (not the
+    drain after the schedule's end); latency percentiles need that many on both sides.
+    """
+    enough = (n_ref >= min_requests) & (n_pred >= min_requests)
+    out = {}
+    for x in METRICS:
+        r, t = ref[x], pred[x]
+        with np.errstate(all="ignore"):
+            den = np.maximum(np.abs(r), FLOOR.get(x, 0.0))
+            a = np.abs(t - r) / den
+        a[~np.isfinite(r) | ~np.isfinite(t) | (den == 0)] = math.nan
+        if x in LATENCY:
+            a[~enough] = math.nan
+        a[n_ref < min_requests] = math.nan
+        out[x] = a
+    return out
 
 
 def real_windows(
@@ -249,6 +291,7 @@ def validate(
     )
     fitted_on = {x.strip() for x in fitted.split(",") if x.strip()}
     out: list[BundleValidation] = []
+    names = [b.name for b in bundles]
     for bun in bundles:
         if bun.name in fitted_on:
             held_in.append(bun.name)
@@ -283,19 +326,10 @@ def validate(
                 o_twin[x][s] = sm[key]
             if progress is not None:
                 progress()
-        bv = BundleValidation(
-            bun.name, edges[:-1], edges[1:], real, twin, util, n_ok, overall, o_twin
+        label = bun.name if names.count(bun.name) == 1 else bun.path.name  # a name used twice
+        bv = BundleValidation(label, edges[:-1], edges[1:], real, twin, util, n_ok, overall, o_twin)
+        bv.ape = window_ape(
+            {x: bv.twin_mean(x) for x in METRICS}, real, served.mean(axis=0), n_ok, min_requests
         )
-        enough = (n_ok >= min_requests) & (served.mean(axis=0) >= min_requests)
-        for x in METRICS:
-            r, t = real[x], bv.twin_mean(x)
-            with np.errstate(all="ignore"):
-                den = np.maximum(np.abs(r), FLOOR.get(x, 0.0))
-                a = np.abs(t - r) / den
-            a[~np.isfinite(r) | ~np.isfinite(t) | (den == 0)] = math.nan
-            if x in LATENCY:
-                a[~enough] = math.nan
-            a[n_ok < min_requests] = math.nan  # e.g. the drain after the schedule's end
-            bv.ape[x] = a
         out.append(bv)
     return ValidationResult(config, seeds, window_s, out, held_in)

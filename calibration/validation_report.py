@@ -43,6 +43,19 @@ def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
     rows.append(
         "| noise floor | " + " | ".join(pct(summary["noise_floor"][k]) for k in keys) + " | |"
     )
+    floor = summary.get("recording_floor")
+    if floor is not None:
+        mean = summary["against_mean_of_recordings"]
+        rows.append(
+            "| recording floor (recording vs recording) | "
+            + " | ".join(pct(floor[k]) for k in keys)
+            + f" | {len(floor['pairs'])} pairs |"
+        )
+        rows.append(
+            "| twin vs the mean of each experiment's recordings | "
+            + " | ".join(pct(mean[k]) for k in keys)
+            + f" | {len(mean['experiments'])} experiments |"
+        )
     lines = [
         f"# Validation of `{res.config}`",
         "",
@@ -54,6 +67,17 @@ def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
         *rows,
         "",
     ]
+    if floor is not None:
+        lines += [
+            "Recording floor: MAPE of another recording of the same experiment against the "
+            f"validated one, per window ({len(floor['pairs'])} ordered pairs of "
+            f"{len({a for a, _ in floor['pairs']})} recordings; validation.json lists them). "
+            "A twin at this floor predicts a recording as well as repeating the "
+            "experiment does. Against the mean of an experiment's recordings (per window), "
+            "most of one recording's host drift and sampling noise averages out and the twin's "
+            "own error remains (docs/calibration.md).",
+            "",
+        ]
     if res.held_in:
         lines += [f"**Not held out**: the calibration was fitted on {', '.join(res.held_in)}.", ""]
     lines += [

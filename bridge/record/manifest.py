@@ -112,7 +112,7 @@ def write_manifest(
     m: dict[str, Any] = {
         "apiVersion": "kisim/v1",
         "kind": "TraceBundle",
-        "name": spec.name,
+        "name": prov.out.name,  # one recording; repeats of a schedule get their own names
         "description": spec.description,
         "recorded_at": datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "backend": prov.backend,
@@ -189,5 +189,6 @@ def write_manifest(
     }
     manifest, extra = split_manifest(m)
     path.write_text(yaml.safe_dump(manifest, sort_keys=False, width=100))
-    extra = {"apiVersion": "kisim/v1", "kind": "TraceRecording", "name": spec.name, **extra}
+    extra = {"apiVersion": "kisim/v1", "kind": "TraceRecording", "name": prov.out.name,
+             "schedule": spec.name, **extra}  # fmt: skip
     (path.parent / "recording.yaml").write_text(yaml.safe_dump(extra, sort_keys=False, width=100))

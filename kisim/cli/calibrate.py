@@ -27,6 +27,20 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
+def _bundle_dirs(paths: list[Path]) -> list[Path]:
+    """Each path as a bundle, or a folder of bundles (its sub-folders with a manifest.yaml)."""
+    out = []
+    for p in paths:
+        if p.is_dir() and not (p / "manifest.yaml").exists():
+            subs = sorted(d for d in p.iterdir() if (d / "manifest.yaml").exists())
+            if not subs:
+                raise ConfigError(f"{p}: neither a bundle nor a folder of bundles")
+            out += subs
+        else:
+            out.append(p)
+    return out
+
+
 def _warn(lines: list[str]) -> None:
     for w in lines:
         print(f"warning: {w}", file=sys.stderr)
@@ -125,6 +139,15 @@ def validate(
         Path | None,
         typer.Option(help="Write validation.json/.md, per-window CSVs and figures here."),
     ] = None,
+    repeat: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another recording of a validated bundle's experiment (a bundle, or a folder "
+            "of bundles): adds the recording floor (recording vs recording) and the twin vs "
+            "the mean of the recordings. Repeatable. Validated bundles of one experiment "
+            "pair up without it."
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
     ] = False,
@@ -132,6 +155,7 @@ def validate(
     """Replay bundles in the twin and report its error (MAPE per metric, per utilisation band)."""
     from calibration.bundle import load_bundle
     from calibration.report import clean
+    from calibration.reproducibility import reproducibility, unmatched
     from calibration.validate import validate as run
     from calibration.validation_report import validation_md, write_validation
     from kisim.config import load_calibration
@@ -139,7 +163,16 @@ def validate(
     cal = load_calibration(config)
     loaded = [load_bundle(b) for b in bundles]
     _warn([w for b in loaded for w in b.warnings])
+    repeats = [load_bundle(b) for b in _bundle_dirs(repeat or [])]
+    _warn([w for b in repeats for w in b.warnings])
+    _warn(
+        [
+            f"{r}: no validated bundle is this experiment (--repeat ignored)"
+            for r in unmatched(loaded, repeats)
+        ]
+    )
     res = run(cal, loaded, seeds, window_s, min_requests, _pairs(device, "--device"), str(config))
+    res.reproducibility = reproducibility(res.bundles, loaded, repeats, window_s, min_requests)
     if res.held_in:
         _warn([f"{', '.join(res.held_in)}: the calibration was fitted on it (not held out)"])
     summary = res.summary()

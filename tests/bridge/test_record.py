@@ -84,13 +84,13 @@ def test_record_writes_a_consistent_bundle(tmp_path) -> None:  # type: ignore[no
     m = yaml.safe_load((out / "manifest.yaml").read_text())
     t0, t1 = m["start_unix_s"], m["end_unix_s"]
     assert (m["apiVersion"], m["kind"], m["name"], m["backend"]) == (
-        "kisim/v1", "TraceBundle", "test-record", "local")  # fmt: skip
+        "kisim/v1", "TraceBundle", "b", "local")  # named after its folder  # fmt: skip
     assert 16.0 <= t1 - t0 < 30.0
     assert m["triton"]["version"].startswith("2.")
     assert m["hardware"]["cpu_model"] and m["hardware"]["gpu_model"] is None
     assert split_manifest(m) == (m, {})  # exactly the format's keys; additions elsewhere
     rec = yaml.safe_load((out / "recording.yaml").read_text())
-    assert rec["kind"] == "TraceRecording" and rec["name"] == "test-record"
+    assert (rec["kind"], rec["name"], rec["schedule"]) == ("TraceRecording", "b", "test-record")
     cpu = m["pools"]["cpu"]
     assert (cpu["device"], cpu["replicas"], cpu["instances"]) == ("cpu", 1, 1)
     assert cpu["batching"]["max_batch_size"] == 4 and cpu["batching"]["max_queue_delay_us"] == 2000
