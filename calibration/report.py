@@ -1,7 +1,7 @@
 """Files next to a calibration: YAML with a fit header, Markdown, figures.
 
 `write_calibration(result, out)` writes ``NAME.yaml`` (loads with
-`kisim.config.load_calibration`), ``NAME.report.md`` and ``NAME.figures/*.png``
+`kisim.config.load_calibration`), ``NAME.report.md`` and ``NAME.figures/*.png`` (and ``.pdf``)
 (service curve vs measurements and counters, residuals, overhead vs load, start-ups).
 A validation's files: `calibration.validation_report`.
 """
@@ -26,6 +26,20 @@ def plt_agg():  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, png: Path, dpi: int = 110) -> Path:
+    """`png` and the same figure as PDF beside it (for papers), each written atomically;
+    the PDF without a creation date, so a rerun writes the same bytes."""
+    plt = plt_agg()
+    for ext in ("png", "pdf"):
+        path = png.with_suffix(f".{ext}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        meta = {"CreationDate": None} if ext == "pdf" else {}
+        fig.savefig(tmp, format=ext, dpi=dpi, metadata=meta)
+        tmp.replace(path)
+    plt.close(fig)
+    return png
 
 
 def clean(x: Any) -> Any:
@@ -234,9 +248,7 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     ax[1].legend(fontsize=7)
     fig.tight_layout()
     p = figdir / f"curve-{d.key}.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(save_figure(fig, p))
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
     pi = d.overhead.per_interval
@@ -261,9 +273,7 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
         ax[1].legend(fontsize=7)
     fig.tight_layout()
     p = figdir / f"overhead-startup-{d.key}.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(save_figure(fig, p))
     conc = d.concurrency
     if conc is not None:
         attr = conc.attr
@@ -283,9 +293,7 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
         ax[1].legend(fontsize=7)
         fig.tight_layout()
         p = figdir / f"concurrency-{d.key}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(save_figure(fig, p))
     return paths
 
 

@@ -81,6 +81,8 @@ class MeanReference:
     recordings: list[str]
     ape: dict[str, np.ndarray]  # the twin's mean against the recordings' mean, per window
     util: np.ndarray  # the recordings' mean utilisation
+    reals: list[dict[str, np.ndarray]]  # each recording's figures per window (for the figure)
+    twin: BundleValidation
 
 
 def against_mean(
@@ -119,7 +121,8 @@ def against_mean(
             min_requests,
         )
         util = np.mean([f[2][:n] for f in figs], axis=0)
-        out.append(MeanReference(bv.name, [b.path.name for b in group], ape, util))
+        reals = [{m: f[1][m][:n] for m in METRICS} for f in figs]
+        out.append(MeanReference(bv.name, [b.path.name for b in group], ape, util, reals, bv))
     return out
 
 
@@ -129,12 +132,13 @@ def reproducibility(
     repeats: list[Bundle],
     window_s: float,
     min_requests: int,
-) -> dict[str, Any] | None:
-    """`recording_floor` (recording vs recording) and `against_mean_of_recordings` (the
-    twin vs the mean of each experiment's recordings); None without a second recording."""
+) -> tuple[dict[str, Any] | None, list[MeanReference]]:
+    """(`recording_floor` (recording vs recording) and `against_mean_of_recordings` (the
+    twin vs the mean of each experiment's recordings), the experiments for the figures);
+    (None, []) without a second recording of any experiment."""
     pairs = recording_pairs(bundles, repeats, window_s, min_requests)
     if not pairs:
-        return None
+        return None, []
     means = against_mean(validated, bundles, repeats, window_s, min_requests)
     return {
         "recording_floor": recording_floor(pairs),
@@ -142,7 +146,7 @@ def reproducibility(
             **mape_table(means),
             "experiments": {m.experiment: m.recordings for m in means},
         },
-    }
+    }, means
 
 
 def unmatched(bundles: list[Bundle], repeats: list[Bundle]) -> list[str]:

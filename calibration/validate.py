@@ -83,6 +83,7 @@ class ValidationResult:
     bundles: list[BundleValidation]
     held_in: list[str]  # bundles the calibration was fitted on (not held out)
     reproducibility: dict[str, Any] | None = None  # calibration.reproducibility
+    experiments: list[Any] = field(default_factory=list)  # its MeanReferences, for figures
 
     def summary(self) -> dict[str, Any]:
         """The JSON document of `kisim validate --json` (errors as fractions)."""

@@ -1,5 +1,6 @@
-"""Files of a validation: ``validation.json``, ``validation.md``, ``windows-<bundle>.csv``
-and ``<bundle>.png`` (real vs twin per window), written by `write_validation(result, out_dir)`.
+"""Files of a validation: ``validation.json``, ``validation.md``, ``windows-<bundle>.csv``,
+``<bundle>.png`` (real vs twin per window) and ``recordings-<bundle>.png`` (every recording of
+an experiment and the twin), each also as PDF, written by `write_validation(result, out_dir)`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.report import clean, plt_agg
+from calibration.report import clean, plt_agg, save_figure
 from calibration.validate import BANDS, HEADLINE, METRICS, ValidationResult
 
 
@@ -91,6 +92,7 @@ def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
             f"| {name} | {pct(b['mean_util'])} | " + " | ".join(pct(b[k]) for k in keys) + " |"
         )
     lines += [""] + [f"![{b.name}]({b.name}.png)" for b in res.bundles]
+    lines += [f"![{e.experiment}](recordings-{e.experiment}.png)" for e in res.experiments]
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +126,37 @@ def write_validation(res: ValidationResult, out_dir: Path) -> list[Path]:
                 )
         written.append(p)
         written.append(_window_figure(b, out_dir / f"{b.name}.png"))
+    for e in res.experiments:
+        written.append(_recordings_figure(e, out_dir / f"recordings-{e.experiment}.png"))
     return written
+
+
+RECORDING_COLOURS = ("k", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:grey")
+
+
+def _recordings_figure(e: Any, path: Path) -> Path:
+    """Every recording of one experiment and the twin, per window: the recording floor seen."""
+    plt = plt_agg()
+    panels = ["throughput_rps", "p50_ms", "p95_ms", "p99_ms", "batch_size"]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.0 * len(panels)), sharex=True)
+    b = e.twin
+    n = len(e.util)
+    mid = ((b.t_start + b.t_end) / 2)[:n]
+    for ax, m in zip(axes, panels, strict=True):
+        tw = b.twin[m][:, :n]
+        with np.errstate(all="ignore"):
+            lo, hi = np.nanmin(tw, axis=0), np.nanmax(tw, axis=0)
+        ax.fill_between(mid, lo, hi, color="tab:blue", alpha=0.2, step="mid", label="twin (seeds)")
+        ax.step(mid, b.twin_mean(m)[:n], where="mid", color="tab:blue", label="twin (mean)")
+        for i, (name, real) in enumerate(zip(e.recordings, e.reals, strict=True)):
+            colour = RECORDING_COLOURS[i % len(RECORDING_COLOURS)]
+            ax.step(mid, real[m], where="mid", lw=1, color=colour, label=name)
+        ax.set_ylabel(m.replace("_", " "), fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left", ncol=2)
+    axes[0].set_title(f"{e.experiment}: every recording of the experiment and the twin")
+    axes[-1].set_xlabel("seconds from the bundle's start")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
 
 
 def _window_figure(b: Any, path: Path) -> Path:
@@ -150,6 +182,4 @@ def _window_figure(b: Any, path: Path) -> Path:
     axes[-1].set_ylabel("real util, %", fontsize=8)
     axes[-1].set_xlabel("seconds from the bundle's start")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -172,7 +172,9 @@ def validate(
         ]
     )
     res = run(cal, loaded, seeds, window_s, min_requests, _pairs(device, "--device"), str(config))
-    res.reproducibility = reproducibility(res.bundles, loaded, repeats, window_s, min_requests)
+    res.reproducibility, res.experiments = reproducibility(
+        res.bundles, loaded, repeats, window_s, min_requests
+    )
     if res.held_in:
         _warn([f"{', '.join(res.held_in)}: the calibration was fitted on it (not held out)"])
     summary = res.summary()

@@ -35,12 +35,18 @@ def run_meta(sc: Scenario, policy: str, seed: int, backend: str = "twin") -> dic
 
 def simulate(
     scenario: Annotated[Path, typer.Option(help="Scenario YAML.")],
-    pattern: Annotated[str | None, typer.Option(help="Replace the scenario's load pattern.")] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="Replace the scenario's load pattern.")
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="In-cluster controller: static | hpa.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).")] = None,
     duration: Annotated[float | None, typer.Option(help="Simulated seconds.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write config.json, timeline.csv, summary.json.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Write config.json, timeline.csv, summary.json.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+    ] = False,
 ) -> None:
     """Run one episode in the twin and print its summary."""
     from tqdm import tqdm

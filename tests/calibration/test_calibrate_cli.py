@@ -53,8 +53,9 @@ def test_calibrate_then_validate_held_out(bundles: dict[str, Path], tmp_path: Pa
     report = (out.parent / "syn.report.md").read_text()
     assert "## Estimates (95% bootstrap intervals)" in report
     figs = sorted(p.name for p in (out.parent / "syn.figures").iterdir())
-    assert figs == ["curve-desktop-cpu.png", "overhead-startup-desktop-cpu.png"]
-    assert all(f"syn.figures/{f}" in report for f in figs)
+    pngs = ["curve-desktop-cpu.png", "overhead-startup-desktop-cpu.png"]
+    assert figs == sorted(pngs + [f.replace(".png", ".pdf") for f in pngs])  # PDF for papers
+    assert all(f"syn.figures/{f}" in report for f in pngs)
 
     r = kisim(
         "validate",
@@ -75,7 +76,8 @@ def test_calibrate_then_validate_held_out(bundles: dict[str, Path], tmp_path: Pa
     for k in ("throughput_mape", "p50_mape", "p95_mape", "p99_mape", "batch_size_mape"):
         assert 0 <= s[k] < 0.15, (k, s[k])
     assert set(s["bands"]) == {"<50%", "50-80%", ">80%"}
-    for f in ("validation.json", "validation.md", "windows-syn-held-out.csv", "syn-held-out.png"):
+    for f in ("validation.json", "validation.md", "windows-syn-held-out.csv", "syn-held-out.png",
+              "syn-held-out.pdf"):  # fmt: skip
         assert (tmp_path / "val" / f).is_file(), f
     assert "| all windows |" in (tmp_path / "val" / "validation.md").read_text()
 

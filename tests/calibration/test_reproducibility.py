@@ -121,5 +121,7 @@ def test_validate_cli_reports_both_floors(
     md = (tmp_path / "val" / "validation.md").read_text()
     assert "| recording floor (recording vs recording) |" in md
     assert "| twin vs the mean of each experiment's recordings |" in md
+    for ext in ("png", "pdf"):  # every recording and the twin, per window
+        assert (tmp_path / "val" / f"recordings-syn-held-out.{ext}").is_file()
     r = kisim("validate", "--config", str(cal), str(bundles["held-out"]), "--repeat", str(tmp_path))
     assert r.returncode == 2 and "neither a bundle nor a folder of bundles" in r.stderr
