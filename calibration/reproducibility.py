@@ -6,8 +6,9 @@ makes a second recording of the same schedule differ too. `recording_floor` comp
 every other recording of a validated bundle's experiment with it, window by window, with
 validate's own error definitions (`window_ape`, `mape_table`): a twin whose MAPE is at
 this floor predicts a recording as well as repeating the experiment does. Both sides of a
-pair carry their sampling noise, where the twin's mean over seeds carries none, so the
-floor is an upper bound on what calibration can still gain, not a target to stop at.
+pair carry their noise, where the twin's mean over seeds carries none, so a perfect twin
+would sit lower, near floor / sqrt(2); `against_mean` shows how close the twin comes once
+most of one recording's noise is averaged out.
 """
 
 from __future__ import annotations
