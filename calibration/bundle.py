@@ -12,6 +12,8 @@ Nothing is ever fitted on nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +59,18 @@ class Bundle:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def experiment(self) -> str:
+        """What makes two recordings the same experiment: backend, model, pools, routing and
+        the planned users schedule (the manifest without its name and times), as JSON."""
+        keep = {"backend", "model", "pools", "routing", "traffic"}
+        return json.dumps(self.manifest.model_dump(mode="json", include=keep), sort_keys=True)
+
+    @property
+    def experiment_id(self) -> str:
+        """A short digest of `experiment`, for provenance lines."""
+        return hashlib.sha256(self.experiment.encode()).hexdigest()[:12]
 
 
 def load_bundle(path: Path | str) -> Bundle:

@@ -365,6 +365,7 @@ def _provenance(
         f"Fitted by `kisim calibrate` on {now} from {len(bundles)} trace bundle(s) "
         "(docs/calibration.md describes every fit).",
         f"fitted-on: {', '.join(b.name for b in bundles)}",
+        f"fitted-experiments: {', '.join(dict.fromkeys(b.experiment_id for b in bundles))}",
         "bundles:",
     ]
     for b in bundles:

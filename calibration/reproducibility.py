@@ -13,7 +13,6 @@ most of one recording's noise is averaged out.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +27,6 @@ from calibration.validate import (
     real_windows,
     window_ape,
 )
-
-
-def experiment_key(b: Bundle) -> str:
-    """What makes two recordings the same experiment: model, backend, pools, routing,
-    and the planned users schedule (the manifest without its name and times)."""
-    keep = {"backend", "model", "pools", "routing", "traffic"}
-    return json.dumps(b.manifest.model_dump(mode="json", include=keep), sort_keys=True)
 
 
 @dataclass
@@ -53,10 +45,10 @@ def recording_pairs(
     pairs = []
     pool = {str(b.path.resolve()): b for b in [*bundles, *repeats]}
     for ref in bundles:
-        key = experiment_key(ref)
+        key = ref.experiment
         _, real_r, util_r, n_r, _ = real_windows(ref, window_s)
         for path, other in pool.items():
-            if path == str(ref.path.resolve()) or experiment_key(other) != key:
+            if path == str(ref.path.resolve()) or other.experiment != key:
                 continue
             _, real_o, _, n_o, _ = real_windows(other, window_s)
             n = min(len(n_r), len(n_o))
@@ -103,8 +95,8 @@ def against_mean(
     seen: set[str] = set()
     every = {str(b.path.resolve()): b for b in [*bundles, *repeats]}
     for bv, bun in zip(validated, bundles, strict=True):
-        key = experiment_key(bun)
-        group = [b for b in every.values() if experiment_key(b) == key]
+        key = bun.experiment
+        group = [b for b in every.values() if b.experiment == key]
         if key in seen or len(group) < 2:
             continue
         seen.add(key)
@@ -152,5 +144,5 @@ def reproducibility(
 
 def unmatched(bundles: list[Bundle], repeats: list[Bundle]) -> list[str]:
     """Repeats that are no recording of any validated bundle's experiment (for a warning)."""
-    keys = {experiment_key(b) for b in bundles}
-    return [str(r.path) for r in repeats if experiment_key(r) not in keys]
+    keys = {b.experiment for b in bundles}
+    return [str(r.path) for r in repeats if r.experiment not in keys]

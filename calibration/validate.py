@@ -82,6 +82,9 @@ class ValidationResult:
     window_s: float
     bundles: list[BundleValidation]
     held_in: list[str]  # bundles the calibration was fitted on (not held out)
+    # new recordings of an experiment the calibration was fitted on (held-out recordings,
+    # not held-out experiments)
+    repeats_of_fit: list[str] = field(default_factory=list)
     reproducibility: dict[str, Any] | None = None  # calibration.reproducibility
     experiments: list[Any] = field(default_factory=list)  # its MeanReferences, for figures
 
@@ -97,6 +100,7 @@ class ValidationResult:
         out["noise_floor"] = {HEADLINE[m]: _noise_floor(self.bundles, m) for m in METRICS}
         out.update(self.reproducibility or {})
         out["held_in"] = self.held_in
+        out["repeats_of_fit"] = self.repeats_of_fit
         out["per_bundle"] = {
             b.name: {
                 **_mapes([b]),
@@ -286,16 +290,16 @@ def validate(
     from kisim.episode import run_windows, twin_backend
 
     held_in: list[str] = []
-    fitted = next(
-        (ln.split(":", 1)[1] for ln in cal.provenance.splitlines() if ln.startswith("fitted-on:")),
-        "",
-    )
-    fitted_on = {x.strip() for x in fitted.split(",") if x.strip()}
+    fitted_on = _provenance_list(cal, "fitted-on")
+    fitted_experiments = _provenance_list(cal, "fitted-experiments")
     out: list[BundleValidation] = []
     names = [b.name for b in bundles]
+    repeats_of_fit: list[str] = []
     for bun in bundles:
         if bun.name in fitted_on:
             held_in.append(bun.name)
+        elif bun.experiment_id in fitted_experiments:
+            repeats_of_fit.append(bun.name)
         sc = scenario_for(bun, cal, window_s, device_map)
         edges, real, util, n_ok, overall = real_windows(bun, window_s)
         n_w = len(edges) - 1
@@ -333,4 +337,10 @@ def validate(
             {x: bv.twin_mean(x) for x in METRICS}, real, served.mean(axis=0), n_ok, min_requests
         )
         out.append(bv)
-    return ValidationResult(config, seeds, window_s, out, held_in)
+    return ValidationResult(config, seeds, window_s, out, held_in, repeats_of_fit)
+
+
+def _provenance_list(cal: Calibration, key: str) -> set[str]:
+    """The comma-separated values of a ``key: a, b`` line of the calibration's provenance."""
+    line = next((ln for ln in cal.provenance.splitlines() if ln.startswith(f"{key}:")), "")
+    return {x.strip() for x in line.partition(":")[2].split(",") if x.strip()}

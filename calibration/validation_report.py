@@ -81,6 +81,12 @@ def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
         ]
     if res.held_in:
         lines += [f"**Not held out**: the calibration was fitted on {', '.join(res.held_in)}.", ""]
+    if res.repeats_of_fit:
+        lines += [
+            f"**Held-out recordings of fitted experiments**: {', '.join(res.repeats_of_fit)} "
+            "repeat a schedule and configuration the calibration was fitted on.",
+            "",
+        ]
     lines += [
         "## Per bundle",
         "",

@@ -177,6 +177,13 @@ def validate(
     )
     if res.held_in:
         _warn([f"{', '.join(res.held_in)}: the calibration was fitted on it (not held out)"])
+    if res.repeats_of_fit:
+        _warn(
+            [
+                f"{', '.join(res.repeats_of_fit)}: a new recording of an experiment the "
+                "calibration was fitted on (a held-out recording, not a held-out experiment)"
+            ]
+        )
     summary = res.summary()
     if out is not None:
         write_validation(res, out)

@@ -55,17 +55,29 @@ def demo(
     if oracle and "oracle" not in base:
         base.append("oracle")
     try:
-        res = run_demo(out, runs=runs, jobs=jobs, baselines=base,
-                       patterns=_split(patterns), config=cfg, overrides=over, retrain=retrain)
+        res = run_demo(
+            out,
+            runs=runs,
+            jobs=jobs,
+            baselines=base,
+            patterns=_split(patterns),
+            config=cfg,
+            overrides=over,
+            retrain=retrain,
+        )
     except KeyboardInterrupt:
         print(f"interrupted: rerun `kisim demo --out {out}` to continue where it stopped")
         raise typer.Exit(130) from None
     t = res.train
     how = "reused" if t.get("reused") else f"{t.get('kind')}, {t.get('timesteps', 0):,} steps"
-    print(f"demo finished in {(time.perf_counter() - t0) / 60:.1f} min: training "
-          f"{res.train_s / 60:.1f} min ({how}), evaluation {res.eval_s / 60:.1f} min")
-    print(f"report: {res.report}  (summary.csv, significance.csv, figures/ incl. the training "
-          f"curves figures/training_progress.png; model: {out / 'train' / 'best_model.zip'})")
+    print(
+        f"demo finished in {(time.perf_counter() - t0) / 60:.1f} min: training "
+        f"{res.train_s / 60:.1f} min ({how}), evaluation {res.eval_s / 60:.1f} min"
+    )
+    print(
+        f"report: {res.report}  (summary.csv, significance.csv, figures/ incl. the training "
+        f"curves figures/training_progress.png; model: {out / 'train' / 'best_model.zip'})"
+    )
     for line in headline_lines(res):
         print(line)
 

@@ -102,8 +102,18 @@ def train_cmd(
         from kisim.cli.evaluate import RealTarget
 
         target = RealTarget(backend, kubeconfig, context, namespace, prometheus_url)
-        _finetune(scenario, from_, target, out, resume, episodes, learning_rate,
-                  _bounds(max_replicas), _split(patterns or ""), seed or 0)
+        _finetune(
+            scenario,
+            from_,
+            target,
+            out,
+            resume,
+            episodes,
+            learning_rate,
+            _bounds(max_replicas),
+            _split(patterns or ""),
+            seed or 0,
+        )
         return
     if from_ or kubeconfig or context or namespace or prometheus_url or max_replicas:
         raise KisimError("--from/--kubeconfig/--context/--namespace/--prometheus-url/"

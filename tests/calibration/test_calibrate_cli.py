@@ -9,6 +9,7 @@ from pathlib import Path
 
 from synthetic_truth import ROOT
 
+from calibration.bundle import load_bundle
 from kisim.config import load_calibration
 
 # Registers the two commands itself until `kisim.cli.app` does (then it is a no-op).
@@ -50,6 +51,8 @@ def test_calibrate_then_validate_held_out(bundles: dict[str, Path], tmp_path: Pa
     cal = load_calibration(out)  # the twin loads it directly
     assert set(cal.devices) == {"desktop-cpu"}
     assert "fitted-on: syn-step" in cal.provenance
+    experiment = load_bundle(bundles["step"]).experiment_id
+    assert f"fitted-experiments: {experiment}" in cal.provenance
     report = (out.parent / "syn.report.md").read_text()
     assert "## Estimates (95% bootstrap intervals)" in report
     figs = sorted(p.name for p in (out.parent / "syn.figures").iterdir())

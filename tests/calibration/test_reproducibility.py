@@ -14,12 +14,7 @@ from synthetic_truth import true_scenario
 from test_calibrate_cli import kisim
 
 from calibration.bundle import load_bundle
-from calibration.reproducibility import (
-    experiment_key,
-    recording_floor,
-    recording_pairs,
-    unmatched,
-)
+from calibration.reproducibility import recording_floor, recording_pairs, unmatched
 from calibration.synth import write_synthetic_bundle
 from calibration.validate import validate
 
@@ -30,11 +25,11 @@ WINDOW_S = 12.0
 
 @pytest.fixture(scope="module")
 def repeats(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Four more recordings of the held-out experiment (other seeds, same name)."""
+    """Four more recordings of the held-out experiment (other seeds), named after their folder."""
     root = tmp_path_factory.mktemp("repeats")
     sc = true_scenario(users=HELD_USERS, step_s=36.0, name="held")
     return [
-        write_synthetic_bundle(root / f"held-r{s}", sc, s, name="syn-held-out", startup_samples=3)
+        write_synthetic_bundle(root / f"held-r{s}", sc, s, name=f"held-r{s}", startup_samples=3)
         for s in (4, 5, 6, 7)
     ]
 
@@ -43,18 +38,18 @@ def test_the_experiment_ignores_name_and_times(
     bundles: dict[str, Path], repeats: list[Path], tmp_path: Path
 ) -> None:
     ref, other = load_bundle(bundles["held-out"]), load_bundle(repeats[0])
-    assert experiment_key(ref) == experiment_key(other)
-    assert experiment_key(ref) != experiment_key(load_bundle(bundles["step"]))
+    assert ref.experiment == other.experiment
+    assert ref.experiment != load_bundle(bundles["step"]).experiment
     renamed = tmp_path / "renamed"
     shutil.copytree(bundles["held-out"], renamed)
     m = yaml.safe_load((renamed / "manifest.yaml").read_text())
     m["name"] = "another-name"
     m["recorded_at"] = "2030-01-01T00:00:00Z"
     (renamed / "manifest.yaml").write_text(yaml.safe_dump(m))
-    assert experiment_key(load_bundle(renamed)) == experiment_key(ref)
+    assert load_bundle(renamed).experiment == ref.experiment
     m["pools"]["cpu"]["batching"]["max_queue_delay_us"] = 5000  # another experiment
     (renamed / "manifest.yaml").write_text(yaml.safe_dump(m))
-    assert experiment_key(load_bundle(renamed)) != experiment_key(ref)
+    assert load_bundle(renamed).experiment != ref.experiment
 
 
 def test_pairs_are_recordings_of_the_same_experiment_only(
@@ -78,6 +73,9 @@ def test_an_identical_recording_is_at_zero(bundles: dict[str, Path], tmp_path: P
     for key in ("throughput_mape", "p50_mape", "p95_mape", "p99_mape", "batch_size_mape"):
         assert floor[key] == 0.0
     assert floor["pairs"] == [["held", "copy"]]
+    truth = true_scenario(users=[1]).calibration
+    s = validate(truth, [held, load_bundle(twin)], seeds=1, window_s=WINDOW_S).summary()
+    assert set(s["per_bundle"]) == {"held", "copy"}  # one name twice: told apart by folder
 
 
 def test_independent_recordings_of_the_true_model_sit_at_the_theoretical_ratio(
@@ -125,3 +123,18 @@ def test_validate_cli_reports_both_floors(
         assert (tmp_path / "val" / f"recordings-syn-held-out.{ext}").is_file()
     r = kisim("validate", "--config", str(cal), str(bundles["held-out"]), "--repeat", str(tmp_path))
     assert r.returncode == 2 and "neither a bundle nor a folder of bundles" in r.stderr
+
+
+def test_a_new_recording_of_a_fitted_experiment_is_flagged(
+    bundles: dict[str, Path], repeats: list[Path]
+) -> None:
+    held, rep = load_bundle(bundles["held-out"]), load_bundle(repeats[0])
+    truth = true_scenario(users=[1]).calibration
+    fitted = truth.model_copy(
+        update={"provenance": f"fitted-on: syn-held-out\nfitted-experiments: {held.experiment_id}"}
+    )
+    s = validate(fitted, [held, rep], seeds=1, window_s=WINDOW_S).summary()
+    assert s["held_in"] == ["syn-held-out"]  # by name: the very recording it was fitted on
+    assert s["repeats_of_fit"] == ["held-r4"]  # another recording of the same experiment
+    s = validate(truth, [held], seeds=1, window_s=WINDOW_S).summary()
+    assert s["held_in"] == [] and s["repeats_of_fit"] == []
