@@ -6,6 +6,7 @@ percentiles); utilisations are time-weighted means of the windows' Prometheus vi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -54,7 +55,7 @@ def summarize(
     answered = served + errors
     slow = int(np.count_nonzero(np.asarray(latencies_s) * 1000.0 > slo_ms))
     actions = 0
-    for a, b in zip(windows, windows[1:]):
+    for a, b in itertools.pairwise(windows):
         actions += (a.gpu_desired != b.gpu_desired) + (a.cpu_desired != b.cpu_desired)
     return {
         "p50_ms": p50,
