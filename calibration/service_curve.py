@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,6 +211,33 @@ def _paired_cells(
     return c, sel, logs, sizes, cells
 
 
+def _exponent_wls(
+    paired: tuple[float, np.ndarray, np.ndarray, np.ndarray, Cells],
+    ref: float,
+    columns: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+    n_boot: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-size exponents e_s = (mean log t at c - mean log t at ref) / log(ref / c),
+    regressed on `columns(sizes)` by least squares weighted by each size's smaller count:
+    (coefficients, their bootstrap draws, resampling within (cores, size) cells)."""
+    c, _, logs, sizes, cells = paired
+    w = np.sqrt(np.array([min(len(i), len(j)) for i, j in cells], float))
+    design = columns(sizes) * w[:, None]
+    scale = math.log(ref / c)
+
+    def est(pick: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        e = np.array([logs[i].mean() - logs[j].mean() for i, j in pick]) / scale
+        return np.linalg.lstsq(design, e * w, rcond=None)[0]
+
+    def resample() -> Cells:
+        return [(i[rng.integers(0, len(i), len(i))], j[rng.integers(0, len(j), len(j))])
+                for i, j in cells]  # fmt: skip
+
+    boot = np.array([est(resample()) for _ in range(n_boot)]).reshape(n_boot, -1)
+    return est(cells), boot
+
+
 def fit_core_scaling(
     b: np.ndarray,
     ms: np.ndarray,
@@ -220,33 +248,16 @@ def fit_core_scaling(
 ) -> Estimate | None:
     """`core_scaling` e from isolated times at two core counts: t(c) = t(ref) (ref / c)^e.
 
-    Per batch size measured at both, e_s = (mean log t at c - mean log t at ref) /
-    log(ref / c); e is their mean weighted by the smaller count. None when every
-    isolated row is at the reference core count. Bootstrap within (cores, size) cells.
+    e is the mean of the per-size exponents (`_exponent_wls` on a constant), weighted by
+    the smaller count. None when every isolated row is at the reference core count.
     """
     paired = _paired_cells(b, ms, cores, ref)
     if paired is None:
         return None
-    c, sel, logs, sizes, cells = paired
-    wts = np.array([min(len(i), len(j)) for i, j in cells], float)
-    scale = math.log(ref / c)
-
-    def est(pick: list[tuple[np.ndarray, np.ndarray]]) -> float:
-        r = np.array([logs[i].mean() - logs[j].mean() for i, j in pick])
-        return float(np.sum(wts * r) / wts.sum() / scale)
-
-    boot = [
-        est(
-            [
-                (i[rng.integers(0, len(i), len(i))], j[rng.integers(0, len(j), len(j))])
-                for i, j in cells
-            ]
-        )
-        for _ in range(n_boot)
-    ]
+    val, boot = _exponent_wls(paired, ref, lambda z: np.ones((len(z), 1)), rng, n_boot)
     return interval(
-        np.array(boot), est(cells), int(sel.sum()),
-        f"isolated times at {c:g} vs {ref:g} cores, per batch size",
+        boot[:, 0], float(val[0]), int(paired[1].sum()),
+        f"isolated times at {paired[0]:g} vs {ref:g} cores, per batch size",
     )  # fmt: skip
 
 
@@ -260,39 +271,20 @@ def fit_core_scaling_by_size(
 ) -> tuple[Estimate, Estimate] | None:
     """Core-scaling exponent as a function of the batch size: e(b) = e1 + d log2(b).
 
-    Per batch size measured at both core counts, e_s = (mean log t at c - mean log t at
-    ref) / log(ref / c) as in `fit_core_scaling`; (e1, d) by least squares of e_s on
-    log2(s) weighted by the smaller count. Returns (e1 = `core_scaling`, d =
-    `core_scaling_per_doubling`) with bootstrap intervals (resampling within (cores, size)
-    cells), or None with fewer than two sizes measured at both core counts.
+    The per-size exponents of `fit_core_scaling`, regressed on log2(s) (`_exponent_wls`).
+    Returns (e1 = `core_scaling`, d = `core_scaling_per_doubling`) with bootstrap
+    intervals, or None with fewer than two sizes measured at both core counts.
     """
     paired = _paired_cells(b, ms, cores, ref)
     if paired is None or len(paired[3]) < 2:
         return None
-    c, sel, logs, sizes, cells = paired
-    w = np.array([min(len(i), len(j)) for i, j in cells], float)
-    x = np.log2(sizes.astype(float))
-    design = np.column_stack([np.ones(len(x)), x]) * np.sqrt(w)[:, None]
-    scale = math.log(ref / c)
 
-    def est(pick: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        e = np.array([logs[i].mean() - logs[j].mean() for i, j in pick]) / scale
-        return np.linalg.lstsq(design, e * np.sqrt(w), rcond=None)[0]
+    def columns(z: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(z)), np.log2(z.astype(float))])
 
-    boot = np.array(
-        [
-            est(
-                [
-                    (i[rng.integers(0, len(i), len(i))], j[rng.integers(0, len(j), len(j))])
-                    for i, j in cells
-                ]
-            )
-            for _ in range(n_boot)
-        ]
-    ).reshape(-1, 2)
-    val = est(cells)
-    how = f"isolated times at {c:g} vs {ref:g} cores, WLS of per-size exponents on log2(b)"
-    n = int(sel.sum())
+    val, boot = _exponent_wls(paired, ref, columns, rng, n_boot)
+    how = f"isolated times at {paired[0]:g} vs {ref:g} cores, WLS of per-size exponents on log2(b)"
+    n = int(paired[1].sum())
     return (
         interval(boot[:, 0], float(val[0]), n, how + ": b = 1"),
         interval(boot[:, 1], float(val[1]), n, how + ": slope"),
