@@ -23,6 +23,7 @@ from calibration.bundle import Bundle
 from calibration.validate import (
     METRICS,
     BundleValidation,
+    WindowFigures,
     mape_table,
     real_windows,
     window_ape,
@@ -37,20 +38,33 @@ class RecordingPair:
     util: np.ndarray  # the reference's utilisation per window
 
 
+Recordings = dict[str, tuple[Bundle, WindowFigures]]  # by path: (bundle, its real windows)
+
+
+def recordings(bundles: list[Bundle], repeats: list[Bundle], window_s: float) -> Recordings:
+    """Every recording once (by path), with its real per-window figures, computed once."""
+    every = {str(b.path.resolve()): b for b in [*bundles, *repeats]}
+    return {p: (b, real_windows(b, window_s)) for p, b in every.items()}
+
+
 def recording_pairs(
-    bundles: list[Bundle], repeats: list[Bundle], window_s: float, min_requests: int
+    bundles: list[Bundle],
+    repeats: list[Bundle],
+    window_s: float,
+    min_requests: int,
+    known: Recordings | None = None,
 ) -> list[RecordingPair]:
     """Each validated bundle against every other recording of its experiment (in `repeats`
     or among the validated bundles themselves), over the shorter of the two's windows."""
+    known = known or recordings(bundles, repeats, window_s)
     pairs = []
-    pool = {str(b.path.resolve()): b for b in [*bundles, *repeats]}
     for ref in bundles:
-        key = ref.experiment
-        _, real_r, util_r, n_r, _ = real_windows(ref, window_s)
-        for path, other in pool.items():
-            if path == str(ref.path.resolve()) or other.experiment != key:
+        here = str(ref.path.resolve())
+        _, real_r, util_r, n_r, _ = known[here][1]
+        for path, (other, figs) in known.items():
+            if path == here or other.experiment != ref.experiment:
                 continue
-            _, real_o, _, n_o, _ = real_windows(other, window_s)
+            _, real_o, _, n_o, _ = figs
             n = min(len(n_r), len(n_o))
             ape = window_ape(
                 {m: v[:n] for m, v in real_o.items()},
@@ -84,6 +98,7 @@ def against_mean(
     repeats: list[Bundle],
     window_s: float,
     min_requests: int,
+    known: Recordings | None = None,
 ) -> list[MeanReference]:
     """The twin against the mean of all recordings of each experiment, per window.
 
@@ -91,16 +106,17 @@ def against_mean(
     about 1/sqrt(N) of them, so what remains is closer to the twin's own (systematic)
     error. Once per experiment with two or more recordings; windows up to the shortest.
     """
+    known = known or recordings(bundles, repeats, window_s)
     out = []
     seen: set[str] = set()
-    every = {str(b.path.resolve()): b for b in [*bundles, *repeats]}
     for bv, bun in zip(validated, bundles, strict=True):
         key = bun.experiment
-        group = [b for b in every.values() if b.experiment == key]
-        if key in seen or len(group) < 2:
+        members = [(b, f) for b, f in known.values() if b.experiment == key]
+        if key in seen or len(members) < 2:
             continue
         seen.add(key)
-        figs = [real_windows(b, window_s) for b in group]
+        group = [b for b, _ in members]
+        figs = [f for _, f in members]
         n = min([len(bv.n_real), *(len(f[3]) for f in figs)])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a window no recording has
@@ -129,10 +145,11 @@ def reproducibility(
     """(`recording_floor` (recording vs recording) and `against_mean_of_recordings` (the
     twin vs the mean of each experiment's recordings), the experiments for the figures);
     (None, []) without a second recording of any experiment."""
-    pairs = recording_pairs(bundles, repeats, window_s, min_requests)
+    known = recordings(bundles, repeats, window_s)
+    pairs = recording_pairs(bundles, repeats, window_s, min_requests, known)
     if not pairs:
         return None, []
-    means = against_mean(validated, bundles, repeats, window_s, min_requests)
+    means = against_mean(validated, bundles, repeats, window_s, min_requests, known)
     return {
         "recording_floor": recording_floor(pairs),
         "against_mean_of_recordings": {

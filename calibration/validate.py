@@ -208,9 +208,11 @@ def window_ape(
     return out
 
 
-def real_windows(
-    bun: Bundle, window_s: float
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
+# (window edges, per-window figures, utilisation, completions, whole-run figures)
+WindowFigures = tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]
+
+
+def real_windows(bun: Bundle, window_s: float) -> WindowFigures:
     """(window edges in s from the start, per-window figures, utilisation, completions, overall)."""
     m = bun.manifest
     dur = m.duration_s
