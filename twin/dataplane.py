@@ -262,8 +262,8 @@ class DataPlane:
         while True:
             code = K.run_until(
                 t_end, self.ri, self.rf, self.pref, self.curve, self.cexp, self.qt, self.qu,
-                self.gbusy,
-                self.gf, self.bi, self.bf, self.bt, self.bu, self.ht, self.hs, self.hk, self.hx,
+                self.gbusy, self.gf, self.bi, self.bf, self.bt, self.bu, self.ht, self.hs,
+                self.hk, self.hx,
                 self.gi, self.gfl, self.rnd, self.ridx, self.ready, self.alive, self.olat,
                 self.owait, self.drained, mh, md, mo,
             )  # fmt: skip

@@ -99,17 +99,26 @@ def test_host_sharing_applies_only_between_replicas_on_one_node() -> None:
     assert shared_pen.mean() > shared.mean() * 1.03  # the two replicas overlap often
 
 
+SIZES = np.repeat([1, 2, 4, 8], 40)
+T2 = 9.0 + 7.0 * (SIZES - 1)  # isolated ms at the reference 2 cores
+
+
+def _isolated_at_two_core_counts(
+    rng: np.random.Generator, exponent: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(batch sizes, ms, cores): T2 at 2 cores and T2 * 2**exponent at 1, noise cv 0.15."""
+    b = np.concatenate([SIZES, SIZES])
+    cores = np.concatenate([np.full(len(SIZES), 2.0), np.full(len(SIZES), 1.0)])
+    mean = np.concatenate([T2, T2 * 2.0**exponent])
+    return b, mean * rng.lognormal(-(0.15**2) / 2, 0.15, len(b)), cores
+
+
 def test_core_scaling_from_isolated_times_at_two_core_counts() -> None:
     rng = np.random.default_rng(1)
-    sizes = np.repeat([1, 2, 4, 8], 40)
-    t2 = 9.0 + 7.0 * (sizes - 1)
-    b = np.concatenate([sizes, sizes])
-    cores = np.concatenate([np.full(len(sizes), 2.0), np.full(len(sizes), 1.0)])
-    mean = np.concatenate([t2, t2 * 2.0**0.6])
-    ms = mean * rng.lognormal(-(0.15**2) / 2, 0.15, len(b))
+    b, ms, cores = _isolated_at_two_core_counts(rng, 0.6)
     e = fit_core_scaling(b, ms, cores, 2.0, rng, 200)
     assert e is not None and e.contains(0.6) and e.hi - e.lo < 0.2
-    assert fit_core_scaling(sizes, t2, np.full(len(sizes), 2.0), 2.0, rng, 50) is None
+    assert fit_core_scaling(SIZES, T2, np.full(len(SIZES), 2.0), 2.0, rng, 50) is None
 
 
 def test_core_scaling_per_doubling_of_the_batch_size() -> None:
@@ -141,13 +150,8 @@ def test_core_scaling_per_doubling_of_the_batch_size() -> None:
 
 def test_core_scaling_per_doubling_from_isolated_times() -> None:
     rng = np.random.default_rng(3)
-    sizes = np.repeat([1, 2, 4, 8], 40)
-    t2 = 9.0 + 7.0 * (sizes - 1)
-    b = np.concatenate([sizes, sizes])
-    cores = np.concatenate([np.full(len(sizes), 2.0), np.full(len(sizes), 1.0)])
     for e1, d in ((0.2, 0.3), (0.6, 0.0)):
-        mean = np.concatenate([t2, t2 * 2.0 ** (e1 + d * np.log2(sizes))])
-        ms = mean * rng.lognormal(-(0.15**2) / 2, 0.15, len(b))
+        b, ms, cores = _isolated_at_two_core_counts(rng, e1 + d * np.log2(SIZES))
         fit = fit_core_scaling_by_size(b, ms, cores, 2.0, rng, 200)
         assert fit is not None
         assert fit[0].contains(e1) and fit[1].contains(d), fit
