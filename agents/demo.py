@@ -5,7 +5,7 @@
    and config is reused; an unfinished one (Ctrl-C, crash) is resumed from its last
    checkpoint; one with another scenario or config is replaced.
 2. **Evaluate** ``ppo:OUT/train/best_model.zip`` against the baselines on the four seed
-   patterns with `kisim eval`'s harness (`kisim.cli.evaluate.run_eval`; resumable: runs
+   patterns with `kisim eval`'s harness (`agents.evaluation.run.run_eval`; resumable: runs
    on disk are skipped). PPO runs of an older model, or any run of another scenario
    (e.g. a changed calibration), are removed first so that nothing stale is mixed in.
 3. **Report**: the harness writes ``report.md``, ``summary.csv``, ``significance.csv``
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.rundir import atomic_write, read_json, safe_name, write_json
+from kisim.core.paths import config_path, default_scenario
+from kisim.core.rundir import atomic_write, read_json, safe_name, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = ROOT / "configs" / "train" / "demo.yaml"
+DEMO_CONFIG = config_path("train", "demo.yaml")
 BASELINES = ("static", "hpa", "threshold", "kpa")  # + "oracle" with --oracle (slow: forks)
 STATE = "demo.json"
 FORMAT = "kisim-demo/1"
@@ -86,13 +86,13 @@ class DemoResult:
 def train_or_reuse(out: Path, config: Path, overrides: dict[str, Any], retrain: bool,
                    log: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
     """Train into OUT/train, or reuse / resume the run already there (module doc)."""
-    from agents.checkpoints import checkpoints
-    from agents.train import train
-    from agents.train_config import load_train_config
-    from agents.train_dir import fingerprint, read_run_config
-    from kisim.config import load_scenario
-    from kisim.env import DEFAULT_SCENARIO
-    from kisim.errors import KisimError
+    from agents.training.checkpoints import checkpoints
+    from agents.training.train import train
+    from agents.training.train_config import load_train_config
+    from agents.training.train_dir import fingerprint, read_run_config
+    from kisim.core.config import load_scenario
+    from kisim.core.errors import KisimError
+    from kisim.env.environment import DEFAULT_SCENARIO
 
     t0 = time.perf_counter()
     tdir = out / "train"
@@ -143,17 +143,16 @@ def _sha256(path: Path) -> str:
 
 def _scenario_fingerprint() -> str:
     """The fingerprint `run_eval` stores for the built-in default (so stale runs are found)."""
-    from kisim.cli.evaluate import DEFAULT_SCENARIO
-    from kisim.cli.simulate import prepare
-    from kisim.config import resolved_json
+    from kisim.core.config import resolved_json
+    from kisim.core.prepare import prepare
 
-    return hashlib.sha256(resolved_json(prepare(DEFAULT_SCENARIO, None, None, None)).encode()
+    return hashlib.sha256(resolved_json(prepare(default_scenario(), None, None, None)).encode()
                           ).hexdigest()  # fmt: skip
 
 
 def drop_stale_runs(out: Path, ppo: str, model_sha: str, log: Callable[[str], None]) -> None:
     """Remove evaluation runs that would mix in another scenario or another PPO model."""
-    from agents.report import MANIFEST, load_manifest
+    from agents.evaluation.report import MANIFEST, load_manifest
 
     man = load_manifest(out) or {}
     state = read_json(out / STATE) if (out / STATE).is_file() else {}
@@ -316,7 +315,7 @@ def _rel(p: Path) -> str:
 def _insert_section(report: Path, section: str) -> None:
     """The demo's section first in the report: stored as its lead section (which
     `kisim report` keeps when it re-renders) and put where a re-render puts it."""
-    from agents.report import LEAD
+    from agents.evaluation.report import LEAD
 
     atomic_write(report.parent / LEAD, section)
     text = report.read_text()
@@ -334,8 +333,8 @@ def run_demo(out: Path, *, runs: int = 10, jobs: int = 0, baselines: Sequence[st
              retrain: bool = False,
              log: Callable[[str], None] = _stderr) -> DemoResult:  # fmt: skip
     """Train (or reuse), evaluate against the baselines, write the report (module doc)."""
-    from kisim.cli.evaluate import DEFAULT_SCENARIO, run_eval
-    from kisim.errors import KisimError
+    from agents.evaluation.run import run_eval
+    from kisim.core.errors import KisimError
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -349,10 +348,10 @@ def run_demo(out: Path, *, runs: int = 10, jobs: int = 0, baselines: Sequence[st
     reference = "hpa" if "hpa" in baselines else policies[0]
     log(f"[2/3] evaluating {', '.join(policies)} on {', '.join(patterns)} x {runs} seeds -> {out}")
     drop_stale_runs(out, ppo, _sha256(out / "train" / "best_model.zip"), log)
-    from agents.report import LEAD
+    from agents.evaluation.report import LEAD
 
     (out / LEAD).unlink(missing_ok=True)  # the harness's report must not carry the old one
-    ev: Any = run_eval(DEFAULT_SCENARIO, policies, list(patterns), runs, out, jobs, None,
+    ev: Any = run_eval(default_scenario(), policies, list(patterns), runs, out, jobs, None,
                        reference)  # fmt: skip
     t2 = time.perf_counter()
     if ev.failed:

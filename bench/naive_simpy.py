@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from kisim.config import DeviceCalibration, Dist, PoolConfig, Scenario
-from kisim.patterns import make_pattern
+from kisim.core.config import DeviceCalibration, Dist, PoolConfig, Scenario
+from kisim.core.patterns import make_pattern
 from twin.batcher import BatchRule
 from twin.scheduler import Scheduler
 

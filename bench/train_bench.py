@@ -49,7 +49,7 @@ def _timed(env: Any, acc: list[float]) -> Any:
 
 
 def env_alone(scenario: Any, patterns: list[str], steps: int) -> dict[str, float]:
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
     env = KisimEnv(scenario, patterns=patterns)
     n, k = 0, 0
@@ -76,9 +76,9 @@ def whole_loop(scenario: Any, cfg: Any, steps: int, vec: str) -> dict[str, float
         VecNormalize,
     )
 
-    from agents.callbacks import Timing
-    from agents.ppo_model import new_model
-    from agents.training_env import Ranges, env_factory
+    from agents.training.callbacks import Timing
+    from agents.training.ppo_model import new_model
+    from agents.training.training_env import Ranges, env_factory
 
     torch.set_num_threads(cfg.envs.torch_threads)
     n_envs, pats = cfg.envs.n_envs, list(cfg.envs.patterns)
@@ -113,9 +113,9 @@ def bench_train(steps: int = DEFAULT_STEPS, subproc: bool = False, json_out: boo
                 scenario: Path | str | None = None,
                 config: Path | str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the measurements, print them, return them (see the module doc)."""
-    from agents.train_config import load_train_config
-    from kisim.config import load_scenario
-    from kisim.env import DEFAULT_SCENARIO, KisimEnv
+    from agents.training.train_config import load_train_config
+    from kisim.core.config import load_scenario
+    from kisim.env.environment import DEFAULT_SCENARIO, KisimEnv
 
     sc = load_scenario(scenario or DEFAULT_SCENARIO)
     cfg = load_train_config(config)

@@ -31,9 +31,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from kisim.config import Scenario, load_scenario, override  # noqa: E402
+from kisim.core.config import Scenario, load_scenario, override  # noqa: E402
+from kisim.core.paths import default_scenario
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "configs" / "scenarios" / "default.yaml"
+DEFAULT_SCENARIO = default_scenario()
 USERS = 100
 DURATION_S = 300.0
 TARGET_REQUESTS_PER_S = 500_000
@@ -92,7 +93,7 @@ def describe(sc: Scenario) -> dict[str, Any]:
 
 
 def _time_twin(sc: Scenario, seed: int) -> dict[str, Any]:
-    from kisim.episode import run_windows, twin_backend
+    from kisim.env.episode import run_windows, twin_backend
 
     gc.collect()  # start clean: no garbage of the previous run collected on this run's clock
     c0, t0 = time.process_time(), time.perf_counter()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from kisim.config import Scenario
+from kisim.core.config import Scenario
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""`ClusterBackend`: real serving behind the `kisim.backend.Backend` protocol, in wall time.
+"""`ClusterBackend`: real serving behind the `kisim.core.backend.Backend` protocol, in wall time.
 
 Composed of three replaceable parts: an `Actuator` (local processes or Kubernetes), an
 `Observer` (PromQL against Prometheus) and a `LoadGenerator` (Locust in its own process).
@@ -35,11 +35,11 @@ from bridge.model_export import INPUT_NAME, OUTPUT_NAME
 from bridge.observer import Observer, PromView
 from bridge.prometheus_server import PrometheusServer
 from bridge.promql import Selectors
-from kisim.backend import Action, Applied
-from kisim.config import PLACEMENTS, POOLS, Scenario
-from kisim.errors import BackendError
-from kisim.patterns import Pattern, make_pattern
-from kisim.window import PoolReplicas, Utilisation, Window, percentiles_ms
+from kisim.core.backend import Action, Applied
+from kisim.core.config import PLACEMENTS, POOLS, Scenario
+from kisim.core.errors import BackendError
+from kisim.core.patterns import Pattern, make_pattern
+from kisim.core.window import PoolReplicas, Utilisation, Window, percentiles_ms
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from bridge.backend import ClusterBackend
 from bridge.kube_settings import KubeSettings
-from kisim.errors import KisimError
+from kisim.core.errors import KisimError
 
 BackendKind = Literal["local", "kubernetes"]
 BACKENDS: tuple[BackendKind, ...] = ("local", "kubernetes")

@@ -29,8 +29,8 @@ from bridge.actuator import PoolState
 from bridge.kube_api import KubeCaller, make_api_client
 from bridge.kube_objects import MANAGED_BY, PodCounts, count_pods, hpa_body
 from bridge.kube_settings import KubeSettings
-from kisim.config import HPAConfig, PoolConfig, Scenario
-from kisim.errors import BackendError
+from kisim.core.config import HPAConfig, PoolConfig, Scenario
+from kisim.core.errors import BackendError
 
 log = logging.getLogger(__name__)
 

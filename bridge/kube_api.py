@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from bridge.kube_settings import KubeSettings
-from kisim.errors import BackendError, ConfigError
+from kisim.core.errors import BackendError, ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kisim.config import HPAConfig, PoolConfig, ScalingPolicy
+from kisim.core.config import HPAConfig, PoolConfig, ScalingPolicy
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kisim"}
 

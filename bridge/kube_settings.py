@@ -1,6 +1,6 @@
 """Where kisim's Kubernetes actuator finds the cluster and how careful it is with it.
 
-Kept apart from ``kisim.config.Scenario`` on purpose: a scenario describes an experiment
+Kept apart from ``kisim.core.config.Scenario`` on purpose: a scenario describes an experiment
 (and fully determines a twin run); these settings describe *which* cluster runs it. The
 defaults match ``manifests/`` and ``scripts/cluster-up.sh``.
 """

@@ -18,8 +18,8 @@ from pathlib import Path
 from bridge import procs
 from bridge.paths import ROOT
 from bridge.records import RequestLog
-from kisim.config import Scenario
-from kisim.errors import BackendError
+from kisim.core.config import Scenario
+from kisim.core.errors import BackendError
 
 
 class LoadGenerator:

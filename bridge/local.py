@@ -34,8 +34,8 @@ from bridge.model_export import INPUT_NAME, OUTPUT_NAME
 from bridge.ports import HOST, free_port
 from bridge.proc_exporter import PodTarget, ProcExporter
 from bridge.triton_metrics import scrape
-from kisim.config import PoolConfig, Scenario
-from kisim.errors import BackendError
+from kisim.core.config import PoolConfig, Scenario
+from kisim.core.errors import BackendError
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "mobilenetv4_conv_small"  # as in manifests/kisim/20-triton-model-config.yaml

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import tritonclient.http as th  # noqa: E402
 
 from bridge.router import Router  # noqa: E402
-from kisim.patterns import make_pattern  # noqa: E402
+from kisim.core.patterns import make_pattern  # noqa: E402
 
 
 class EventLog:

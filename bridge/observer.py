@@ -18,8 +18,8 @@ from typing import Any
 
 from bridge import promql
 from bridge.promql import Selectors
-from kisim.config import MetricsConfig
-from kisim.errors import BackendError
+from kisim.core.config import MetricsConfig
+from kisim.core.errors import BackendError
 
 
 @dataclass(frozen=True, slots=True)

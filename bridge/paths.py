@@ -12,7 +12,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from kisim.errors import BackendError
+from kisim.core.errors import BackendError
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = "scripts/setup-bridge.sh"

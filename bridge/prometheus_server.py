@@ -21,7 +21,7 @@ import yaml
 
 from bridge import paths, procs
 from bridge.ports import HOST, free_port
-from kisim.errors import BackendError
+from kisim.core.errors import BackendError
 
 
 def render_config(scrape_interval_s: float, targets_file: Path, node_exporter: str | None) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.triton_metrics import scrape
-from kisim.errors import BackendError
+from kisim.core.errors import BackendError
 
 BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16)
 COLUMNS = (

@@ -17,8 +17,8 @@ from typing import Any
 
 from bridge.backend import ClusterBackend, EventSource
 from bridge.record.prometheus_export import EXTRA_TRITON_SERIES, index_entry, query_range
-from kisim.errors import BackendError
-from kisim.trace_bundle import TRITON_SERIES
+from kisim.core.errors import BackendError
+from kisim.core.trace_bundle import TRITON_SERIES
 
 
 def write_events(b: ClusterBackend, d: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import urllib.request
 
-from kisim.errors import BackendError
+from kisim.core.errors import BackendError
 
 COUNTERS: tuple[str, ...] = (
     "nv_inference_request_success",

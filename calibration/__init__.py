@@ -1,7 +1,7 @@
 """Calibration and fidelity: fit the twin from trace bundles, and measure how close it is.
 
 - `calibration.bundle.load_bundle` — read and cross-check a bundle (docs/bundle-format.md)
-- `calibration.calibrate.calibrate` — fit every device into a `kisim.config.Calibration`
+- `calibration.calibrate.calibrate` — fit every device into a `kisim.core.config.Calibration`
 - `calibration.validate.validate` — replay bundles in the twin, per-window errors (MAPE)
 - `calibration.report` — the calibration YAML, report and figures `kisim calibrate` writes;
 - `calibration.validation_report` — the validation JSON, report and figures `kisim validate` writes

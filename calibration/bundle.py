@@ -35,7 +35,7 @@ from calibration.trace_files import (
     read_requests,
     read_service_times,
 )
-from kisim.errors import TraceError
+from kisim.core.errors import TraceError
 
 __all__ = ["Bundle", "BundlePool", "Events", "Manifest", "Requests", "ServiceTimes", "load_bundle"]
 

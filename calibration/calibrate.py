@@ -20,8 +20,8 @@ from calibration import fit as F
 from calibration.bundle import Bundle
 from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
 from calibration.isolated import isolated_overheads, isolated_rows
-from kisim.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
-from kisim.errors import TraceError
+from kisim.core.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
+from kisim.core.errors import TraceError
 
 LOCAL_PROBE = (0.0, 0.25)  # the local bridge probes readiness every 0.25 s (docs/bridge.md)
 

@@ -39,7 +39,7 @@ import numpy as np
 from calibration.bundle import Bundle
 from calibration.fit import Estimate
 from calibration.replay import scenario_for
-from kisim.config import Calibration, DeviceCalibration
+from kisim.core.config import Calibration, DeviceCalibration
 
 GRID: dict[str, tuple[float, ...]] = {
     "core_scaling": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3),

@@ -11,8 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calibration.locate import where, yaml_position
-from kisim.config import BatchingConfig
-from kisim.errors import TraceError
+from kisim.core.config import BatchingConfig
+from kisim.core.errors import TraceError
 
 
 class _M(BaseModel):

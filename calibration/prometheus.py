@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from calibration.locate import json_position, where
-from kisim.errors import TraceError
+from kisim.core.errors import TraceError
 
 if TYPE_CHECKING:
     from calibration.manifest import Manifest

@@ -18,8 +18,8 @@ import yaml
 from pydantic import ValidationError
 
 from calibration.bundle import Bundle
-from kisim.config import Calibration, Scenario
-from kisim.errors import ConfigError
+from kisim.core.config import Calibration, Scenario
+from kisim.core.errors import ConfigError
 
 
 def recorded_spawn_rate(bundle: Bundle) -> float | None:

@@ -1,7 +1,7 @@
 """Files next to a calibration: YAML with a fit header, Markdown, figures.
 
 `write_calibration(result, out)` writes ``NAME.yaml`` (loads with
-`kisim.config.load_calibration`), ``NAME.report.md`` and ``NAME.figures/*.png`` (and ``.pdf``)
+`kisim.core.config.load_calibration`), ``NAME.report.md`` and ``NAME.figures/*.png`` (and ``.pdf``)
 (service curve vs measurements and counters, residuals, overhead vs load, start-ups).
 A validation's files: `calibration.validation_report`.
 """
@@ -303,7 +303,7 @@ def _report_md(res: CalibrationResult, out: Path, figs: dict[str, list[Path]]) -
         f"# Calibration `{cal.name}`",
         "",
         f"Written by `kisim calibrate` to `{out.name}`; load it with "
-        "`kisim.config.load_calibration` or as a scenario's `calibration:`. How each "
+        "`kisim.core.config.load_calibration` or as a scenario's `calibration:`. How each "
         "parameter is fitted: docs/calibration.md.",
         "",
         "## Provenance",

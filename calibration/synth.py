@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from kisim.config import Scenario
-from kisim.errors import ConfigError
-from kisim.patterns import make_pattern
-from kisim.trace_bundle import TRITON_SERIES
+from kisim.core.config import Scenario
+from kisim.core.errors import ConfigError
+from kisim.core.patterns import make_pattern
+from kisim.core.trace_bundle import TRITON_SERIES
 from twin.draws import multiplier
 
 METRICS = (*TRITON_SERIES, "container_cpu_usage_seconds_total",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.manifest import BundlePool
-from kisim.errors import TraceError
+from kisim.core.errors import TraceError
 
 # The format's events, plus `failed` (a replica that never became ready; not fitted).
 EVENTS = ("created", "started", "ready", "stopping", "stopped", "failed")

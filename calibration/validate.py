@@ -28,7 +28,7 @@ import numpy as np
 
 from calibration.bundle import Bundle
 from calibration.replay import scenario_for
-from kisim.config import Calibration
+from kisim.core.config import Calibration
 
 METRICS: tuple[str, ...] = (
     "throughput_rps",
@@ -289,7 +289,7 @@ def validate(
     config: str = "",
     progress: Any = None,
 ) -> ValidationResult:
-    from kisim.episode import run_windows, twin_backend
+    from kisim.env.episode import run_windows, twin_backend
 
     held_in: list[str] = []
     fitted_on = _provenance_list(cal, "fitted-on")

@@ -17,7 +17,7 @@ def _register_envs() -> None:
     except ImportError:  # the env is optional for users of the config and patterns only
         return
     if "kisim/Autoscale-v0" not in gymnasium.registry:
-        gymnasium.register(id="kisim/Autoscale-v0", entry_point="kisim.env:make_default")
+        gymnasium.register(id="kisim/Autoscale-v0", entry_point="kisim.env.environment:make_default")
 
 
 _register_envs()

@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from bridge.backend import make_local_backend  # noqa: E402
 from bridge.triton_metrics import scrape  # noqa: E402
-from kisim.backend import Action, PoolSetting  # noqa: E402
-from kisim.config import POOLS, load_scenario, override  # noqa: E402
+from kisim.core.backend import Action, PoolSetting  # noqa: E402
+from kisim.core.config import POOLS, load_scenario, override  # noqa: E402
 
 KEYS = (
     "nv_inference_request_success",

@@ -10,8 +10,8 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from kisim import config as C
-from kisim.patterns import PATTERNS
+from kisim.core import config as C
+from kisim.core.patterns import PATTERNS
 
 HEAD = """# Scenario and calibration files
 

@@ -18,7 +18,7 @@ import yaml
 
 kv = pytest.importorskip("kubernetes_validate.utils")
 
-from kisim.config import Scenario, load_scenario  # noqa: E402
+from kisim.core.config import Scenario, load_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "manifests"

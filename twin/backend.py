@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
-from kisim.backend import Action, Applied
-from kisim.config import POOLS, Scenario
-from kisim.errors import BackendError
-from kisim.window import Latencies, PoolReplicas, Utilisation, Window
+from kisim.core.backend import Action, Applied
+from kisim.core.config import POOLS, Scenario
+from kisim.core.errors import BackendError
+from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
 from twin import kernel
 from twin.clock import TwinClock
 from twin.controllers import HPAController

@@ -13,7 +13,7 @@ a free payload slot before it forms the next batch).
 
 from __future__ import annotations
 
-from kisim.config import BatchingConfig
+from kisim.core.config import BatchingConfig
 
 
 class BatchRule:

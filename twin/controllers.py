@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import simpy
 
-from kisim.config import Scenario
-from twin.hpa import HorizontalPodAutoscaler
+from kisim.core.config import Scenario
+from kisim.core.hpa import HorizontalPodAutoscaler
 from twin.observe import Observer
 from twin.pods import PodManager
 

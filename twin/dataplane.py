@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kisim.config import DeviceCalibration, PoolConfig, Scenario
+from kisim.core.config import DeviceCalibration, PoolConfig, Scenario
 from twin import kernel as K
 from twin.batcher import BatchRule
 from twin.draws import multiplier, stream_seed

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kisim.config import Dist
+from kisim.core.config import Dist
 
 BLOCK = 4096
 

@@ -13,8 +13,8 @@ import math
 
 import simpy
 
-from kisim.config import MetricsConfig
-from twin.hpa import PodSample
+from kisim.core.config import MetricsConfig
+from kisim.core.hpa import PodSample
 from twin.pods import Phase, Pod, PodManager
 from twin.scrape import SeriesStore
 

@@ -15,7 +15,7 @@ from enum import Enum
 
 import simpy
 
-from kisim.config import Dist, PoolConfig, Scenario
+from kisim.core.config import Dist, PoolConfig, Scenario
 from twin.dataplane import DataPlane
 from twin.draws import Draws, multiplier
 from twin.replica import Replica

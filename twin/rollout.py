@@ -29,8 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from kisim.backend import PoolSetting
-from kisim.config import PoolConfig
+from kisim.core.backend import PoolSetting
+from kisim.core.config import PoolConfig
 from twin.dataplane import DataPlane
 from twin.pods import Phase, Pod, PodManager
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kisim.config import ClusterConfig
+from kisim.core.config import ClusterConfig
 from twin.replica import GPU
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import simpy
 
-from kisim.config import Scenario
-from kisim.patterns import Pattern, make_pattern
+from kisim.core.config import Scenario
+from kisim.core.patterns import Pattern, make_pattern
 from twin.dataplane import DataPlane
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from agents.policies.base import InClusterPolicy, Policy
-from kisim.errors import KisimError
+from kisim.core.errors import KisimError
 
 POLICIES: dict[str, str] = {
     "static": "agents.policies.static:Static",
@@ -20,7 +20,7 @@ POLICIES: dict[str, str] = {
     "hpa": "agents.policies.hpa:HPA",
     "threshold": "agents.policies.threshold:Threshold",
     "kpa": "agents.policies.kpa:KPA",
-    "oracle": "agents.oracle:Oracle",
+    "oracle": "agents.policies.oracle:Oracle",
     "ppo": "agents.policies.ppo:PPOPolicy",
 }
 

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kisim.config import PLACEMENTS, Scenario
-from kisim.errors import KisimError
-from kisim.window import Window
+from kisim.core.config import PLACEMENTS, Scenario
+from kisim.core.errors import KisimError
+from kisim.core.window import Window
 
 if TYPE_CHECKING:
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
 
 class Policy:

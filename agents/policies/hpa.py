@@ -1,4 +1,4 @@
-"""The Kubernetes HPA v2 on CPU: in the cluster (the twin's faithful controller `twin.hpa`, or a
+"""The Kubernetes HPA v2 on CPU: in the cluster (the twin's faithful controller `kisim.core.hpa`, or a
 real HPA object), or the same algorithm run by kisim where there is no HPA (local)."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.policies.base import InClusterPolicy, Policy, parse_float
-from kisim.backend import Action, PoolSetting
-from kisim.config import Scenario, override
-from kisim.errors import KisimError
-from kisim.window import Window
-from twin.hpa import HorizontalPodAutoscaler, PodSample
+from kisim.core.backend import Action, PoolSetting
+from kisim.core.config import Scenario, override
+from kisim.core.errors import KisimError
+from kisim.core.hpa import HorizontalPodAutoscaler, PodSample
+from kisim.core.window import Window
 
 if TYPE_CHECKING:
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
 
 class HPA(InClusterPolicy):
@@ -43,7 +43,7 @@ class HPA(InClusterPolicy):
 
 
 class ExternalHPA(Policy):
-    """The same HPA v2 decision (`twin.hpa.HorizontalPodAutoscaler`) run by kisim from
+    """The same HPA v2 decision (`kisim.core.hpa.HorizontalPodAutoscaler`) run by kisim from
     outside, for a backend with no HorizontalPodAutoscaler (the local stack).
 
     Every ``sync_period_s`` (first sync one period after the start, as the controller's

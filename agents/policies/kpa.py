@@ -13,7 +13,7 @@ max scale-up rate 1000, max scale-down rate 2, target utilisation 70 %:
     panic) - never down; else desired = desired_stable.
 
 Cadence: Knative's autoscaler runs in the cluster and ticks every 2 s; so does this
-one. It is an *inner controller* of the env (`kisim.env.InnerController`): the agent
+one. It is an *inner controller* of the env (`kisim.env.environment.InnerController`): the agent
 step stays the scenario's (30 s, action preset ``none``) and inside each step the env
 hands the KPA every 2 s Window (one concurrency sample) and applies the replica counts
 it returns at once. So the KPA reacts at Knative's speed while its episode is scored
@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from agents.policies.base import Policy, parse_float
-from kisim.backend import Action, PoolSetting
-from kisim.config import Scenario, override
-from kisim.window import Window
+from kisim.core.backend import Action, PoolSetting
+from kisim.core.config import Scenario, override
+from kisim.core.window import Window
 
 TICK_S = 2.0
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.policies.base import Policy
-from kisim.errors import KisimError
-from kisim.window import Window
+from kisim.core.errors import KisimError
+from kisim.core.window import Window
 
 if TYPE_CHECKING:
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
 VECNORMALIZE = "vecnormalize.pkl"
 

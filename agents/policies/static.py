@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agents.policies.base import InClusterPolicy, parse_int
-from kisim.config import Scenario, override
-from kisim.errors import KisimError
+from kisim.core.config import Scenario, override
+from kisim.core.errors import KisimError
 
 
 def _gpu_replicas(sc: Scenario) -> int:

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from agents.policies.base import Policy, replicas_action
-from kisim.config import Scenario
-from kisim.observation import LATENCY_CAP, latency_ratio
-from kisim.window import Window
+from kisim.core.config import Scenario
+from kisim.core.window import Window
+from kisim.env.observation import LATENCY_CAP, latency_ratio
 
 
 class Threshold(Policy):

@@ -19,7 +19,7 @@ from bridge.record.manifest import MANIFEST_KEYS, split_manifest
 from bridge.record.prometheus_export import EXTRA_TRITON_SERIES, index_entry, query_range
 from bridge.record.recorder import BundleSummary, Recorder, record
 from bridge.record.schedule import RecordSchedule, build_scenario, load_schedule, steps
-from kisim.trace_bundle import TRITON_SERIES
+from kisim.core.trace_bundle import TRITON_SERIES
 
 __all__ = [
     "EXTRA_TRITON_SERIES",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bridge.lifecycle import ReplicaEvent
 from bridge.records import RequestLog
-from kisim.errors import BackendError
+from kisim.core.errors import BackendError
 
 LOCUST_CSVS = ("stats", "stats_history", "failures", "exceptions")  # exceptions: optional
 

@@ -14,7 +14,7 @@ import yaml
 
 from bridge.record.host import cpu_model, mem_gib, triton_venv_versions
 from bridge.record.schedule import ROOT, SHAPE_TICK_S, RecordSchedule
-from kisim.config import Scenario
+from kisim.core.config import Scenario
 
 SPAWN_RATE = 100.0  # users/s, as bridge.locust_run sets it
 

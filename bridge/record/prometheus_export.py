@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bridge.promql import Selectors
-from kisim.errors import BackendError
-from kisim.trace_bundle import TRITON_SERIES
+from kisim.core.errors import BackendError
+from kisim.core.trace_bundle import TRITON_SERIES
 
 # Triton series exported when present, besides the required TRITON_SERIES
 EXTRA_TRITON_SERIES: tuple[str, ...] = (

@@ -38,8 +38,8 @@ from bridge.record.schedule import (
     steps,
     write_replay,
 )
-from kisim.config import Scenario
-from kisim.errors import BackendError, ConfigError, KisimError
+from kisim.core.config import Scenario
+from kisim.core.errors import BackendError, ConfigError, KisimError
 
 
 @dataclass(frozen=True, slots=True)

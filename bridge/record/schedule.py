@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kisim.config import (
+from kisim.core.config import (
     BatchingConfig,
     PatternSpec,
     ResourcesConfig,
@@ -24,10 +24,11 @@ from kisim.config import (
     load_scenario,
     validated,
 )
-from kisim.errors import ConfigError
+from kisim.core.errors import ConfigError
+from kisim.core.paths import default_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SCENARIO = ROOT / "configs" / "scenarios" / "default.yaml"
+ROOT = Path(__file__).resolve().parents[2]  # a checkout: manifests name files relative to it
+DEFAULT_SCENARIO = default_scenario()
 SHAPE_TICK_S = 1.0  # Locust's LoadTestShape tick (bridge.locust_run)
 
 
@@ -116,7 +117,7 @@ def steps(spec: RecordSchedule) -> list[tuple[float, int]]:
     if tr.schedule is not None:
         pts = [(p.t_s, p.users) for p in tr.schedule]
     else:
-        from kisim.patterns import make_pattern
+        from kisim.core.patterns import make_pattern
 
         assert tr.pattern is not None
         pat = make_pattern(tr.pattern.name, tr.pattern.params, spec.seed)

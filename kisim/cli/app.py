@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from kisim.errors import KisimError
+from kisim.core.errors import KisimError
 
 app = typer.Typer(
     name="kisim",

@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 
-from kisim.errors import ConfigError
+from kisim.core.errors import ConfigError
+from kisim.core.paths import config_path
 
-DEFAULT_PRIOR = (
-    Path(__file__).resolve().parents[2] / "configs" / "calibration" / "rtx3080-desktop-cpu.yaml"
-)
+DEFAULT_PRIOR = config_path("calibration", "rtx3080-desktop-cpu.yaml")
 
 
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
@@ -80,7 +79,7 @@ def calibrate(
     from calibration.bundle import load_bundle
     from calibration.calibrate import calibrate as fit
     from calibration.report import clean, fit_table, write_calibration
-    from kisim.config import load_calibration
+    from kisim.core.config import load_calibration
 
     names = _pairs(device, "--device")
     pri = load_calibration(prior) if prior is not None else None
@@ -158,7 +157,7 @@ def validate(
     from calibration.reproducibility import reproducibility, unmatched
     from calibration.validate import validate as run
     from calibration.validation_report import validation_md, write_validation
-    from kisim.config import load_calibration
+    from kisim.core.config import load_calibration
 
     cal = load_calibration(config)
     loaded = [load_bundle(b) for b in bundles]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from kisim.cli.evaluate import SEED_PATTERNS, _split
-from kisim.errors import KisimError
+from kisim.core.errors import KisimError
 
 H_TIMESTEPS = "Most training steps (default: the demo config's budget.timesteps)."
 H_MINUTES = "Most training wall minutes (default: the demo config's budget.max_minutes)."

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from kisim.cli.simulate import prepare
-from kisim.config import Scenario, resolved_json
-from kisim.errors import KisimError
+from agents.evaluation.run import RealTarget, on_sigterm, run_eval
+from kisim.core.errors import KisimError
+from kisim.core.paths import default_scenario
 
 SEED_PATTERNS = "ramp,spike,periodic,random"
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / "default.yaml"
+DEFAULT_SCENARIO = default_scenario()
 H_REF = "Policy the others are tested against."
 H_REAL = "Run on real serving (docs/real-cluster.md): one run at a time, raw traces kept."
 H_PROM = "kubernetes: the cluster's Prometheus URL (local starts its own)."
@@ -26,81 +21,6 @@ H_DRY = "With --real: print what would start and change; start and change nothin
 
 def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
-
-
-@dataclass(frozen=True)
-class RealTarget:
-    """Where `kisim eval --real` runs: the backend and, for Kubernetes, which cluster."""
-
-    backend: str = "local"
-    kubeconfig: Path | None = None
-    context: str | None = None
-    namespace: str | None = None
-    prometheus_url: str | None = None
-    dry_run: bool = False
-
-    def kube(self) -> dict[str, Any] | None:
-        if self.backend != "kubernetes":
-            return None
-        from bridge.kube_settings import KubeSettings
-
-        d: dict[str, Any] = {"kubeconfig": self.kubeconfig, "context": self.context,
-                             "dry_run": self.dry_run}  # fmt: skip
-        if self.namespace:
-            d["namespace"] = self.namespace
-        return json.loads(KubeSettings(**d).model_dump_json())
-
-
-def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int, out: Path,
-             jobs: int, duration: float | None, reference: str | None,
-             real: RealTarget | None = None) -> object:  # fmt: skip
-    from agents.episodes import TwinEpisode, check_policies
-    from agents.evaluate import evaluate
-    from kisim.patterns import PATTERNS
-
-    sc = prepare(scenario, None, None, duration)
-    check_policies(policies)
-    for p in patterns:
-        if p not in PATTERNS:
-            raise KisimError(f"unknown pattern '{p}' (known: {', '.join(PATTERNS)})")
-    if runs < 1:
-        raise KisimError(f"--runs {runs}: must be >= 1")
-    text = resolved_json(sc)
-    ref = reference if reference is not None else ("hpa" if "hpa" in policies else policies[0])
-    meta: dict[str, Any] = {"scenario": str(scenario), "backend": "twin",
-                            "duration_s": sc.duration_s}  # fmt: skip
-    episode: Any = TwinEpisode(json.loads(text))
-    if real is not None:
-        from agents.real_episode import RealEpisode, check_real
-
-        kube = real.kube()
-        check_real(sc, policies, real.backend, kube, real.prometheus_url)
-        if real.dry_run:
-            return _dry_run(sc, policies, patterns, runs, real)
-        if jobs != 1:
-            print("note: real runs are sequential (--jobs ignored)", file=sys.stderr)
-        jobs = 1
-        episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url)
-        meta["backend"] = real.backend
-        if kube is not None:
-            meta.update(context=real.context, namespace=kube["namespace"])
-        text += real.backend  # a twin evaluation and a real one never share OUT
-    return evaluate(
-        policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
-        fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,
-    )  # fmt: skip
-
-
-def _dry_run(sc: Scenario, policies: list[str], patterns: list[str], runs: int,
-             real: RealTarget) -> None:  # fmt: skip
-    """Print what the real evaluation would do and change; start and change nothing."""
-    from agents.real_episode import plan
-
-    n = len(policies) * len(patterns) * runs
-    print(f"dry run: {n} real runs of {sc.duration_s:g} s ({n * sc.duration_s / 60:.0f} min of "
-          f"load) on the {real.backend} backend, one after another")  # fmt: skip
-    for line in plan(sc, policies, real.backend, real.kube()):
-        print(line)
 
 
 def eval_cmd(
@@ -130,24 +50,10 @@ def eval_cmd(
     elif backend != "local" or kubeconfig or context or namespace or prometheus_url or dry_run:
         raise KisimError("--backend/--kubeconfig/--context/--namespace/--prometheus-url/"
                          "--dry-run need --real")  # fmt: skip
-    res = _on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,
+    res = on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,
                       duration, reference, target)  # fmt: skip
     if res is not None:
         _print_result(res, out)
-
-
-def _on_sigterm(fn: Callable[..., Any], *args: Any) -> Any:
-    """SIGTERM cleans up like Ctrl-C: real servers stopped, replicas restored, runs kept."""
-    import signal
-
-    def _term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, _term)
-    try:
-        return fn(*args)
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _print_result(res: object, out: Path) -> None:
@@ -163,7 +69,7 @@ def report_cmd(
     out: Annotated[Path, typer.Argument(help="An evaluation's output directory.")],
 ) -> None:
     """Re-render summary, significance, figures and report.md from the run directories."""
-    from agents.report import render
+    from agents.evaluation.report import render
 
     if not (out / "runs").is_dir():
         raise KisimError(f"{out}: no runs/ folder (not a kisim eval output)")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kisim.errors import KisimError
+from kisim.core.errors import KisimError
 
 
 def record_cmd(

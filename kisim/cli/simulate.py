@@ -6,31 +6,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from kisim.config import Scenario, load_scenario, override, resolved_json, with_pattern
-
-
-def prepare(scenario: Path, pattern: str | None, policy: str | None, duration: float | None,
-            seed: int | None = None) -> Scenario:  # fmt: skip
-    """Load a scenario and apply CLI overrides, each validated and named in errors."""
-    sc = load_scenario(scenario)
-    if pattern is not None:
-        sc = with_pattern(sc, pattern)
-    if policy is not None:
-        sc = override(sc, f"{scenario} (--policy)", **{"controller.name": policy})
-    if duration is not None:
-        sc = override(sc, f"{scenario} (--duration)", duration_s=duration)
-    if seed is not None:
-        sc = override(sc, f"{scenario} (--seed)", seed=seed)
-    return sc
-
-
-def run_meta(sc: Scenario, policy: str, seed: int, backend: str = "twin") -> dict[str, Any]:
-    return {"scenario": sc.name, "pattern": sc.traffic.pattern.name, "policy": policy,
-            "seed": seed, "backend": backend}  # fmt: skip
+from kisim.core.config import resolved_json
+from kisim.core.prepare import prepare, run_meta
 
 
 def simulate(
@@ -51,7 +32,7 @@ def simulate(
     """Run one episode in the twin and print its summary."""
     from tqdm import tqdm
 
-    from kisim.episode import run_windows, twin_backend
+    from kisim.env.episode import run_windows, twin_backend
 
     sc = prepare(scenario, pattern, policy, duration, seed)
     s = sc.seed
@@ -61,7 +42,7 @@ def simulate(
         ep = run_windows(twin_backend(), sc, s, on_window=lambda w: bar.update(1))
     summary = {**run_meta(sc, sc.controller.name, s), **ep.summary}
     if out is not None:
-        from agents.rundir import write_run
+        from kisim.core.rundir import write_run
 
         write_run(out, {**json.loads(resolved_json(sc)), **run_meta(sc, sc.controller.name, s)},
                   ep.windows, summary, ep.latency_hist)  # fmt: skip

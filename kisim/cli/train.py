@@ -1,4 +1,4 @@
-"""`kisim train`: PPO on the twin (agents.train; docs/training.md)."""
+"""`kisim train`: PPO on the twin (agents.training.train; docs/training.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kisim.errors import KisimError
+from kisim.core.errors import KisimError
 
 
 def _split(s: str) -> list[str]:
@@ -38,33 +38,10 @@ def _bounds(spec: str | None) -> tuple[tuple[str, int], ...]:
 def _finetune(scenario: Path | None, source: Path, target: object, out: Path, resume: bool,
               episodes: int, lr: float, bounds: tuple[tuple[str, int], ...],
               patterns: list[str], seed: int) -> None:  # fmt: skip
-    """`kisim train --real`: agents.finetune on the backend the flags name."""
-    from agents.finetune import FinetuneSettings, finetune
-    from agents.real_episode import check_real
-    from bridge.factory import make_backend
-    from bridge.kube_settings import KubeSettings
-    from kisim.cli.evaluate import DEFAULT_SCENARIO, RealTarget, _on_sigterm
-    from kisim.config import load_scenario
-    from kisim.patterns import PATTERNS
+    """`kisim train --real`: fine-tune on the backend the flags name, then say where."""
+    from agents.training.finetune_run import run_finetune
 
-    assert isinstance(target, RealTarget)
-    if not source.is_file():
-        raise KisimError(f"--from {source}: no such model file")
-    sc = load_scenario(scenario or DEFAULT_SCENARIO)
-    for p in patterns:
-        if p not in PATTERNS:
-            raise KisimError(f"unknown pattern '{p}' (known: {', '.join(PATTERNS)})")
-    kube = target.kube()
-    check_real(sc, [], target.backend, kube, target.prometheus_url)
-    settings = FinetuneSettings(source=str(source.resolve()), backend=target.backend,
-                                episodes=episodes, learning_rate=lr, patterns=tuple(patterns),
-                                max_replicas=bounds, seed=seed)  # fmt: skip
-    ks = KubeSettings.model_validate(kube) if kube is not None else None
-
-    def backend(work: Path):  # type: ignore[no-untyped-def]
-        return make_backend(target.backend, work, ks, target.prometheus_url)
-
-    res = _on_sigterm(finetune, sc, settings, out, backend, resume)
+    res = run_finetune(scenario, source, target, out, resume, episodes, lr, bounds, patterns, seed)
     print(f"fine-tuned {res.episodes_done} real episodes in {res.wall_s / 60:.1f} min; "
           f"model: {out / 'model.zip'}; per episode: {out / 'episodes.csv'}")  # fmt: skip
     print(f"evaluate: kisim eval --real --backend {target.backend} "
@@ -99,7 +76,7 @@ def train_cmd(
         if timesteps is not None or config is not None:
             raise KisimError("--timesteps/--config are for twin training; with --real use "
                              "--episodes/--learning-rate")  # fmt: skip
-        from kisim.cli.evaluate import RealTarget
+        from agents.evaluation.run import RealTarget
 
         target = RealTarget(backend, kubeconfig, context, namespace, prometheus_url)
         _finetune(
@@ -123,7 +100,7 @@ def train_cmd(
         import torch  # noqa: F401
     except ImportError as e:
         raise KisimError(f"kisim train needs the rl extra: pip install -e '.[rl]' ({e})") from None
-    from agents.train import resolve_run, train
+    from agents.training.train import resolve_run, train
 
     if scenario is not None and not scenario.is_file():
         raise KisimError(f"{scenario}: no such scenario file")

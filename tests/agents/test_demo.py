@@ -65,7 +65,7 @@ def test_demo_writes_the_report_and_the_headline(demo) -> None:
 
 
 def test_kisim_report_keeps_the_demo_section(demo) -> None:
-    from agents.report import render
+    from agents.evaluation.report import render
 
     out, _, _ = demo
     before = (out / "report.md").read_text()

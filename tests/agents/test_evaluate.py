@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import report
-from agents.evaluate import evaluate
-from agents.rundir import is_complete, read_summary, run_path, write_run
-from kisim.errors import KisimError
-from kisim.summary import SUMMARY_KEYS, latency_histogram
-from kisim.window import Window
+from agents.evaluation import report
+from agents.evaluation.harness import evaluate
+from kisim.core.errors import KisimError
+from kisim.core.rundir import is_complete, read_summary, run_path, write_run
+from kisim.core.summary import SUMMARY_KEYS, latency_histogram
+from kisim.core.window import Window
 
 EFFECT_MS = {"hpa": 0.0, "oracle": -15.0, "ppo:/models/x.zip": 4.0}
 PATTERNS = ["ramp", "spike"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from agents.policies import make_policy
 from agents.policies.hpa import HPA, ExternalHPA
-from kisim.config import load_scenario
-from kisim.window import Window
+from kisim.core.config import load_scenario
+from kisim.core.window import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from agents.finetune import FinetuneSettings, bounded, finetune  # noqa: E402
-from kisim.config import load_scenario, override  # noqa: E402
-from kisim.env import KisimEnv, default_backend  # noqa: E402
-from kisim.errors import KisimError  # noqa: E402
+from agents.training.finetune import FinetuneSettings, bounded, finetune  # noqa: E402
+from kisim.core.config import load_scenario, override  # noqa: E402
+from kisim.core.errors import KisimError  # noqa: E402
+from kisim.env.environment import KisimEnv, default_backend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

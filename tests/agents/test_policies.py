@@ -8,13 +8,13 @@ import pickle
 import numpy as np
 import pytest
 
-from agents.episodes import TwinEpisode, check_policies, run_policy
+from agents.evaluation.policy_run import TwinEpisode, check_policies, run_policy
 from agents.policies import POLICIES, make_policy
 from agents.policies.kpa import PoolKPA
-from agents.rundir import read_summary, read_timeline
-from kisim.config import load_scenario, override, resolved_json
-from kisim.env import DEFAULT_SCENARIO, KisimEnv
-from kisim.errors import KisimError
+from kisim.core.config import load_scenario, override, resolved_json
+from kisim.core.errors import KisimError
+from kisim.core.rundir import read_summary, read_timeline
+from kisim.env.environment import DEFAULT_SCENARIO, KisimEnv
 
 SPIKE = {"name": "spike", "params": {"base": 60, "peak": 400, "start_s": 30, "rise_s": 5,
                                      "hold_s": 50, "fall_s": 5}}  # fmt: skip
@@ -148,7 +148,7 @@ def test_oracle_fork_and_replay_agree(short):
 
 
 def test_brute_force_bounds_the_oracle(short):
-    from agents.oracle import brute_force, candidates
+    from agents.policies.oracle import brute_force, candidates
 
     sc = override(short, "t", duration_s=60.0)
 

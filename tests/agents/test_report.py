@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import report
-from agents.rundir import (
+from agents.evaluation import report
+from kisim.core.errors import KisimError
+from kisim.core.rundir import (
     collect_runs,
     is_complete,
     read_csv,
@@ -22,9 +23,8 @@ from agents.rundir import (
     safe_name,
     write_run,
 )
-from kisim.errors import KisimError
-from kisim.summary import SUMMARY_KEYS, latency_histogram
-from kisim.window import Window
+from kisim.core.summary import SUMMARY_KEYS, latency_histogram
+from kisim.core.window import Window
 
 
 def _window(i: int, p95: float = 50.0) -> Window:

@@ -1,4 +1,4 @@
-"""agents.stats against hand-worked values and scipy; degenerate inputs never crash or lie."""
+"""agents.evaluation.stats against hand-worked values and scipy; degenerate inputs never crash or lie."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from agents import stats
+from agents.evaluation import stats
 
 pytestmark = pytest.mark.filterwarnings("error")  # degenerate cases must be quiet
 

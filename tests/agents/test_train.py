@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from agents.convergence import ConvergenceRule, EvalRecord  # noqa: E402
-from agents.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config  # noqa: E402
-from agents.training_env import (  # noqa: E402
+from agents.training.convergence import ConvergenceRule, EvalRecord  # noqa: E402
+from agents.training.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config  # noqa: E402
+from agents.training.training_env import (  # noqa: E402
     EVAL_SEED_BASE,
     TRAIN_SEED_MIN,
     RandomizedBackend,
@@ -26,9 +26,9 @@ from agents.training_env import (  # noqa: E402
     draw_factors,
     perturb,
 )
-from kisim.config import load_scenario, override  # noqa: E402
-from kisim.env import DEFAULT_SCENARIO, KisimEnv  # noqa: E402
-from kisim.errors import ConfigError, KisimError  # noqa: E402
+from kisim.core.config import load_scenario, override  # noqa: E402
+from kisim.core.errors import ConfigError, KisimError  # noqa: E402
+from kisim.env.environment import DEFAULT_SCENARIO, KisimEnv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"ppo": {"n_steps": 64, "batch_size": 128},
@@ -148,7 +148,7 @@ def test_domain_randomisation_factors_and_effect(short) -> None:
     assert p.metrics.scrape_interval_s == pytest.approx(1.5 * short.metrics.scrape_interval_s)
     assert short.calibration.devices["desktop-cpu"].service.base_ms == 9.0  # original untouched
 
-    from kisim.env import default_backend
+    from kisim.env.environment import default_backend
 
     slow = Ranges(service_time=(3.0, 3.0))
 
@@ -206,7 +206,7 @@ def tiny_cfg(**over) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, sc):
-    from agents.train import train
+    from agents.training.train import train
 
     out = tmp_path_factory.mktemp("train") / "run"
     res = train(sc, tiny_cfg(), out, scenario_file=str(DEFAULT_SCENARIO), log=lambda m: None)
@@ -246,8 +246,8 @@ def test_models_load_with_plain_ppo_load(run) -> None:
 
 def test_ppo_in_eval_matches_the_training_evaluation(run, sc) -> None:
     """`kisim eval`'s ppo:PATH (run_policy) scores the best model exactly as training did."""
-    from agents.episodes import run_policy
-    from kisim.config import with_pattern
+    from agents.evaluation.policy_run import run_policy
+    from kisim.core.config import with_pattern
 
     out, _ = run
     evals = json.loads((out / "evaluations.json").read_text())
@@ -257,7 +257,7 @@ def test_ppo_in_eval_matches_the_training_evaluation(run, sc) -> None:
 
 
 def test_fresh_run_refuses_a_used_out_and_resume_needs_a_checkpoint(run, sc, tmp_path) -> None:
-    from agents.train import train
+    from agents.training.train import train
 
     out, _ = run
     with pytest.raises(KisimError, match="--resume"):
@@ -274,8 +274,8 @@ def _steps(out: Path) -> list[int]:
 
 @pytest.mark.slow
 def test_interrupt_saves_and_resume_continues(tmp_path, sc, monkeypatch) -> None:
-    from agents import callbacks
-    from agents.train import resolve_run, train
+    from agents.training import callbacks
+    from agents.training.train import resolve_run, train
 
     out = tmp_path / "run"
     cfg = tiny_cfg(**{"budget.timesteps": 900})

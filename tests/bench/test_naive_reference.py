@@ -19,8 +19,8 @@ import pytest
 
 from bench.naive_simpy import run_naive
 from bench.twin_bench import bench_scenario
-from kisim.config import Scenario, override
-from kisim.episode import run_windows, twin_backend
+from kisim.core.config import Scenario, override
+from kisim.env.episode import run_windows, twin_backend
 
 R = 5
 K = 4.0

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kisim.config import Scenario, load_scenario, override
+from kisim.core.config import Scenario, load_scenario, override
 
 ROOT = Path(__file__).resolve().parents[2]
 USERS = 12

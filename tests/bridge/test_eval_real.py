@@ -17,15 +17,15 @@ import psutil
 import pytest
 from local_stack import USERS, needs_stack, small_scenario
 
-from kisim.config import resolved_json
+from kisim.core.config import resolved_json
 
 pytestmark = [pytest.mark.server, needs_stack]
 
 
 def test_real_eval_writes_runs_and_raw_traces(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from agents.evaluate import evaluate
-    from agents.real_episode import RealEpisode
-    from agents.rundir import read_summary, read_timeline
+    from agents.evaluation.harness import evaluate
+    from agents.evaluation.real_episode import RealEpisode
+    from kisim.core.rundir import read_summary, read_timeline
 
     sc = small_scenario(**{"duration_s": 16, "pools.gpu.replicas": 0,
                            "traffic.pattern_params": {"constant": {"level": USERS}}})

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from local_stack import ROOT, needs_stack, small_scenario
 
-from kisim.config import resolved_json
+from kisim.core.config import resolved_json
 
 pytestmark = [pytest.mark.server, needs_stack]
 
@@ -24,7 +24,7 @@ def test_train_real_fine_tunes_on_the_local_stack(tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3")
     from stable_baselines3 import PPO
 
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
     sc = small_scenario(**{"env.step_s": 8})
     scen = tmp_path / "small.yaml"

@@ -20,8 +20,8 @@ pytest.importorskip("kubernetes")
 from bridge.actuator import Actuator  # noqa: E402
 from bridge.kube import KubeActuator  # noqa: E402
 from bridge.kube_settings import KubeSettings  # noqa: E402
-from kisim.config import Scenario, load_scenario  # noqa: E402
-from kisim.errors import BackendError, ConfigError  # noqa: E402
+from kisim.core.config import Scenario, load_scenario  # noqa: E402
+from kisim.core.errors import BackendError, ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

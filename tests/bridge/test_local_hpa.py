@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.server, needs_stack]
 
 
 def test_hpa_scales_real_replicas_from_outside(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from agents.episodes import run_policy
+    from agents.evaluation.policy_run import run_policy
     from bridge.backend import make_local_backend
 
     sc = small_scenario(**{"pools.gpu.replicas": 0, "pools.gpu.max_replicas": 0,

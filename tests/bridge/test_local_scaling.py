@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from local_stack import USERS, needs_stack, port_open, small_scenario
 
-
 pytestmark = [pytest.mark.server, needs_stack]
 DT = 8.0
 
@@ -26,7 +25,7 @@ def test_scale_up_then_down_is_real_and_accounted(tmp_path) -> None:  # type: ig
     CPU -1 and GPU -1 (clamped at 0), hold."""
     from bridge.backend import make_local_backend
     from bridge.triton_metrics import scrape
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
     sc = small_scenario(**{"pools.gpu.replicas": 0, "duration_s": 40})
     env = KisimEnv(sc, make_local_backend(tmp_path), action="replicas", step_s=DT)

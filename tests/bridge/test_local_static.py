@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from local_stack import USERS, needs_stack, port_open, small_scenario
 
-from kisim.config import POOLS
+from kisim.core.config import POOLS
 
 pytestmark = [pytest.mark.server, needs_stack]
 DT = 8.0
@@ -42,7 +42,7 @@ def test_static_episode_agrees_with_triton_counters(tmp_path) -> None:  # type: 
     """Through `KisimEnv`, as a policy sees it: the replicas preset holding its replicas,
     then switching placement to prefer-gpu."""
     from bridge.backend import make_local_backend
-    from kisim.env import KisimEnv
+    from kisim.env.environment import KisimEnv
 
     sc = small_scenario()
     env = KisimEnv(sc, make_local_backend(tmp_path), action="replicas", step_s=DT)

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from local_stack import needs_stack, port_open
 
-from kisim.errors import ConfigError, KisimError
-from kisim.trace_bundle import TRITON_SERIES
+from kisim.core.errors import ConfigError, KisimError
+from kisim.core.trace_bundle import TRITON_SERIES
 
 pytestmark = [pytest.mark.server, needs_stack]
 

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from kisim.config import Scenario, load_scenario
+from kisim.core.config import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = ROOT / "configs" / "scenarios" / "default.yaml"

@@ -12,7 +12,7 @@ import pytest
 
 from calibration.bundle import load_bundle
 from calibration.locate import json_position
-from kisim.errors import TraceError
+from kisim.core.errors import TraceError
 
 
 def edit(path: Path, old: str, new: str, count: int = 1) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from synthetic_truth import ROOT
 
 from calibration.bundle import load_bundle
-from kisim.config import load_calibration
+from kisim.core.config import load_calibration
 
 # Registers the two commands itself until `kisim.cli.app` does (then it is a no-op).
 CODE = """

@@ -13,8 +13,8 @@ from synthetic_truth import ROOT, TRUE
 from calibration.bundle import load_bundle
 from calibration.calibrate import CalibrationResult, calibrate
 from calibration.fit import busy_pmf, fit_isolated
-from kisim.config import load_calibration
-from kisim.errors import TraceError
+from kisim.core.config import load_calibration
+from kisim.core.errors import TraceError
 
 PRIOR = ROOT / "configs" / "calibration" / "rtx3080-desktop-cpu.yaml"
 N_BOOT = 120
@@ -182,7 +182,7 @@ def test_gpu_sharing_penalty_by_simulation(tmp_path: Path) -> None:
     # two instances on one GPU with the dynamic batcher: instances rarely overlap, which an
     # independent-instances formula gets badly wrong; the twin's replay does not
     from calibration.synth import write_synthetic_bundle
-    from kisim.config import load_scenario, override
+    from kisim.core.config import load_scenario, override
 
     sc = load_scenario(ROOT / "configs" / "scenarios" / "default.yaml")
     gpu = {**sc.pools["gpu"].model_dump(mode="json"), "replicas": 1, "min_replicas": 1}

@@ -12,8 +12,8 @@ from synthetic_truth import true_scenario
 
 from calibration.bundle import load_bundle
 from calibration.fit import fit_core_scaling, fit_core_scaling_by_size, fit_isolated
-from kisim.config import Scenario, override
-from kisim.episode import run_windows, twin_backend
+from kisim.core.config import Scenario, override
+from kisim.env.episode import run_windows, twin_backend
 
 TRACES = Path(__file__).resolve().parents[2] / "traces"
 

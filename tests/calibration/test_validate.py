@@ -13,8 +13,8 @@ from synthetic_truth import true_scenario
 from calibration.bundle import load_bundle
 from calibration.replay import scenario_for
 from calibration.validate import HEADLINE, validate
-from kisim.config import Calibration
-from kisim.errors import ConfigError
+from kisim.core.config import Calibration
+from kisim.core.errors import ConfigError
 
 SEEDS = 6
 
@@ -95,7 +95,7 @@ def test_replay_starts_users_at_the_recorded_spawn_rate(copy_bundle, truth: Cali
 
 def test_synthetic_bundle_keeps_its_spawn_rate(tmp_path: Path, truth: Calibration) -> None:
     from calibration.synth import write_synthetic_bundle
-    from kisim.config import override
+    from kisim.core.config import override
 
     sc = override(true_scenario(users=[4, 12], step_s=5.0, name="spawn"), "spawn",
                   **{"traffic.spawn_rate_users_s": 100.0})  # fmt: skip
@@ -133,7 +133,7 @@ def test_held_in_bundles_are_flagged(bundles: dict[str, Path], truth: Calibratio
 
 
 def test_schedule_pattern_steps_and_validates() -> None:
-    from kisim.patterns import make_pattern
+    from kisim.core.patterns import make_pattern
 
     p = make_pattern("schedule", {"points": [[5, 2], [60, 8]]})
     assert [p.level(t) for t in (0, 5, 59.9, 60, 1e6)] == [0.0, 2.0, 2.0, 8.0, 8.0]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kisim.config import load_scenario, override, with_pattern
-from kisim.errors import ConfigError
+from kisim.core.config import load_scenario, override, with_pattern
+from kisim.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "configs" / "scenarios" / "default.yaml"
@@ -86,7 +86,7 @@ def test_docs_cover_every_field() -> None:
     spec = importlib.util.spec_from_file_location("gen", ROOT / "scripts" / "gen-scenario-doc.py")
     gen = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(gen)  # type: ignore[union-attr]
-    from kisim.config import Calibration, Scenario
+    from kisim.core.config import Calibration, Scenario
 
     doc = (ROOT / "docs" / "scenario.md").read_text()
     for row in gen.rows(Scenario) + gen.rows(Calibration):

@@ -10,13 +10,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from kisim.config import load_scenario, override
-from kisim.env import DEFAULT_SCENARIO, KisimEnv
-from kisim.envcontext import EnvState, build_context
-from kisim.errors import ConfigError, KisimError
-from kisim.observation import LATENCY_CAP, OBSERVATIONS, load_trend, load_variance
-from kisim.rewards import REWARDS, Reference, efficiency, stability
-from kisim.window import Window
+from kisim.core.config import load_scenario, override
+from kisim.core.errors import ConfigError, KisimError
+from kisim.core.window import Window
+from kisim.env.context import EnvState, build_context
+from kisim.env.environment import DEFAULT_SCENARIO, KisimEnv
+from kisim.env.observation import LATENCY_CAP, OBSERVATIONS, load_trend, load_variance
+from kisim.env.rewards import REWARDS, Reference, efficiency, stability
 
 SPIKE = {"name": "spike", "params": {"base": 60, "peak": 400, "start_s": 30, "rise_s": 5,
                                      "hold_s": 50, "fall_s": 5}}  # fmt: skip
@@ -191,7 +191,7 @@ def test_resources_action_changes_templates_and_rolls_pods(short):
 
 def test_rollout_strategies_follow_the_manifests(short):
     """GPU: delete first (maxSurge 0); CPU: surge first (maxUnavailable 0)."""
-    from kisim.backend import Action, PoolSetting
+    from kisim.core.backend import Action, PoolSetting
     from twin.backend import TwinBackend
     from twin.pods import Phase
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kisim.errors import ConfigError
-from kisim.patterns import PATTERNS, make_pattern
+from kisim.core.errors import ConfigError
+from kisim.core.patterns import PATTERNS, make_pattern
 
 
 def test_registry_has_the_seed_patterns_and_profiles() -> None:

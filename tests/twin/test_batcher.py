@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from kisim.config import BatchingConfig
+from kisim.core.config import BatchingConfig
 from twin import kernel as K
 from twin.backend import TwinBackend
 from twin.batcher import BatchRule

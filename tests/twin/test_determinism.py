@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kisim.config import Scenario
-from kisim.episode import Episode, run_windows
+from kisim.core.config import Scenario
+from kisim.env.episode import Episode, run_windows
 from twin import kernel as K
 from twin.backend import TwinBackend
 
@@ -87,8 +87,8 @@ def test_requests_are_conserved(default_runs, key) -> None:  # type: ignore[no-u
 
 _CHILD = """
 import json, sys
-from kisim.config import load_scenario
-from kisim.episode import run_windows
+from kisim.core.config import load_scenario
+from kisim.env.episode import run_windows
 from twin.backend import TwinBackend
 sc = load_scenario(sys.argv[1], **{"duration_s": 300.0})
 ep = run_windows(TwinBackend(), sc, 3)

@@ -1,4 +1,4 @@
-"""twin.hpa against hand-computed controller decisions.
+"""kisim.core.hpa against hand-computed controller decisions.
 
 Every expected number is worked out in the comment beside it from the Go source's
 rules (target 60 % unless stated, requests of 1 core = 1000 m).
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from kisim.config import HPAConfig, ScalingPolicy
-from twin.hpa import (
+from kisim.core.config import HPAConfig, ScalingPolicy
+from kisim.core.hpa import (
     HorizontalPodAutoscaler,
     PodSample,
     ReplicaComputeError,

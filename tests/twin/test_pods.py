@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kisim.backend import Action, PoolSetting
-from kisim.config import Scenario
+from kisim.core.backend import Action, PoolSetting
+from kisim.core.config import Scenario
 from twin import kernel as K
 from twin.backend import TwinBackend
 from twin.pods import Phase

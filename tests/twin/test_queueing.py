@@ -35,8 +35,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kisim.config import Scenario
-from kisim.window import Window
+from kisim.core.config import Scenario
+from kisim.core.window import Window
 from twin import kernel as K
 from twin.backend import TwinBackend
 

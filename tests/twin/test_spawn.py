@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from kisim.config import Scenario
+from kisim.core.config import Scenario
 from twin import kernel as K
 from twin.backend import TwinBackend
 from twin.dataplane import DataPlane

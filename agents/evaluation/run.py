@@ -1,0 +1,110 @@
+"""Run an evaluation (twin or real) from a scenario file: what `kisim eval` and the demo call.
+
+The command line only parses and prints; loading, checking, the real target and the
+SIGTERM-as-Ctrl-C handling live here so the demo and tests call the same function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kisim.core.config import Scenario, resolved_json
+from kisim.core.errors import KisimError
+from kisim.core.prepare import prepare
+from kisim.env.presets import check_presets
+
+
+@dataclass(frozen=True)
+class RealTarget:
+    """Where `kisim eval --real` runs: the backend and, for Kubernetes, which cluster."""
+
+    backend: str = "local"
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str | None = None
+    prometheus_url: str | None = None
+    dry_run: bool = False
+
+    def kube(self) -> dict[str, Any] | None:
+        if self.backend != "kubernetes":
+            return None
+        from bridge.kube_settings import KubeSettings
+
+        d: dict[str, Any] = {"kubeconfig": self.kubeconfig, "context": self.context,
+                             "dry_run": self.dry_run}  # fmt: skip
+        if self.namespace:
+            d["namespace"] = self.namespace
+        return json.loads(KubeSettings(**d).model_dump_json())
+
+
+def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int, out: Path,
+             jobs: int, duration: float | None, reference: str | None,
+             real: RealTarget | None = None) -> object:  # fmt: skip
+    from agents.evaluation.harness import evaluate
+    from agents.evaluation.policy_run import TwinEpisode, check_policies
+    from kisim.core.patterns import PATTERNS
+
+    sc = prepare(scenario, None, None, duration)
+    check_presets(sc)
+    check_policies(policies)
+    for p in patterns:
+        if p not in PATTERNS:
+            raise KisimError(f"unknown pattern '{p}' (known: {', '.join(PATTERNS)})")
+    if runs < 1:
+        raise KisimError(f"--runs {runs}: must be >= 1")
+    text = resolved_json(sc)
+    ref = reference if reference is not None else ("hpa" if "hpa" in policies else policies[0])
+    meta: dict[str, Any] = {"scenario": str(scenario), "backend": "twin",
+                            "duration_s": sc.duration_s}  # fmt: skip
+    episode: Any = TwinEpisode(json.loads(text))
+    if real is not None:
+        from agents.evaluation.real_episode import RealEpisode, check_real
+
+        kube = real.kube()
+        check_real(sc, policies, real.backend, kube, real.prometheus_url)
+        if real.dry_run:
+            return _dry_run(sc, policies, patterns, runs, real)
+        if jobs != 1:
+            print("note: real runs are sequential (--jobs ignored)", file=sys.stderr)
+        jobs = 1
+        episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url)
+        meta["backend"] = real.backend
+        if kube is not None:
+            meta.update(context=real.context, namespace=kube["namespace"])
+        text += real.backend  # a twin evaluation and a real one never share OUT
+    return evaluate(
+        policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
+        fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,
+    )  # fmt: skip
+
+
+def _dry_run(sc: Scenario, policies: list[str], patterns: list[str], runs: int,
+             real: RealTarget) -> None:  # fmt: skip
+    """Print what the real evaluation would do and change; start and change nothing."""
+    from agents.evaluation.real_episode import plan
+
+    n = len(policies) * len(patterns) * runs
+    print(f"dry run: {n} real runs of {sc.duration_s:g} s ({n * sc.duration_s / 60:.0f} min of "
+          f"load) on the {real.backend} backend, one after another")  # fmt: skip
+    for line in plan(sc, policies, real.backend, real.kube()):
+        print(line)
+
+
+def on_sigterm(fn: Callable[..., Any], *args: Any) -> Any:
+    """SIGTERM cleans up like Ctrl-C: real servers stopped, replicas restored, runs kept."""
+    import signal
+
+    def _term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _term)
+    try:
+        return fn(*args)
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,226 @@
+"""The clairvoyant oracle: receding-horizon search in the twin itself.
+
+At every agent step the oracle tries candidate actions on *snapshots of the running
+episode* - the same twin, the same seed, so the future load and every random draw are
+known - and takes the one whose next ``horizon`` steps (candidate, then hold) earn the
+most env reward. Its objective is therefore exactly the env's reward (the scenario's
+``env.reward`` preset): the ceiling RL is measured against.
+
+Snapshots. A `TwinBackend` cannot be deep-copied (SimPy processes are generators), so
+the oracle snapshots the whole process with ``os.fork()``: each candidate runs in a
+copy-on-write child that reports its reward through a pipe and exits (~7 ms a fork
+here, plus the simulated steps). Where fork is missing (or with ``oracle:H:replay``),
+it replays: a fresh env, the same seed, the action prefix, then the candidate - the
+twin is deterministic, so both give identical scores (tested), replay at O(T^2) cost.
+
+Candidates per step (coordinate search, <= 17): GPU replicas -1/0/+1 x CPU replicas
+-2..+2 at the current placement (moves that clamp to the same target are tried once),
+then the best of those with each other placement when both pools keep pods (otherwise
+placement cannot matter); "hold" comes first, so ties keep things as they are. docs/baselines.md compares it with
+an exhaustive search over short episodes (`brute_force`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from agents.policies.base import Policy, parse_int
+from kisim.core.config import PLACEMENTS
+from kisim.core.errors import KisimError
+from kisim.core.window import Window
+from kisim.env.environment import KisimEnv
+
+Score = Callable[[Sequence[np.ndarray], int], list[float]]
+
+
+def _rollout(env: KisimEnv, first: Any, horizon: int) -> float:
+    """Reward of `first`, then `hold` for the rest of the horizon (or the episode)."""
+    _, r, _, trunc, _ = env.step(first)
+    total = r
+    for _ in range(horizon - 1):
+        if trunc:
+            break
+        _, r, _, trunc, _ = env.step(env.hold())
+        total += r
+    return total
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        c = os.read(fd, 65536)
+        if not c:
+            break
+        chunks.append(c)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _spawn(work: Callable[[], bytes]) -> tuple[int, int]:
+    """Fork a child that writes `work()` to a pipe and exits at once; (pid, read fd)."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no cleanup handlers, no buffered output of the parent's
+        code = 1
+        try:
+            os.close(rfd)
+            data = work()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(wfd, view):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    return pid, rfd
+
+
+def fork_scores(env: KisimEnv, cands: Sequence[Any], horizon: int,
+                jobs: int | None = None) -> list[float]:  # fmt: skip
+    """Score each candidate in a forked copy of this process (the env is left untouched);
+    up to `jobs` children at a time (default: one per CPU)."""
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    out: list[float] = []
+    for k in range(0, len(cands), jobs):
+        kids = [_spawn(lambda a=a: struct.pack("d", _rollout(env, a, horizon)))
+                for a in cands[k : k + jobs]]  # fmt: skip
+        for pid, rfd in kids:
+            data = _read_all(rfd)
+            os.waitpid(pid, 0)
+            out.append(struct.unpack("d", data)[0] if len(data) == 8 else -math.inf)
+    return out
+
+
+class ReplayScorer:
+    """Scores by re-simulating from the start: a fresh env, the same seed and actions."""
+
+    def __init__(self, env: KisimEnv) -> None:
+        self.env = env
+        self.prefix: list[Any] = []
+
+    def _fresh(self) -> KisimEnv:
+        e = self.env
+        sim = KisimEnv(e.scenario, patterns=[e.pattern_name])
+        sim.reset(options={"twin_seed": e.twin_seed, "pattern": e.pattern_name})
+        for a in self.prefix:
+            sim.step(a)
+        return sim
+
+    def __call__(self, cands: Sequence[Any], horizon: int) -> list[float]:
+        out = []
+        for a in cands:
+            sim = self._fresh()
+            out.append(_rollout(sim, a, horizon))
+            sim.close()
+        return out
+
+
+class Oracle(Policy):
+    """``oracle`` / ``oracle:H`` (look-ahead horizon in steps, default 2) / ``oracle:H:replay``."""
+
+    name = "oracle"
+    arg_help = "look-ahead horizon in agent steps (default 2), optionally ':replay'"
+
+    def __init__(self, arg: str | None = None) -> None:
+        super().__init__(arg)
+        parts = arg.split(":") if arg else []
+        self.horizon = parse_int(f"oracle:{arg}", parts[0], 1, 20) if parts else 2
+        mode = parts[1] if len(parts) > 1 else ("fork" if hasattr(os, "fork") else "replay")
+        if mode not in ("fork", "replay") or len(parts) > 2:
+            raise KisimError(f"policy 'oracle:{arg}': expected oracle:H or oracle:H:replay")
+        self.mode = mode
+        self.decisions: list[tuple[float, list[int], float]] = []  # (t, action, score)
+
+    def attach(self, env: KisimEnv) -> None:
+        super().attach(env)
+        if env.scenario.env.action != "replicas":
+            raise KisimError("the oracle plans in the 'replicas' action preset")
+        self._replay = ReplayScorer(env) if self.mode == "replay" else None
+        self.decisions = []
+
+    def _score(self, cands: Sequence[np.ndarray], horizon: int) -> list[float]:
+        assert self.env is not None
+        if self._replay is not None:
+            return self._replay(cands, horizon)
+        return fork_scores(self.env, cands, horizon)
+
+    def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
+        env = self.env
+        assert env is not None and env.state is not None
+        st, ctx = env.state, env.ctx
+        steps_left = math.ceil((ctx.duration_s - st.t) / ctx.step_s - 1e-9)
+        h = max(1, min(self.horizon, steps_left))
+        pl = PLACEMENTS.index(st.placement)
+        cands = candidates(st.desired, ctx.min_replicas, ctx.max_replicas, pl)
+        scores = self._score(cands, h)
+        best = int(np.argmax(scores))
+        a = cands[best]
+        # placement only matters with pods in both pools (else all traffic has one way to go)
+        tg = st.desired.get("gpu", 0) + int(a[0]) - 2
+        tc = st.desired.get("cpu", 0) + int(a[1]) - 2
+        others = [np.array([a[0], a[1], p], dtype=np.int64)
+                  for p in range(len(PLACEMENTS)) if p != pl] if tg > 0 and tc > 0 else []  # fmt: skip
+        s2 = self._score(others, h) if others else []
+        if s2 and max(s2) > scores[best]:
+            a, score = others[int(np.argmax(s2))], max(s2)
+        else:
+            score = scores[best]
+        self.decisions.append((t, [int(x) for x in a], float(score)))
+        if self._replay is not None:
+            self._replay.prefix.append(a)
+        return a
+
+
+def candidates(desired: dict[str, int], lo: dict[str, int], hi: dict[str, int],
+               placement: int, dgs: Sequence[int] = (0, 1, -1),
+               dcs: Sequence[int] = (0, 1, -1, 2, -2)) -> list[np.ndarray]:  # fmt: skip
+    """Replica moves that lead to distinct targets (clamped duplicates dropped), hold first."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for dg in dgs:
+        for dc in dcs:
+            tg = min(max(desired.get("gpu", 0) + dg, lo.get("gpu", 0)), hi.get("gpu", 0))
+            tc = min(max(desired.get("cpu", 0) + dc, lo.get("cpu", 0)), hi.get("cpu", 0))
+            if (tg, tc) in seen:
+                continue
+            seen.add((tg, tc))
+            g = dg + 2 if "gpu" in desired else 2
+            c = dc + 2 if "cpu" in desired else 2
+            out.append(np.array([g, c, placement], dtype=np.int64))
+    return out
+
+
+def brute_force(env: KisimEnv, depth: int,
+                cands: Callable[[KisimEnv], list[Any]]) -> tuple[float, list[Any]]:  # fmt: skip
+    """The best total reward over every action sequence of `depth` steps from the env's
+    current state (actions from `cands(env)` at each node), searched with fork snapshots.
+
+    Exponential: len(cands) ** depth rollouts. For short validation episodes only.
+    """
+    if depth == 0:
+        return 0.0, []
+    best, best_seq = -math.inf, []
+    for a in cands(env):
+
+        def work(a: Any = a) -> bytes:
+            _, r, _, trunc, _ = env.step(a)
+            rest, seq = (0.0, []) if trunc else brute_force(env, depth - 1, cands)
+            flat = [int(x) for s in seq for x in np.asarray(s).reshape(-1)]
+            return struct.pack("d", r + rest) + struct.pack(f"{len(flat)}q", *flat)
+
+        pid, rfd = _spawn(work)
+        data = _read_all(rfd)
+        os.waitpid(pid, 0)
+        if len(data) < 8:
+            continue
+        total = struct.unpack("d", data[:8])[0]
+        if total > best:
+            rest_seq = np.frombuffer(data[8:], dtype=np.int64).reshape(-1, 3)
+            best, best_seq = total, [np.asarray(a)] + [row.copy() for row in rest_seq]
+    return best, best_seq

@@ -1,0 +1,1 @@
+"""PPO on `KisimEnv`: config, model, callbacks, checkpoints, held-out evaluation, fine-tuning."""

@@ -1,0 +1,205 @@
+"""The environments PPO trains on: `KisimEnv` plus a pattern schedule, training seeds and
+domain randomisation, vectorised for stable-baselines3.
+
+Nothing here changes `KisimEnv`; it is driven through its public hooks:
+
+* **Pattern schedule** (`TrainingEnv`): ``rotate`` gives env ``i`` of ``n`` the patterns
+  ``i, i + n, i + 2n, ...`` (mod the list), so every rollout holds the patterns in equal
+  shares; ``sample`` draws one uniformly per episode. The choice goes to
+  ``KisimEnv.reset(options={"pattern": ...})``.
+* **Seeds**: training episodes run twin seeds drawn from ``[TRAIN_SEED_MIN, 2**31 - 1)``,
+  disjoint from the held-out evaluation seeds (`EVAL_SEED_BASE` + k) and from the seeds
+  ``kisim eval`` uses (0, 1, 2, ...), so no evaluation ever replays a training episode.
+* **Domain randomisation** (`RandomizedBackend`): a `Backend` wrapper that, at each
+  ``reset(scenario, seed)``, scales the calibrated service times, start-up delays and the
+  Prometheus scrape interval by factors drawn from the configured ranges (log-uniform),
+  deterministically from the episode's twin seed. The agent's observation and reward
+  keep the nominal scenario's constants: it never sees the factors, as on a cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from kisim.core.backend import Action, Applied, Backend
+from kisim.core.config import Scenario
+from kisim.core.window import Window
+
+TRAIN_SEED_MIN = 1_000_000
+EVAL_SEED_BASE = 100_000
+SCHEDULES = ("rotate", "sample")
+_DR_SALT = 0x6B6973  # "kis": keeps the DR stream apart from the twin's own streams
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Multiplicative ranges [lo, hi] of the randomised calibration (1 = nominal)."""
+
+    service_time: tuple[float, float] = (1.0, 1.0)
+    startup: tuple[float, float] = (1.0, 1.0)
+    scrape_interval: tuple[float, float] = (1.0, 1.0)
+
+    @property
+    def active(self) -> bool:
+        return any(r != (1.0, 1.0) for r in (self.service_time, self.startup, self.scrape_interval))
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    if lo == hi:
+        return lo
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def draw_factors(ranges: Ranges, seed: int) -> dict[str, float]:
+    """The episode's factors: a pure function of the twin seed (reproducible, resumable)."""
+    rng = np.random.default_rng([_DR_SALT, int(seed)])
+    return {
+        "service_time": _log_uniform(rng, *ranges.service_time),
+        "startup": _log_uniform(rng, *ranges.startup),
+        "scrape_interval": _log_uniform(rng, *ranges.scrape_interval),
+    }
+
+
+def perturb(sc: Scenario, f: dict[str, float]) -> Scenario:
+    """`sc` with service times, start-up delays and the scrape interval scaled by `f`.
+
+    Built with ``model_copy`` (no re-validation: the factors are positive, so every
+    validated bound still holds) because it runs once per training episode.
+    """
+    devices = {}
+    for name, d in sc.calibration.devices.items():
+        svc = d.service
+        k = f["service_time"]
+        svc = svc.model_copy(update={
+            "base_ms": svc.base_ms * k, "per_item_ms": svc.per_item_ms * k,
+            "table_ms": {b: t * k for b, t in svc.table_ms.items()} if svc.table_ms else None,
+        })  # fmt: skip
+        s = d.startup
+        u = f["startup"]
+        st = s.model_copy(update={"container_start_s": s.container_start_s * u,
+                                  "model_load_s": s.model_load_s * u})  # fmt: skip
+        devices[name] = d.model_copy(update={"service": svc, "startup": st})
+    cal = sc.calibration.model_copy(update={"devices": devices})
+    m = sc.metrics
+    metrics = m.model_copy(update={"scrape_interval_s": m.scrape_interval_s * f["scrape_interval"]})
+    return sc.model_copy(update={"calibration": cal, "metrics": metrics})
+
+
+class RandomizedBackend:
+    """A `Backend` that runs each episode on a perturbed copy of the scenario (see module doc)."""
+
+    def __init__(self, inner: Backend, ranges: Ranges) -> None:
+        self.inner = inner
+        self.ranges = ranges
+        self.factors: dict[str, float] = {}
+
+    def reset(self, scenario: Scenario, seed: int) -> None:
+        self.factors = draw_factors(self.ranges, seed)
+        self.inner.reset(perturb(scenario, self.factors), seed)
+
+    def apply(self, action: Action) -> Applied:
+        return self.inner.apply(action)
+
+    def advance(self, dt: float) -> Window:
+        return self.inner.advance(dt)
+
+    @property
+    def now(self) -> float:
+        return self.inner.now
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:  # latencies(), waits(), ... of the twin
+        return getattr(self.inner, name)
+
+
+class TrainingEnv(gym.Wrapper):
+    """One training env: pattern schedule and training-range twin seeds (module doc).
+
+    Seeded only through ``reset(seed=...)`` (the first reset SB3 makes); its generator
+    then draws the patterns (``sample``) and every episode's twin seed.
+    """
+
+    def __init__(self, env: gym.Env, patterns: Sequence[str], schedule: str = "rotate",
+                 index: int = 0, n_envs: int = 1) -> None:  # fmt: skip
+        super().__init__(env)
+        if schedule not in SCHEDULES:
+            from kisim.core.errors import ConfigError
+
+            raise ConfigError(f"patterns schedule '{schedule}' (known: {', '.join(SCHEDULES)})")
+        self.patterns = list(patterns)
+        self.schedule = schedule
+        self.index, self.n_envs = index, n_envs
+        self.episodes = 0
+        self._rng = np.random.default_rng(index)
+        self._restored = False  # set_state() was called: the next seed must not reseed
+
+    def next_pattern(self) -> str:
+        n = len(self.patterns)
+        if self.schedule == "rotate":
+            return self.patterns[(self.index + self.episodes * self.n_envs) % n]
+        return self.patterns[int(self._rng.integers(n))]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if seed is not None and not self._restored:
+            self._rng = np.random.default_rng([int(seed), self.index])
+        self._restored = False
+        opts = dict(options or {})
+        opts.setdefault("pattern", self.next_pattern())
+        opts.setdefault("twin_seed", int(self._rng.integers(TRAIN_SEED_MIN, 2**31 - 1)))
+        self.episodes += 1
+        return self.env.reset(seed=seed, options=opts)
+
+    def get_state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the same episode stream."""
+        return {"episodes": self.episodes, "rng": self._rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.episodes = int(state["episodes"])
+        self._rng.bit_generator.state = state["rng"]
+        self._restored = True
+
+
+def env_factory(scenario: Scenario, patterns: Sequence[str], schedule: str, index: int,
+                n_envs: int, ranges: Ranges) -> Callable[[], gym.Env]:  # fmt: skip
+    """A picklable-enough thunk for DummyVecEnv/SubprocVecEnv (scenario passed as JSON)."""
+    data = scenario.model_dump(mode="json")
+
+    def make() -> gym.Env:
+        from kisim.env.environment import KisimEnv, default_backend
+
+        sc = Scenario.model_validate(data)
+        backend: Backend = default_backend()
+        if ranges.active:
+            backend = RandomizedBackend(backend, ranges)
+        env = KisimEnv(sc, backend, patterns=list(patterns))
+        return TrainingEnv(env, patterns, schedule, index, n_envs)
+
+    return make
+
+
+def make_vec_env(scenario: Scenario, patterns: Sequence[str], n_envs: int, seed: int,
+                 schedule: str = "rotate", ranges: Ranges | None = None,
+                 vec: str = "dummy") -> Any:  # fmt: skip
+    """`n_envs` training envs in a `DummyVecEnv` (default) or `SubprocVecEnv`, in a `VecMonitor`."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
+
+    r = ranges or Ranges()
+    fns = [env_factory(scenario, patterns, schedule, i, n_envs, r) for i in range(n_envs)]
+    if vec == "subproc":
+        venv = SubprocVecEnv(fns, start_method="fork")
+    elif vec == "dummy":
+        venv = DummyVecEnv(fns)
+    else:
+        from kisim.core.errors import ConfigError
+
+        raise ConfigError(f"vec_env '{vec}' (known: dummy, subproc)")
+    venv.seed(seed)
+    return VecMonitor(venv)

@@ -1,0 +1,393 @@
+"""Typed, versioned scenario files (``apiVersion: kisim/v1``); calibrations in `kisim.core.devices`.
+
+A :class:`Scenario` plus a seed fully determines a twin run. Every field has a
+description; unknown keys are errors, and every error names the file and the
+dotted field path (``configs/x.yaml: traffic.pattern.name: unknown pattern 'z'``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from kisim.core.devices import API_VERSION, NonNeg, Pos, StrictModel
+from kisim.core.devices import Calibration as Calibration
+from kisim.core.devices import DeviceCalibration as DeviceCalibration
+from kisim.core.devices import Dist as Dist
+from kisim.core.devices import ServiceCurve as ServiceCurve
+from kisim.core.devices import StartupCalibration as StartupCalibration
+from kisim.core.env_section import EnvConfig as EnvConfig
+from kisim.core.env_section import HPATargetActionConfig as HPATargetActionConfig
+from kisim.core.env_section import ResourceActionConfig as ResourceActionConfig
+from kisim.core.errors import ConfigError
+
+POOLS: tuple[str, ...] = ("gpu", "cpu")
+PLACEMENTS: tuple[str, ...] = ("prefer-gpu", "balanced", "prefer-cpu")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class PatternSpec(StrictModel):
+    """A load pattern by registry name, with parameters (see `kisim.core.patterns`)."""
+
+    name: str = Field(description="Pattern name: constant, step, ramp, spike, periodic, ...")
+    params: dict[str, Any] = Field(default_factory=dict, description="Overrides of its defaults.")
+
+    @model_validator(mode="after")
+    def _known(self) -> PatternSpec:
+        from kisim.core.patterns import validate_pattern
+
+        self.__dict__["params"] = validate_pattern(self.name, self.params)
+        return self
+
+
+class TrafficConfig(StrictModel):
+    """Offered load: Locust-style closed-loop users, or open-loop arrivals."""
+
+    mode: Literal["closed", "open"] = Field(
+        "closed", description="closed: pattern level = users; open: pattern level = req/s."
+    )
+    pattern: PatternSpec = Field(description="How the level moves over time.")
+    pattern_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-pattern parameter overrides used when `--pattern NAME` is chosen.",
+    )
+    wait_time_s: tuple[NonNeg, NonNeg] = Field(
+        (0.5, 1.5), description="Locust `between(min, max)` think time of closed-loop users."
+    )
+    arrival: Literal["exponential", "deterministic"] = Field(
+        "exponential", description="Open-loop inter-arrival distribution."
+    )
+    shape_tick_s: Pos = Field(1.0, description="How often the user count follows the pattern.")
+    spawn_rate_users_s: NonNeg | None = Field(
+        None,
+        description="Locust `spawn_rate` (closed loop): users added at a shape tick start in "
+        "groups of max(1, floor(rate)), one group every group/rate s, all of a group at once, "
+        "first request on start. None or 0: new users start uniformly over the shape tick.",
+    )
+
+    @model_validator(mode="after")
+    def _wait(self) -> TrafficConfig:
+        if self.wait_time_s[0] > self.wait_time_s[1]:
+            raise ValueError("wait_time_s: min is larger than max")
+        return self
+
+
+class BatchingConfig(StrictModel):
+    """Triton's dynamic batcher (`dynamic_batching { ... }` in config.pbtxt)."""
+
+    enabled: bool = Field(True, description="false = every request executes alone.")
+    max_batch_size: int = Field(8, ge=1, description="config.pbtxt max_batch_size.")
+    preferred_batch_sizes: list[int] = Field(
+        default_factory=list, description="dynamic_batching.preferred_batch_size."
+    )
+    max_queue_delay_us: int = Field(0, ge=0, description="max_queue_delay_microseconds.")
+    max_queue_size: int = Field(
+        0, ge=0, description="default_queue_policy.max_queue_size; 0 = unbounded."
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> BatchingConfig:
+        if any(p < 1 or p > self.max_batch_size for p in self.preferred_batch_sizes):
+            raise ValueError("preferred_batch_sizes must lie in 1..max_batch_size")
+        return self
+
+
+class ResourcesConfig(StrictModel):
+    """Container resources; requests = limits (Guaranteed QoS), as the experiments used."""
+
+    cpu: Pos = Field(2.0, description="CPU cores.")
+    memory_gib: Pos = Field(4.0, description="Memory, GiB.")
+    gpu: int = Field(0, ge=0, description="nvidia.com/gpu.")
+
+
+class PoolConfig(StrictModel):
+    """One Deployment of Triton replicas on one device class."""
+
+    device: str = Field(description="Key into the calibration's `devices`.")
+    replicas: int = Field(1, ge=0, description="Replicas at the start of a run.")
+    min_replicas: int = Field(0, ge=0, description="Lower bound for any controller.")
+    max_replicas: int = Field(8, ge=0, description="Upper bound for any controller.")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    instances: int = Field(1, ge=1, description="instance_group.count: concurrent executions.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PoolConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas is larger than max_replicas")
+        if not self.min_replicas <= self.replicas <= self.max_replicas:
+            raise ValueError("replicas must lie in min_replicas..max_replicas")
+        return self
+
+
+class NodeConfig(StrictModel):
+    """A group of identical nodes."""
+
+    name: str
+    count: int = Field(1, ge=1, description="How many nodes of this shape.")
+    cpu: Pos = Field(description="Allocatable CPU cores.")
+    memory_gib: Pos = Field(description="Allocatable memory, GiB.")
+    gpus: int = Field(0, ge=0, description="Physical GPUs.")
+    gpu_sharing: int = Field(
+        1, ge=1, description="Time-slicing replicas per GPU (device plugin `replicas`)."
+    )
+
+
+class ClusterConfig(StrictModel):
+    nodes: list[NodeConfig] = Field(min_length=1)
+
+
+class RoutingConfig(StrictModel):
+    """The Kubernetes Service in front of both pools, plus kisim's placement knob."""
+
+    mode: Literal["random", "round_robin"] = Field(
+        "random", description="random = kube-proxy iptables mode; round_robin = IPVS rr."
+    )
+    placement: Literal["prefer-gpu", "balanced", "prefer-cpu"] = "balanced"
+    gpu_share: dict[str, float | None] = Field(
+        default_factory=lambda: {"prefer-gpu": 0.8, "balanced": None, "prefer-cpu": 0.2},
+        description="Traffic fraction to the GPU pool per placement; null = by endpoint count.",
+    )
+
+
+class ScalingPolicy(StrictModel):
+    type: Literal["Pods", "Percent"]
+    value: int = Field(ge=1)
+    period_s: int = Field(15, ge=1)
+
+
+class HPAConfig(StrictModel):
+    """HorizontalPodAutoscaler v2 on CPU utilisation; defaults are Kubernetes' own."""
+
+    target_cpu_utilization: Annotated[float, Field(gt=0, le=1.0)] = Field(
+        0.6, description="averageUtilization / 100."
+    )
+    pools: list[Literal["gpu", "cpu"]] = Field(
+        default_factory=lambda: ["gpu", "cpu"], description="Pools that get an HPA."
+    )
+    tolerance: NonNeg = Field(0.1, description="--horizontal-pod-autoscaler-tolerance.")
+    sync_period_s: Pos = Field(15.0, description="--horizontal-pod-autoscaler-sync-period.")
+    cpu_initialization_period_s: NonNeg = Field(300.0)
+    initial_readiness_delay_s: NonNeg = Field(30.0)
+    scale_up_stabilization_s: NonNeg = Field(0.0)
+    scale_down_stabilization_s: NonNeg = Field(300.0)
+    scale_up_policies: list[ScalingPolicy] = Field(
+        default_factory=lambda: [
+            ScalingPolicy(type="Pods", value=4, period_s=15),
+            ScalingPolicy(type="Percent", value=100, period_s=15),
+        ]
+    )
+    scale_up_select: Literal["Max", "Min", "Disabled"] = "Max"
+    scale_down_policies: list[ScalingPolicy] = Field(
+        default_factory=lambda: [ScalingPolicy(type="Percent", value=100, period_s=15)]
+    )
+    scale_down_select: Literal["Max", "Min", "Disabled"] = "Max"
+
+
+class ControllerConfig(StrictModel):
+    """What changes replica counts inside the cluster during a run."""
+
+    name: str = Field("static", description="static | hpa | external (an agent via apply()).")
+    hpa: HPAConfig = Field(default_factory=HPAConfig)
+
+    @model_validator(mode="after")
+    def _known(self) -> ControllerConfig:
+        if self.name not in CONTROLLERS:
+            raise ValueError(f"unknown policy '{self.name}' (known: {', '.join(CONTROLLERS)})")
+        return self
+
+
+CONTROLLERS: tuple[str, ...] = ("static", "hpa", "external")
+
+
+class MetricsConfig(StrictModel):
+    """How Prometheus and metrics-server see the cluster."""
+
+    scrape_interval_s: Pos = Field(15.0, description="Prometheus scrape_interval.")
+    rate_window_s: Pos = Field(60.0, description="Range of rate()/increase() in queries.")
+    metrics_server_resolution_s: Pos = Field(
+        15.0, description="metrics-server --metric-resolution."
+    )
+
+
+class Scenario(StrictModel):
+    """One run: cluster, service, calibration, traffic, controller, SLO, duration."""
+
+    apiVersion: Literal["kisim/v1"] = API_VERSION
+    kind: Literal["Scenario"] = "Scenario"
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0, description="Default seed; `--seed` overrides.")
+    duration_s: Pos = Field(600.0, description="Simulated seconds.")
+    window_s: Pos = Field(15.0, description="Timeline window length.")
+    slo_ms: Pos = Field(100.0, description="A request slower than this violates the SLO.")
+    traffic: TrafficConfig
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    pools: dict[Literal["gpu", "cpu"], PoolConfig] = Field(min_length=1)
+    cluster: ClusterConfig
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    calibration: Calibration
+    _source: str = PrivateAttr("scenario")
+
+    @property
+    def source(self) -> str:
+        """Where this scenario came from (a file, or the flag that changed it), for errors."""
+        return self._source
+
+    @model_validator(mode="after")
+    def _devices(self) -> Scenario:
+        for pool, cfg in self.pools.items():
+            dev = self.calibration.devices.get(cfg.device)
+            if dev is None:
+                raise ValueError(f"pools.{pool}.device: '{cfg.device}' is not in the calibration")
+            if dev.kind == "gpu" and cfg.resources.gpu < 1:
+                raise ValueError(f"pools.{pool}.resources.gpu: a GPU device needs gpu >= 1")
+        return self
+
+    def hpa_pools(self) -> list[str]:
+        """The pools that get an HPA: listed in `controller.hpa.pools`, present, and able to
+        run a pod (a pool at max_replicas 0 has, as on Kubernetes, nothing to autoscale)."""
+        return [p for p in self.controller.hpa.pools if p in self.pools
+                and self.pools[p].max_replicas > 0]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _fmt_errors(path: Path | str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {loc or '(top level)'}: {msg}{more}"
+
+
+def validated(model: type[M], data: Any, source: Path | str) -> M:
+    """`data` validated as `model`, or a ConfigError naming `source` and the first bad field."""
+    try:
+        m = model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_fmt_errors(source, e)) from None
+    if isinstance(m, Scenario):
+        m._source = str(source)
+    return m
+
+
+def load_model(model: type[M], path: Path | str) -> M:
+    """A YAML file validated as `model`; errors name the file and the field."""
+    return validated(model, read_yaml(path), path)
+
+
+def read_yaml(path: Path | str) -> dict[str, Any]:
+    """Read a YAML mapping, or raise ConfigError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}:{where} not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    return data
+
+
+def load_calibration(path: Path | str) -> Calibration:
+    return load_model(Calibration, path)
+
+
+def load_scenario(path: Path | str, **overrides: Any) -> Scenario:
+    """Load a scenario; `calibration:` may be a path relative to the scenario file.
+
+    `extends: other.yaml` deep-merges this file over another scenario (mappings
+    merge, everything else replaces). ``overrides`` are dotted paths
+    (``{"traffic.pattern.name": "spike"}``) applied before validation, so CLI
+    flags are validated exactly like file contents.
+    """
+    p = Path(path)
+    data = _read_scenario_data(p, seen=())
+    cal = data.get("calibration")
+    if isinstance(cal, str):
+        cal_path = Path(cal)
+        data["calibration"] = read_yaml(cal_path)
+        validated(Calibration, data["calibration"], cal_path)
+    for dotted, value in overrides.items():
+        _set_dotted(data, dotted, value)
+    return validated(Scenario, data, p)
+
+
+def _read_scenario_data(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's mapping with `extends` merged in and the calibration path made absolute."""
+    if p.resolve() in seen:
+        raise ConfigError(f"{p}: extends: cycle through {' -> '.join(map(str, seen))}")
+    data = read_yaml(p)
+    cal = data.get("calibration")
+    if isinstance(cal, str) and not Path(cal).is_absolute():
+        data["calibration"] = str((p.parent / cal).resolve())
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{p}: extends: expected a file path")
+    base_path = Path(base) if Path(base).is_absolute() else p.parent / base
+    return _merge(_read_scenario_data(base_path, (*seen, p.resolve())), data)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = data
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[k] = nxt
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def with_pattern(scenario: Scenario, name: str) -> Scenario:
+    """The scenario with its load pattern replaced by `name` (params from `pattern_params`)."""
+    data = scenario.model_dump(mode="json")
+    data["traffic"]["pattern"] = {
+        "name": name,
+        "params": scenario.traffic.pattern_params.get(name, {}),
+    }
+    return validated(Scenario, data, f"--pattern {name}")
+
+
+def override(scenario: Scenario, source: str, **dotted: Any) -> Scenario:
+    """A validated copy with dotted-path fields replaced; errors name `source`."""
+    data = scenario.model_dump(mode="json")
+    for k, v in dotted.items():
+        _set_dotted(data, k, v)
+    return validated(Scenario, data, source)
+
+
+def resolved_json(scenario: Scenario) -> str:
+    """The fully resolved scenario (calibration inline) as written to config.json."""
+    return json.dumps(scenario.model_dump(mode="json"), indent=2, sort_keys=True)

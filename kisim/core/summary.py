@@ -1,0 +1,83 @@
+"""Run summary: one flat record per episode, identical for twin and cluster.
+
+Latency percentiles are over every request of the run (not an average of window
+percentiles); utilisations are time-weighted means of the windows' Prometheus view.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from kisim.core.window import Window, percentiles_ms
+
+SUMMARY_KEYS: tuple[str, ...] = (
+    "p50_ms", "p95_ms", "p99_ms", "mean_ms", "mean_wait_ms", "throughput_rps",
+    "success_rate", "slo_violation_rate", "gpu_replica_s", "cpu_replica_s",
+    "mean_batch_size", "offered", "served", "errors", "cpu_util", "mem_util", "gpu_util",
+    "gpu_ready_mean", "cpu_ready_mean", "pending_pod_s", "scaling_actions", "duration_s",
+)  # fmt: skip
+
+
+LATENCY_BINS_MS: np.ndarray = np.geomspace(0.1, 1e5, 241)
+"""Log-spaced histogram edges (0.1 ms .. 100 s, 40 bins a decade) for latency CDFs."""
+
+
+def latency_histogram(latencies_s: np.ndarray) -> dict[str, list[float]]:
+    """Counts per `LATENCY_BINS_MS` bin; runs store this instead of every request."""
+    counts, _ = np.histogram(np.asarray(latencies_s) * 1000.0, bins=LATENCY_BINS_MS)
+    return {"edges_ms": LATENCY_BINS_MS.tolist(), "counts": counts.tolist()}
+
+
+def _twmean(windows: Sequence[Window], attr: str) -> float:
+    vals = [(getattr(w, attr), w.duration) for w in windows if not math.isnan(getattr(w, attr))]
+    total = sum(d for _, d in vals)
+    return sum(v * d for v, d in vals) / total if total > 0 else math.nan
+
+
+def summarize(
+    windows: Sequence[Window],
+    latencies_s: np.ndarray,
+    waits_s: np.ndarray,
+    batch_items: int,
+    batches: int,
+    slo_ms: float,
+) -> dict[str, float]:
+    """Summary of a run from its windows and its per-request records."""
+    offered = sum(w.offered for w in windows)
+    served = sum(w.served for w in windows)
+    errors = sum(w.errors for w in windows)
+    duration = windows[-1].t_end - windows[0].t_start if windows else 0.0
+    mean, p50, p95, p99 = percentiles_ms(latencies_s)
+    answered = served + errors
+    slow = int(np.count_nonzero(np.asarray(latencies_s) * 1000.0 > slo_ms))
+    actions = 0
+    for a, b in itertools.pairwise(windows):
+        actions += (a.gpu_desired != b.gpu_desired) + (a.cpu_desired != b.cpu_desired)
+    return {
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "mean_ms": mean,
+        "mean_wait_ms": float(np.mean(waits_s) * 1000.0) if len(waits_s) else math.nan,
+        "throughput_rps": served / duration if duration > 0 else math.nan,
+        "success_rate": served / answered if answered else math.nan,
+        "slo_violation_rate": (slow + errors) / answered if answered else math.nan,
+        "gpu_replica_s": sum(w.gpu_replica_s for w in windows),
+        "cpu_replica_s": sum(w.cpu_replica_s for w in windows),
+        "mean_batch_size": batch_items / batches if batches else math.nan,
+        "offered": float(offered),
+        "served": float(served),
+        "errors": float(errors),
+        "cpu_util": _twmean(windows, "cpu_util"),
+        "mem_util": _twmean(windows, "mem_util"),
+        "gpu_util": _twmean(windows, "gpu_util"),
+        "gpu_ready_mean": _twmean(windows, "gpu_ready"),
+        "cpu_ready_mean": _twmean(windows, "cpu_ready"),
+        "pending_pod_s": sum(w.pending_pod_s for w in windows),
+        "scaling_actions": float(actions),
+        "duration_s": duration,
+    }

@@ -1,0 +1,231 @@
+"""Action presets (registry): how an agent's action becomes a `kisim.core.backend.Action`.
+
+All presets are *relative*: an action moves the current settings by a few rungs, and
+whatever would leave the configured bounds is clamped here and named in
+``info["clamped"]`` (the backend clamps again to min/max replicas and reports its own).
+`decode` updates the agent-side `EnvState` to the targets it asked for; the env then
+re-reads replica counts and placement from each step's Window.
+
+A preset may need a particular in-cluster controller (`controller`): `replicas` makes
+the agent *the* autoscaler (`external`: no HPA fighting it), `hpa-target` needs the
+HPA it steers; `resources` and `none` keep the scenario's controller.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from kisim.core.backend import Action, PoolSetting
+from kisim.core.config import PLACEMENTS
+from kisim.core.registry import registrar
+from kisim.env.context import EnvContext, EnvState
+
+POOL_ORDER = ("gpu", "cpu")
+Decoded = tuple[Action | None, dict[str, str], int]
+"""(backend action or None, clamped settings -> why, settings changed other than replicas
+and placement); replica and placement changes are counted from the Window."""
+
+
+def _ints(a: Any) -> list[int]:
+    if isinstance(a, np.ndarray):
+        return [int(x) for x in a.reshape(-1).tolist()]
+    if isinstance(a, (int, np.integer)):
+        return [int(a)]
+    return [int(x) for x in a]
+
+
+class ActionPreset(ABC):
+    name: ClassVar[str]
+    controller: ClassVar[str | None] = None  # controller.name the preset needs; None = keep
+
+    def __init__(self, ctx: EnvContext) -> None:
+        self.ctx = ctx
+        self.space: spaces.Space[Any] = self._space()
+
+    @abstractmethod
+    def _space(self) -> spaces.Space[Any]:
+        """The Gymnasium action space of the preset."""
+
+    @abstractmethod
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        """The agent's action as a backend `Action` (or None), what was clamped, changes."""
+
+    @abstractmethod
+    def hold(self, st: EnvState) -> Any:
+        """The action that changes nothing (what a policy returns to wait)."""
+
+
+ACTIONS: dict[str, type[ActionPreset]] = {}
+
+
+register = registrar(ACTIONS)
+
+
+@register
+class Replicas(ActionPreset):
+    """MultiDiscrete([5, 5, 3]): GPU replicas -2..+2, CPU replicas -2..+2, placement
+    {0: prefer-gpu, 1: balanced, 2: prefer-cpu} (absolute, not relative)."""
+
+    name = "replicas"
+    controller = "external"
+
+    def _space(self) -> spaces.Space[Any]:
+        return spaces.MultiDiscrete([5, 5, 3])
+
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        ctx = self.ctx
+        v = _ints(a)
+        pools: dict[str, PoolSetting] = {}
+        clamped: dict[str, str] = {}
+        for pool, d in (("gpu", v[0] - 2), ("cpu", v[1] - 2)):
+            hi = ctx.max_replicas.get(pool)
+            if hi is None:
+                if d:
+                    clamped[f"{pool}.replicas"] = f"{d:+d} ignored (no {pool} pool)"
+                continue
+            cur = st.desired[pool]
+            want = cur + d
+            n = min(max(want, ctx.min_replicas[pool]), hi)
+            if n != want:
+                bound = "max" if want > n else "min"
+                clamped[f"{pool}.replicas"] = f"{want} -> {n} ({bound}_replicas)"
+            if n != cur:
+                pools[pool] = PoolSetting(replicas=n)
+                st.desired[pool] = n
+        placement = PLACEMENTS[v[2]]
+        if placement == st.placement:
+            if not pools:
+                return None, clamped, 0
+            return Action(pools=pools), clamped, 0
+        st.placement = placement
+        return Action(pools=pools, placement=placement), clamped, 0
+
+    def hold(self, st: EnvState) -> Any:
+        return np.array([2, 2, PLACEMENTS.index(st.placement)], dtype=np.int64)
+
+
+def _rung(ladder: list[int], cur: int, d: int) -> int:
+    """One rung up or down the ladder from `cur` (which need not be on it); stays at the ends."""
+    if d > 0:
+        up = [b for b in ladder if b > cur]
+        return up[0] if up else cur
+    if d < 0:
+        down = [b for b in ladder if b < cur]
+        return down[-1] if down else cur
+    return cur
+
+
+@register
+class Resources(ActionPreset):
+    """MultiDiscrete([3] * 8): per pool (gpu, then cpu) CPU -/0/+ `cpu_step` cores, memory
+    -/0/+ `memory_step_gib`, max batch size one rung down/keep/up the ladder, model
+    instances -1/0/+1. Changes the pool's pod template; new pods get it and running pods
+    are replaced by the Deployment's rolling update (twin: `twin.rollout`)."""
+
+    name = "resources"
+    FIELDS = ("cpu", "memory_gib", "max_batch_size", "instances")
+
+    def _space(self) -> spaces.Space[Any]:
+        return spaces.MultiDiscrete([3] * (4 * len(POOL_ORDER)))
+
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        cfg = self.ctx.cfg.resources
+        v = _ints(a)
+        pools: dict[str, PoolSetting] = {}
+        clamped: dict[str, str] = {}
+        changes = 0
+        for k, pool in enumerate(POOL_ORDER):
+            dc, dm, db, di = (v[4 * k + j] - 1 for j in range(4))
+            t = st.templates.get(pool)
+            if t is None:
+                if dc or dm or db or di:
+                    clamped[f"{pool}.resources"] = f"ignored (no {pool} pool)"
+                continue
+            new: dict[str, Any] = {}
+            if dc:
+                want = round(t.cpu + dc * cfg.cpu_step, 6)
+                got = min(max(want, cfg.cpu_min), cfg.cpu_max)
+                if got != want:
+                    bound = "max" if want > got else "min"
+                    clamped[f"{pool}.cpu"] = f"{want:g} -> {got:g} (cpu_{bound})"
+                if got != t.cpu:
+                    new["cpu"] = t.cpu = got
+            if dm:
+                want = round(t.memory_gib + dm * cfg.memory_step_gib, 6)
+                got = min(max(want, cfg.memory_min_gib), cfg.memory_max_gib)
+                if got != want:
+                    bound = "max" if want > got else "min"
+                    clamped[f"{pool}.memory_gib"] = f"{want:g} -> {got:g} (memory_{bound}_gib)"
+                if got != t.memory_gib:
+                    new["memory_gib"] = t.memory_gib = got
+            if db:
+                got = _rung(cfg.batch_sizes, t.max_batch_size, db)
+                if got == t.max_batch_size:
+                    clamped[f"{pool}.max_batch_size"] = f"{t.max_batch_size} is the ladder's end"
+                else:
+                    new["max_batch_size"] = t.max_batch_size = got
+            if di:
+                want = t.instances + di
+                got = min(max(want, 1), cfg.instances_max)
+                if got != want:
+                    clamped[f"{pool}.instances"] = f"{want} -> {got} (1..{cfg.instances_max})"
+                if got != t.instances:
+                    new["instances"] = t.instances = got
+            if new:
+                pools[pool] = PoolSetting(**new)
+                changes += len(new)
+        return (Action(pools=pools) if pools else None), clamped, changes
+
+    def hold(self, st: EnvState) -> Any:
+        return np.ones(4 * len(POOL_ORDER), dtype=np.int64)
+
+
+@register
+class HPATarget(ActionPreset):
+    """Discrete(5): the in-cluster HPA's target CPU utilisation -2, -1, 0, +1, +2 steps of
+    `env.hpa_target.step`, within [min, max]. Needs `controller.name: hpa`."""
+
+    name = "hpa-target"
+    controller = "hpa"
+
+    def _space(self) -> spaces.Space[Any]:
+        return spaces.Discrete(5)
+
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        cfg = self.ctx.cfg.hpa_target
+        d = _ints(a)[0] - 2
+        if d == 0 or st.hpa_target is None:
+            return None, {}, 0
+        want = round(st.hpa_target + d * cfg.step, 6)
+        got = min(max(want, cfg.min), cfg.max)
+        clamped = {}
+        if got != want:
+            clamped["hpa_target"] = f"{want:g} -> {got:g} ({'max' if want > got else 'min'})"
+        if got == st.hpa_target:
+            return None, clamped, 0
+        st.hpa_target = got
+        return Action(hpa_target=got), clamped, 1
+
+    def hold(self, st: EnvState) -> Any:
+        return 2
+
+
+@register
+class NoAction(ActionPreset):
+    """Discrete(1): the agent only watches; the scenario's in-cluster controller acts.
+    Used to score in-cluster baselines (static, HPA) with the same reward."""
+
+    name = "none"
+
+    def _space(self) -> spaces.Space[Any]:
+        return spaces.Discrete(1)
+
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        return None, {}, 0
+
+    def hold(self, st: EnvState) -> Any:
+        return 0

@@ -1,0 +1,147 @@
+"""What the env's presets share: scenario constants (`EnvContext`) and episode state (`EnvState`).
+
+`EnvContext` is derived once per scenario (pydantic is never touched per step);
+`EnvState` is the agent-side view of the cluster that delta actions are applied to
+(desired replicas, placement, pod templates, HPA target) plus the offered-load history
+behind the trend and variance features. Both are plain slotted classes: the env's hot
+path reads attributes and small dicts only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from kisim.core.config import EnvConfig, Scenario
+from kisim.core.patterns import PATTERNS, make_pattern
+
+PATTERN_SCALE_EXCLUDE = frozenset({"replay"})  # needs a file; counted only if it is the scenario's
+
+
+@dataclass(slots=True)
+class Template:
+    """The pod template settings the `resources` action moves."""
+
+    cpu: float
+    memory_gib: float
+    max_batch_size: int
+    instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnvContext:
+    """Constants of one scenario as the env sees it (see docs/environment.md)."""
+
+    slo_ms: float
+    duration_s: float
+    step_s: float
+    pools: tuple[str, ...]
+    min_replicas: dict[str, int]
+    max_replicas: dict[str, int]
+    initial_replicas: dict[str, int]
+    templates: dict[str, Template]  # the scenario's templates (episode start)
+    placement: str
+    hpa_target: float | None  # None when the scenario has no in-cluster HPA
+    throughput_scale: float  # req/s that the throughput feature maps to 1
+    demand_per_level: float  # req/s per unit of pattern level (per user, or 1 open loop)
+    prices: dict[str, float]
+    cost_max: float  # price-weighted replicas with every pool at max_replicas
+    history: int
+    cfg: EnvConfig
+
+
+def ideal_cycle_s(sc: Scenario) -> float:
+    """Fastest request cycle of a closed-loop user: mean think time + fastest answer."""
+    lo, hi = sc.traffic.wait_time_s
+    fastest = min(
+        (d.overhead_ms + d.service.time_ms(1)) * 1e-3
+        for d in (sc.calibration.devices[p.device] for p in sc.pools.values())
+    )
+    return (lo + hi) / 2 + fastest
+
+
+def demand_per_level(sc: Scenario) -> float:
+    """req/s one unit of pattern level asks for: 1/ideal cycle per user, or 1 (open loop)."""
+    return 1.0 / ideal_cycle_s(sc) if sc.traffic.mode == "closed" else 1.0
+
+
+def throughput_scale(sc: Scenario) -> float:
+    """The largest demand of any registered pattern over the episode, in req/s.
+
+    Every registered pattern (with the scenario's `pattern_params` overrides, seed 0),
+    plus the scenario's own, so that one scenario gives one scale whichever pattern an
+    episode runs: a policy trained on several patterns sees the same normalisation in
+    evaluation. `env.throughput_scale_rps` overrides it.
+    """
+    if sc.env.throughput_scale_rps is not None:
+        return float(sc.env.throughput_scale_rps)
+    own = sc.traffic.pattern
+    specs = {own.name: own.params}
+    for name in PATTERNS:
+        if name not in specs and name not in PATTERN_SCALE_EXCLUDE:
+            specs[name] = sc.traffic.pattern_params.get(name, {})
+    peak = 0.0
+    for name, params in specs.items():
+        try:
+            pat = make_pattern(name, params, 0)
+        except Exception:  # noqa: BLE001 - a pattern that cannot be built does not set the scale
+            continue
+        peak = max(peak, pat.peak(sc.duration_s, 1.0))
+    return max(peak * demand_per_level(sc), 1.0)
+
+
+def build_context(sc: Scenario) -> EnvContext:
+    cfg = sc.env
+    pools = tuple(p for p in ("gpu", "cpu") if p in sc.pools)
+    prices = {p: float(cfg.prices.get(p, 1.0)) for p in pools}  # type: ignore[call-overload]
+    return EnvContext(
+        slo_ms=sc.slo_ms,
+        duration_s=sc.duration_s,
+        step_s=cfg.step_s,
+        pools=pools,
+        min_replicas={p: sc.pools[p].min_replicas for p in pools},
+        max_replicas={p: sc.pools[p].max_replicas for p in pools},
+        initial_replicas={p: sc.pools[p].replicas for p in pools},
+        templates={
+            p: Template(sc.pools[p].resources.cpu, sc.pools[p].resources.memory_gib,
+                        sc.pools[p].batching.max_batch_size, sc.pools[p].instances)
+            for p in pools
+        },  # fmt: skip
+        placement=sc.routing.placement,
+        hpa_target=(sc.controller.hpa.target_cpu_utilization
+                    if sc.controller.name == "hpa" else None),  # fmt: skip
+        throughput_scale=throughput_scale(sc),
+        demand_per_level=demand_per_level(sc),
+        prices=prices,
+        cost_max=max(sum(prices[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
+        history=cfg.history_steps,
+        cfg=cfg,
+    )
+
+
+@dataclass(slots=True)
+class EnvState:
+    """The agent's view of what it controls, and the recent offered load."""
+
+    desired: dict[str, int]
+    placement: str
+    hpa_target: float | None
+    templates: dict[str, Template]
+    rates: list[float] = field(default_factory=list)  # offered req/s of the last steps
+    t: float = 0.0
+    steps: int = 0
+
+    @classmethod
+    def initial(cls, ctx: EnvContext) -> EnvState:
+        return cls(
+            desired=dict(ctx.initial_replicas),
+            placement=ctx.placement,
+            hpa_target=ctx.hpa_target,
+            templates={p: Template(t.cpu, t.memory_gib, t.max_batch_size, t.instances)
+                       for p, t in ctx.templates.items()},  # fmt: skip
+        )
+
+
+def finite(x: float, default: float) -> float:
+    """`x`, or `default` when x is NaN or infinite."""
+    return x if math.isfinite(x) else default

@@ -1,0 +1,439 @@
+"""`KisimEnv`: one Gymnasium environment over any `Backend` (twin or cluster).
+
+One agent step = one ``backend.advance(env.step_s)`` (30 s by default); the episode
+is truncated (a time limit, not a terminal state) at ``scenario.duration_s``.
+Observation, action and reward are presets chosen by name in ``scenario.env``
+(`kisim.env.observation`, `kisim.env.actions`, `kisim.env.rewards`) and never look inside the
+backend: everything comes from the `Window` the backend reports.
+
+Seeding (docs/environment.md): only through ``reset(seed=...)`` and ``self.np_random``.
+``reset(seed=s)`` runs the backend with seed ``s`` itself, so ``env.reset(seed=s)``
+and ``kisim simulate --seed s`` (and every policy of ``kisim eval`` with seed s) share
+common random numbers; a ``reset()`` without a seed draws the next backend seed as
+``self.np_random.integers(2**31 - 1)``. With several ``patterns`` the episode's
+pattern is drawn from ``self.np_random`` too (``options={"pattern": name}`` picks one).
+
+``record_window_s`` (used by the evaluation harness) and ``inner`` (a controller that
+ticks inside a step, e.g. the Knative-style KPA every 2 s) make the env advance the
+backend in pieces aligned to every grid: a run directory's timeline has the
+scenario's ``window_s`` rows for every policy, an inner controller sees its own tick
+Windows, and the agent still sees exactly the Window of its whole step (counts
+summed, percentiles recomputed from the requests; the twin is invariant to how its
+time is chunked, which the tests check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+from kisim.core.backend import Action, Applied, Backend
+from kisim.core.backends import make_backend
+from kisim.core.config import Scenario, load_scenario, override, resolved_json, with_pattern
+from kisim.core.errors import ConfigError, KisimError
+from kisim.core.paths import default_scenario
+from kisim.core.patterns import Pattern, make_pattern
+from kisim.core.window import Window, percentiles_ms
+from kisim.env.actions import ACTIONS
+from kisim.env.context import EnvContext, EnvState, build_context
+from kisim.env.observation import OBSERVATIONS
+from kisim.env.presets import check_presets
+from kisim.env.rewards import REWARDS, Reference
+
+DEFAULT_SCENARIO = default_scenario()
+ENV_ID = "kisim/Autoscale-v0"
+OnClose = Callable[[Window], None]
+_EPS = 1e-9
+
+
+def default_backend() -> Backend:
+    """The twin (its `apply` rolls out pod-template changes for the `resources` preset)."""
+    return make_backend("twin")
+
+
+@runtime_checkable
+class InnerController(Protocol):
+    """A controller that acts every `period_s` inside an agent step (in-cluster style)."""
+
+    period_s: float
+
+    def tick(self, window: Window, t: float) -> Action | None:
+        """Called with the Window of each tick; the returned action is applied at once."""
+
+
+class KisimEnv(gym.Env[np.ndarray, Any]):
+    """Autoscaling and placement of a Triton service as a Gymnasium environment.
+
+    Args:
+        scenario: a `Scenario`, a path to a scenario YAML, or None for the default.
+        backend: what to drive; None = the twin (`default_backend()`).
+        patterns: load pattern names to draw from at each reset (training on several);
+            None = the scenario's own pattern.
+        step_s, observation, action, reward, reward_weights, reward_baseline: override
+            the scenario's ``env`` section (validated once, here).
+        record_window_s: also collect timeline Windows of this length in
+            ``info["timeline"]`` (evaluation); None = one backend call per step.
+        inner: a controller ticking inside each step (its actions are applied at once
+            and reported in ``info["clamped"]``/``info["inner_applied"]``).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path | None = None,
+        backend: Backend | None = None,
+        *,
+        patterns: Sequence[str] | None = None,
+        step_s: float | None = None,
+        observation: str | None = None,
+        action: str | None = None,
+        reward: str | None = None,
+        reward_weights: dict[str, float] | None = None,
+        reward_baseline: str | None = None,
+        record_window_s: float | None = None,
+        inner: InnerController | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise KisimError(f"render_mode '{render_mode}': KisimEnv does not render")
+        sc = _load(scenario)
+        given = {"step_s": step_s, "observation": observation, "action": action,
+                 "reward": reward, "reward_weights": reward_weights,
+                 "reward_baseline": reward_baseline}  # fmt: skip
+        dotted = {f"env.{k}": v for k, v in given.items() if v is not None}
+        if dotted:
+            sc = override(sc, "KisimEnv(...)", **dotted)
+        check_presets(sc)
+        need = ACTIONS[sc.env.action].controller
+        if need is not None and sc.controller.name != need:
+            sc = override(sc, f"env.action {sc.env.action}", **{"controller.name": need})
+        self.scenario = sc
+        names = list(patterns) if patterns else [sc.traffic.pattern.name]
+        if not names:
+            raise ConfigError("patterns: empty list")
+        self.patterns = names
+        self._scenarios = {n: sc if n == sc.traffic.pattern.name else with_pattern(sc, n)
+                           for n in names}  # fmt: skip
+        self.ctx: EnvContext = build_context(sc)
+        self._obs = OBSERVATIONS[sc.env.observation](self.ctx)
+        self._act = ACTIONS[sc.env.action](self.ctx)
+        self._rew = REWARDS[sc.env.reward](self.ctx, sc.env.reward_weights)
+        self.observation_space = self._obs.space
+        self.action_space = self._act.space
+        self.reward_range = self._rew.bounds  # informative (Gymnasium 1.x no longer reads it)
+        self.backend: Backend = backend if backend is not None else default_backend()
+        self.record_window_s = record_window_s
+        self.inner = inner
+        self._inner_applied: list[Applied] = []
+        self._static_sc: dict[str, Scenario] = {}
+        self._fingerprint: dict[str, str] = {}
+        if sc.env.reward_baseline == "static":
+            for n, s in self._scenarios.items():
+                ref = override(s, "reward_baseline static", **{"controller.name": "static"})
+                self._static_sc[n] = ref
+                self._fingerprint[n] = hashlib.sha256(resolved_json(ref).encode()).hexdigest()
+        self._st: EnvState | None = None
+        self._pattern: Pattern | None = None
+        self._refs: list[Reference] | None = None
+        self._rec: _Chunker | None = None
+        self.pattern_name = names[0]
+        self.twin_seed: int | None = None
+        self.episode_reward = 0.0
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        name = options.get("pattern")
+        if name is None:
+            name = self.patterns[0] if len(self.patterns) == 1 else \
+                self.patterns[int(self.np_random.integers(len(self.patterns)))]
+        elif name not in self._scenarios:
+            known = ", ".join(self.patterns)
+            raise KisimError(f"pattern '{name}' is not one of this env's ({known})")
+        if options.get("twin_seed") is not None:
+            ts = int(options["twin_seed"])
+        elif seed is not None:
+            ts = int(seed)
+        else:
+            ts = int(self.np_random.integers(2**31 - 1))
+        sc = self._scenarios[name]
+        self.pattern_name, self.twin_seed = name, ts
+        self.backend.reset(sc, ts)
+        spec = sc.traffic.pattern
+        self._pattern = make_pattern(spec.name, spec.params, ts)
+        self._shape_tick = sc.traffic.shape_tick_s
+        self._st = st = EnvState.initial(self.ctx)
+        self._refs = _static_refs(self._static_sc[name], self._fingerprint[name], ts, self.ctx) \
+            if name in self._static_sc else None  # fmt: skip
+        grids: list[tuple[float, OnClose | None]] = []
+        if self.record_window_s:
+            grids.append((self.record_window_s, None))
+        if self.inner is not None:
+            grids.append((self.inner.period_s, self._tick))
+        self._rec = _Chunker(self.backend, grids) if grids else None
+        self._inner_applied = []
+        self.episode_reward = 0.0
+        info = {"window": None, "t": 0.0, "pattern": name, "twin_seed": ts}
+        return self._obs.observe(None, st), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        st = self._st
+        if st is None:
+            raise KisimError("step() before reset()")
+        ctx = self.ctx
+        dt = ctx.duration_s - st.t
+        if dt <= _EPS:
+            raise KisimError("the episode is over (truncated): call reset()")
+        prev_desired = dict(st.desired)
+        prev_placement = st.placement
+        act, clamped, changes = self._act.decode(action, st)
+        applied: Applied | None = None
+        if act is not None:
+            applied = self.backend.apply(act)
+            if applied.clamped:
+                clamped = {**clamped, **applied.clamped}
+        if ctx.step_s < dt:
+            dt = ctx.step_s
+        if self._rec is not None:
+            w = self._rec.advance(dt)
+            for ap in self._inner_applied:
+                if ap.clamped:
+                    clamped = {**clamped, **ap.clamped}
+        else:
+            w = self.backend.advance(dt)
+        # the agent-side view follows what the cluster reports (an HPA may have moved it)
+        for pool, before in prev_desired.items():
+            now = w.gpu_desired if pool == "gpu" else w.cpu_desired
+            changes += abs(now - before)
+            st.desired[pool] = now
+        if w.placement != prev_placement:
+            changes += 1
+        st.placement = w.placement
+        st.rates.append(w.offered / w.duration if w.duration > 0 else 0.0)
+        if len(st.rates) > ctx.history:
+            del st.rates[0]
+        st.t = w.t_end
+        st.steps += 1
+        reward, terms = self._rew(w, self._reference(w, st.steps - 1), changes, st)
+        self.episode_reward += reward
+        truncated = st.t >= ctx.duration_s - _EPS
+        info: dict[str, Any] = {"window": w, "applied": applied, "clamped": clamped,
+                                "reward_terms": terms, "t": st.t}  # fmt: skip
+        if self._rec is not None:
+            if self.record_window_s:
+                info["timeline"] = self._rec.take(0, final=truncated)
+            if self.inner is not None:
+                info["inner_applied"], self._inner_applied = self._inner_applied, []
+        return self._obs.observe(w, st), float(reward), False, truncated, info
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def state(self) -> EnvState | None:
+        """The agent-side view (desired replicas, placement, templates, HPA target)."""
+        return self._st
+
+    def hold(self) -> Any:
+        """The action that changes nothing in the current state."""
+        assert self._st is not None, "reset() first"
+        return self._act.hold(self._st)
+
+    def demand_rps(self, t0: float, t1: float) -> float:
+        """Mean demand of the users over [t0, t1): pattern level x req/s per unit level."""
+        pat, tick = self._pattern, self._shape_tick
+        assert pat is not None
+        k0, k1 = math.ceil(t0 / tick - _EPS), math.ceil(t1 / tick - _EPS)
+        if k1 <= k0:
+            return pat.level(t0) * self.ctx.demand_per_level
+        total = 0.0
+        for k in range(k0, k1):
+            total += pat.level(k * tick)
+        return total / (k1 - k0) * self.ctx.demand_per_level
+
+    def _tick(self, w: Window) -> None:
+        assert self.inner is not None
+        act = self.inner.tick(w, w.t_end)
+        if act is not None:
+            self._inner_applied.append(self.backend.apply(act))
+
+    def _reference(self, w: Window, i: int) -> Reference:
+        refs = self._refs
+        if refs is not None and i < len(refs):
+            r = refs[i]
+            tp = r.throughput_rps if r.throughput_rps > 0 else self.demand_rps(w.t_start, w.t_end)
+            return Reference(r.p95_ms, tp, r.gpu_util)
+        return Reference(self.ctx.slo_ms, self.demand_rps(w.t_start, w.t_end), 0.0)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load(scenario: Scenario | str | Path | None) -> Scenario:
+    if scenario is None:
+        return load_scenario(DEFAULT_SCENARIO)
+    if isinstance(scenario, Scenario):
+        return scenario
+    return load_scenario(scenario)
+
+
+_REF_CACHE: OrderedDict[tuple[str, int, float], list[Reference]] = OrderedDict()
+_REF_CACHE_SIZE = 512
+
+
+def _static_refs(sc: Scenario, fingerprint: str, seed: int, ctx: EnvContext) -> list[Reference]:
+    """Per-step references from the static run of (scenario, pattern, seed), cached.
+
+    Always the twin (a cluster cannot rerun an episode for free): with a cluster
+    backend the reference is the twin's static run of the same scenario.
+    """
+    key = (fingerprint, seed, ctx.step_s)
+    hit = _REF_CACHE.get(key)
+    if hit is not None:
+        _REF_CACHE.move_to_end(key)
+        return hit
+    b = make_backend("twin")
+    b.reset(sc, seed)
+    refs: list[Reference] = []
+    t = 0.0
+    while t < sc.duration_s - _EPS:
+        w = b.advance(min(ctx.step_s, sc.duration_s - t))
+        t = w.t_end
+        p95 = w.latency_p95_ms if math.isfinite(w.latency_p95_ms) else ctx.slo_ms
+        tp = w.throughput_rps if math.isfinite(w.throughput_rps) else 0.0
+        g = w.gpu_util if math.isfinite(w.gpu_util) else 0.0
+        refs.append(Reference(max(p95, 1e-3), tp, min(max(g, 0.0), 1.0)))
+    b.close()
+    _REF_CACHE[key] = refs
+    if len(_REF_CACHE) > _REF_CACHE_SIZE:
+        _REF_CACHE.popitem(last=False)
+    return refs
+
+
+class _Grid:
+    __slots__ = ("period", "next_edge", "parts", "first", "on_close", "done")
+
+    def __init__(self, period: float, on_close: OnClose | None) -> None:
+        self.period, self.next_edge, self.on_close = period, period, on_close
+        self.parts: list[Window] = []
+        self.first = 0  # requests completed before this grid's current window
+        self.done: list[Window] = []
+
+
+class _Chunker:
+    """Advances a backend in pieces aligned to the step and to every grid; merges them.
+
+    A grid with `on_close` hands each of its windows to it (an inner controller's tick);
+    one without collects them for `take` (the timeline).
+    """
+
+    def __init__(self, backend: Backend, grids: list[tuple[float, OnClose | None]]) -> None:
+        self.b = backend
+        self.grids = [_Grid(p, cb) for p, cb in grids]
+        self.served_total = 0
+
+    def advance(self, dt: float) -> Window:
+        b = self.b
+        t_end = b.now + dt
+        step: list[Window] = []
+        step_first = self.served_total
+        while b.now < t_end - _EPS:
+            edge = t_end
+            for g in self.grids:
+                if g.next_edge < edge:
+                    edge = g.next_edge
+            w = b.advance(edge - b.now)
+            step.append(w)
+            self.served_total += w.served
+            for g in self.grids:
+                g.parts.append(w)
+                if w.t_end >= g.next_edge - _EPS:
+                    self._close(g)
+        return self._merge(step, step_first)
+
+    def take(self, i: int, final: bool) -> list[Window]:
+        g = self.grids[i]
+        if final and g.parts:
+            self._close(g)
+        out, g.done = g.done, []
+        return out
+
+    def _close(self, g: _Grid) -> None:
+        w = self._merge(g.parts, g.first)
+        g.first = self.served_total
+        g.parts = []
+        while g.next_edge <= self.b.now + _EPS:
+            g.next_edge += g.period
+        if g.on_close is not None:
+            g.on_close(w)
+        else:
+            g.done.append(w)
+
+    def _merge(self, parts: list[Window], first: int) -> Window:
+        if len(parts) == 1:
+            return parts[0]
+        lat_fn = getattr(self.b, "latencies", None)
+        wait_fn = getattr(self.b, "waits", None)
+        last = parts[-1]
+        served = sum(w.served for w in parts)
+        if lat_fn is not None and wait_fn is not None:
+            lat = lat_fn()[first : first + served]
+            wait = wait_fn()[first : first + served]
+            mean, p50, p95, p99 = percentiles_ms(lat)
+            qwait = float(wait.mean() * 1e3) if len(wait) else math.nan
+        else:  # no per-request records: served-weighted means (documented approximation)
+            mean, p50, p95, p99, qwait = (_wmean(parts, a) for a in (
+                "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+                "queue_wait_ms"))  # fmt: skip
+        batches = sum(w.served / w.mean_batch_size for w in parts if w.mean_batch_size > 0)
+        dur = last.t_end - parts[0].t_start
+        return Window(
+            t_start=parts[0].t_start, t_end=last.t_end, load_level=last.load_level,
+            offered=sum(w.offered for w in parts), served=served,
+            errors=sum(w.errors for w in parts),
+            throughput_rps=served / dur if dur > 0 else math.nan,
+            latency_mean_ms=mean, latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99,
+            queue_wait_ms=qwait, slo_violations=sum(w.slo_violations for w in parts),
+            cpu_util=last.cpu_util, mem_util=last.mem_util, gpu_util=last.gpu_util,
+            gpu_desired=last.gpu_desired, gpu_ready=last.gpu_ready, gpu_pending=last.gpu_pending,
+            cpu_desired=last.cpu_desired, cpu_ready=last.cpu_ready, cpu_pending=last.cpu_pending,
+            gpu_replica_s=sum(w.gpu_replica_s for w in parts),
+            cpu_replica_s=sum(w.cpu_replica_s for w in parts),
+            pending_pod_s=sum(w.pending_pod_s for w in parts),
+            queue_length=last.queue_length,
+            mean_batch_size=served / batches if batches > 0 else math.nan,
+            placement=last.placement,
+        )  # fmt: skip
+
+
+def _wmean(parts: list[Window], attr: str) -> float:
+    num = den = 0.0
+    for w in parts:
+        v = getattr(w, attr)
+        if v == v and w.served:
+            num += v * w.served
+            den += w.served
+    return num / den if den else math.nan
+
+
+def make_default(**kwargs: Any) -> KisimEnv:
+    """Entry point of ``kisim/Autoscale-v0``: the twin and the default scenario."""
+    return KisimEnv(kwargs.pop("scenario", None), **kwargs)
+
+
+__all__ = ["KisimEnv", "InnerController", "ENV_ID", "DEFAULT_SCENARIO", "default_backend",
+           "make_default"]  # fmt: skip

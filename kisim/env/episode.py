@@ -1,0 +1,54 @@
+"""Run one episode of a scenario on a backend and collect its windows and summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kisim.core.backend import Backend
+from kisim.core.backends import make_backend
+from kisim.core.config import Scenario
+from kisim.core.summary import latency_histogram, summarize
+from kisim.core.window import Window
+
+
+@dataclass
+class Episode:
+    windows: list[Window]
+    summary: dict[str, Any]
+    latency_hist: dict[str, list[float]]
+    latencies_s: np.ndarray = field(repr=False)
+
+
+def twin_backend() -> Backend:
+    return make_backend("twin")
+
+
+def run_windows(
+    backend: Backend,
+    scenario: Scenario,
+    seed: int,
+    on_window: Callable[[Window], None] | None = None,
+) -> Episode:
+    """Reset, then advance `window_s` at a time until `duration_s` (in-cluster controller only)."""
+    backend.reset(scenario, seed)
+    windows: list[Window] = []
+    t = 0.0
+    while t < scenario.duration_s - 1e-9:
+        dt = min(scenario.window_s, scenario.duration_s - t)
+        w = backend.advance(dt)
+        windows.append(w)
+        t = w.t_end
+        if on_window is not None:
+            on_window(w)
+    return finish(backend, scenario, windows)
+
+
+def finish(backend: Backend, scenario: Scenario, windows: list[Window]) -> Episode:
+    lat = backend.latencies()  # type: ignore[attr-defined]
+    summ = summarize(windows, lat, backend.waits(),  # type: ignore[attr-defined]
+                     backend.batch_items, backend.batches, scenario.slo_ms)  # type: ignore[attr-defined]
+    return Episode(windows, summ, latency_histogram(lat), lat)

@@ -1,0 +1,162 @@
+"""Observation presets (registry): what a policy sees of one step's `Window`.
+
+Every feature is dimensionless and bounded (table in docs/environment.md). NaNs in
+a Window (no completed request, no ready pod, no GPU pod) become documented finite
+values: utilisations 0 (nothing is running, nothing is used); latency 0 when there
+was no load and the latency cap when requests were offered or queued but none
+completed (the service is stalled, which is the worst case, not the best).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from kisim.core.config import PLACEMENTS
+from kisim.core.registry import registrar
+from kisim.core.window import Window
+from kisim.env.context import EnvContext, EnvState
+
+LATENCY_CAP = 4.0  # p95 / SLO is clipped here
+THROUGHPUT_CAP = 2.0  # throughput / scale is clipped here
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+def _util(x: float) -> float:
+    return 0.0 if x != x else _clip(x, 0.0, 1.0)  # x != x: NaN
+
+
+def latency_ratio(w: Window, slo_ms: float, cap: float = LATENCY_CAP) -> float:
+    """p95 / SLO clipped to [0, cap]; NaN p95 -> 0 without load, `cap` when stalled."""
+    p95 = w.latency_p95_ms
+    if p95 != p95:
+        return cap if (w.offered > 0 or w.errors > 0 or w.queue_length > 0) else 0.0
+    return _clip(p95 / slo_ms, 0.0, cap)
+
+
+def load_trend(rates: list[float], scale: float) -> float:
+    """Least-squares slope of the offered rate over the history, as the change over the
+    history span relative to the throughput scale, clipped to [-1, 1]; 0 with < 2 points."""
+    n = len(rates)
+    if n < 2:
+        return 0.0
+    xm = (n - 1) / 2
+    ym = sum(rates) / n
+    num = sum((i - xm) * (r - ym) for i, r in enumerate(rates))
+    den = sum((i - xm) ** 2 for i in range(n))
+    change = num / den * (n - 1)  # req/s over the span covered by the history
+    return _clip(change / scale, -1.0, 1.0)
+
+
+def load_variance(rates: list[float]) -> float:
+    """Coefficient of variation (std / mean) of the offered rate, clipped to [0, 1]."""
+    n = len(rates)
+    if n < 2:
+        return 0.0
+    m = sum(rates) / n
+    if m <= 1e-9:
+        return 0.0
+    var = sum((r - m) ** 2 for r in rates) / n
+    return _clip(math.sqrt(var) / m, 0.0, 1.0)
+
+
+class ObservationPreset(ABC):
+    """Base: a Box space and `observe(window, state)`; `initial(state)` before any window."""
+
+    name: ClassVar[str]
+    features: ClassVar[tuple[str, ...]]
+    low: ClassVar[tuple[float, ...]]
+    high: ClassVar[tuple[float, ...]]
+
+    def __init__(self, ctx: EnvContext) -> None:
+        self.ctx = ctx
+        self.space = spaces.Box(np.asarray(self.low, np.float32), np.asarray(self.high, np.float32),
+                                dtype=np.float32)  # fmt: skip
+
+    @abstractmethod
+    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
+        """The observation vector after window `w` (None: before the first step)."""
+
+
+OBSERVATIONS: dict[str, type[ObservationPreset]] = {}
+
+
+register = registrar(OBSERVATIONS)
+
+
+@register
+class Default(ObservationPreset):
+    """The seed spec's ten features."""
+
+    name = "default"
+    features = ("cpu_util", "mem_util", "gpu_util", "p95_over_slo", "throughput", "gpu_replicas",
+                "cpu_replicas", "load_trend", "load_variance", "progress")  # fmt: skip
+    low = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0)
+    high = (1.0, 1.0, 1.0, LATENCY_CAP, THROUGHPUT_CAP, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+    def _base(self, w: Window | None, st: EnvState) -> list[float]:
+        ctx = self.ctx
+        mx = ctx.max_replicas
+        g = st.desired.get("gpu", 0) / mx["gpu"] if mx.get("gpu") else 0.0
+        c = st.desired.get("cpu", 0) / mx["cpu"] if mx.get("cpu") else 0.0
+        progress = _clip(st.t / ctx.duration_s, 0.0, 1.0)
+        if w is None:
+            return [0.0, 0.0, 0.0, 0.0, 0.0, g, c, 0.0, 0.0, progress]
+        tp = w.throughput_rps
+        return [
+            _util(w.cpu_util),
+            _util(w.mem_util),
+            _util(w.gpu_util),
+            latency_ratio(w, ctx.slo_ms),
+            0.0 if tp != tp else _clip(tp / ctx.throughput_scale, 0.0, THROUGHPUT_CAP),
+            g,
+            c,
+            load_trend(st.rates, ctx.throughput_scale),
+            load_variance(st.rates),
+            progress,
+        ]
+
+    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
+        return np.asarray(self._base(w, st), np.float32)
+
+
+@register
+class Extended(Default):
+    """`default` plus what a cluster operator also sees: ready and Pending pods, errors,
+    queue, placement (one-hot) and the HPA target (0 without an HPA)."""
+
+    name = "extended"
+    features = Default.features + (
+        "gpu_ready", "cpu_ready", "gpu_pending", "cpu_pending", "error_rate", "queue",
+        "prefer_gpu", "balanced", "prefer_cpu", "hpa_target",
+    )  # fmt: skip
+    low = Default.low + (0.0,) * 10
+    high = Default.high + (1.0,) * 10
+
+    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
+        base = self._base(w, st)
+        mx = self.ctx.max_replicas
+        mg, mc = mx.get("gpu", 0) or 1, mx.get("cpu", 0) or 1
+        onehot = [1.0 if st.placement == p else 0.0 for p in PLACEMENTS]
+        hpa = st.hpa_target if st.hpa_target is not None else 0.0
+        if w is None:
+            ready = [self.ctx.initial_replicas.get("gpu", 0) / mg,
+                     self.ctx.initial_replicas.get("cpu", 0) / mc]  # fmt: skip
+            return np.asarray(base + ready + [0.0, 0.0, 0.0, 0.0] + onehot + [hpa], np.float32)
+        answered = w.served + w.errors
+        extra = [
+            _clip(w.gpu_ready / mg, 0.0, 1.0),
+            _clip(w.cpu_ready / mc, 0.0, 1.0),
+            _clip(w.gpu_pending / mg, 0.0, 1.0),
+            _clip(w.cpu_pending / mc, 0.0, 1.0),
+            w.errors / answered if answered else 0.0,
+            _clip(w.queue_length / max(self.ctx.throughput_scale, 1.0), 0.0, 1.0),
+        ]
+        return np.asarray(base + extra + onehot + [hpa], np.float32)
