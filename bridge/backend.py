@@ -21,7 +21,6 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -35,7 +34,7 @@ from bridge.model_export import INPUT_NAME, OUTPUT_NAME
 from bridge.observer import Observer, PromView
 from bridge.prometheus_server import PrometheusServer
 from bridge.promql import Selectors
-from kisim.core.backend import Action, Applied
+from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import PLACEMENTS, POOLS, Scenario
 from kisim.core.errors import BackendError
 from kisim.core.patterns import Pattern, make_pattern
@@ -63,20 +62,6 @@ class PodLister(Protocol):
     """An actuator that lists each pool's live pods with their lifecycle (local)."""
 
     def pods(self, pool: str) -> list[PodLifecycle]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PodView:
-    """A pod as an HPA sync sees it (times in episode seconds)."""
-
-    name: str
-    created_s: float
-    ready_s: float | None
-    deleting: bool
-    cpu_request: float
-    cpu_usage: float | None
-    metric_s: float
-    metric_window_s: float
 
 
 class ClusterBackend:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from kisim.core.backend import Action, Applied
+from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import POOLS, Scenario
 from kisim.core.errors import BackendError
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
@@ -146,3 +146,12 @@ class TwinBackend:
 
     def waits(self) -> np.ndarray:
         return np.concatenate(self._wait) if self._wait else np.empty(0)
+
+    @property
+    def in_cluster_hpa(self) -> bool:
+        """The twin runs controller `hpa` inside (`twin.controllers.HPAController`)."""
+        return True
+
+    def pod_views(self, pool: str, window_s: float) -> list[PodView]:
+        raise BackendError("the twin runs its HPA in-cluster (controller: hpa); "
+                           "it lists no pods to an outside controller")  # fmt: skip

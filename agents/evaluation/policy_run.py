@@ -53,7 +53,7 @@ def run_policy(policy: Policy | str, sc: Scenario, seed: int, backend: Backend |
 
     pol = make_policy(policy) if isinstance(policy, str) else policy
     if backend is not None:
-        pol = pol.for_backend(bool(getattr(backend, "in_cluster_hpa", True)))
+        pol = pol.for_backend(backend.in_cluster_hpa)
     sc = pol.scenario(sc)
     inner = pol if isinstance(pol, InnerController) else None
     env = KisimEnv(sc, backend, action=pol.action, step_s=pol.step_s, record_window_s=sc.window_s,

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.policies.base import InClusterPolicy, Policy, parse_float
-from kisim.core.backend import Action, PoolSetting
+from kisim.core.backend import Action, PodView, PoolSetting
 from kisim.core.config import Scenario, override
-from kisim.core.errors import KisimError
 from kisim.core.hpa import HorizontalPodAutoscaler, PodSample
 from kisim.core.window import Window
 
@@ -81,8 +80,6 @@ class ExternalHPA(Policy):
     def attach(self, env: KisimEnv) -> None:
         super().attach(env)
         self.backend = env.backend
-        if not hasattr(self.backend, "pod_views"):
-            raise KisimError("policy hpa outside the cluster: this backend cannot list its pods")
 
     def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
         return 0
@@ -98,8 +95,8 @@ class ExternalHPA(Policy):
         return Action(pools=pools) if pools else None
 
 
-def _sample(v: Any) -> PodSample:
-    """A `bridge.backend.PodView` as the controller's pod lister + metrics API show it:
+def _sample(v: PodView) -> PodSample:
+    """A `kisim.core.backend.PodView` as the controller's pod lister + metrics API show it:
     a started container is Running; its Ready condition flipped when it became ready
     (or was set False at start)."""
     return PodSample(

@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from kisim.core.backend import Action, Applied, Backend
+from kisim.core.backend import Action, Applied, Backend, PodView
 from kisim.core.config import Scenario
 from kisim.core.window import Window
 
@@ -116,8 +116,26 @@ class RandomizedBackend:
     def close(self) -> None:
         self.inner.close()
 
-    def __getattr__(self, name: str) -> Any:  # latencies(), waits(), ... of the twin
-        return getattr(self.inner, name)
+    def latencies(self) -> np.ndarray:
+        return self.inner.latencies()
+
+    def waits(self) -> np.ndarray:
+        return self.inner.waits()
+
+    @property
+    def batches(self) -> int:
+        return self.inner.batches
+
+    @property
+    def batch_items(self) -> int:
+        return self.inner.batch_items
+
+    @property
+    def in_cluster_hpa(self) -> bool:
+        return self.inner.in_cluster_hpa
+
+    def pod_views(self, pool: str, window_s: float) -> list[PodView]:
+        return self.inner.pod_views(pool, window_s)
 
 
 class TrainingEnv(gym.Wrapper):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -46,6 +45,7 @@ from kisim.env.context import EnvContext, EnvState, build_context
 from kisim.env.observation import OBSERVATIONS
 from kisim.env.presets import check_presets
 from kisim.env.rewards import REWARDS, Reference
+from kisim.env.static_reference import StaticReferences
 
 DEFAULT_SCENARIO = default_scenario()
 ENV_ID = "kisim/Autoscale-v0"
@@ -82,6 +82,8 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             ``info["timeline"]`` (evaluation); None = one backend call per step.
         inner: a controller ticking inside each step (its actions are applied at once
             and reported in ``info["clamped"]``/``info["inner_applied"]``).
+        references: the cache of static runs for ``reward_baseline: static``; pass one
+            to share it between envs (None: this env's own).
     """
 
     metadata = {"render_modes": []}
@@ -100,6 +102,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         reward_baseline: str | None = None,
         record_window_s: float | None = None,
         inner: InnerController | None = None,
+        references: StaticReferences | None = None,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None:
@@ -128,10 +131,10 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         self._rew = REWARDS[sc.env.reward](self.ctx, sc.env.reward_weights)
         self.observation_space = self._obs.space
         self.action_space = self._act.space
-        self.reward_range = self._rew.bounds  # informative (Gymnasium 1.x no longer reads it)
         self.backend: Backend = backend if backend is not None else default_backend()
         self.record_window_s = record_window_s
         self.inner = inner
+        self.references = references if references is not None else StaticReferences()
         self._inner_applied: list[Applied] = []
         self._static_sc: dict[str, Scenario] = {}
         self._fingerprint: dict[str, str] = {}
@@ -175,8 +178,8 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         self._pattern = make_pattern(spec.name, spec.params, ts)
         self._shape_tick = sc.traffic.shape_tick_s
         self._st = st = EnvState.initial(self.ctx)
-        self._refs = _static_refs(self._static_sc[name], self._fingerprint[name], ts, self.ctx) \
-            if name in self._static_sc else None  # fmt: skip
+        self._refs = self.references.get(self._static_sc[name], self._fingerprint[name], ts,
+                                         self.ctx) if name in self._static_sc else None  # fmt: skip
         grids: list[tuple[float, OnClose | None]] = []
         if self.record_window_s:
             grids.append((self.record_window_s, None))
@@ -289,39 +292,6 @@ def _load(scenario: Scenario | str | Path | None) -> Scenario:
     if isinstance(scenario, Scenario):
         return scenario
     return load_scenario(scenario)
-
-
-_REF_CACHE: OrderedDict[tuple[str, int, float], list[Reference]] = OrderedDict()
-_REF_CACHE_SIZE = 512
-
-
-def _static_refs(sc: Scenario, fingerprint: str, seed: int, ctx: EnvContext) -> list[Reference]:
-    """Per-step references from the static run of (scenario, pattern, seed), cached.
-
-    Always the twin (a cluster cannot rerun an episode for free): with a cluster
-    backend the reference is the twin's static run of the same scenario.
-    """
-    key = (fingerprint, seed, ctx.step_s)
-    hit = _REF_CACHE.get(key)
-    if hit is not None:
-        _REF_CACHE.move_to_end(key)
-        return hit
-    b = make_backend("twin")
-    b.reset(sc, seed)
-    refs: list[Reference] = []
-    t = 0.0
-    while t < sc.duration_s - _EPS:
-        w = b.advance(min(ctx.step_s, sc.duration_s - t))
-        t = w.t_end
-        p95 = w.latency_p95_ms if math.isfinite(w.latency_p95_ms) else ctx.slo_ms
-        tp = w.throughput_rps if math.isfinite(w.throughput_rps) else 0.0
-        g = w.gpu_util if math.isfinite(w.gpu_util) else 0.0
-        refs.append(Reference(max(p95, 1e-3), tp, min(max(g, 0.0), 1.0)))
-    b.close()
-    _REF_CACHE[key] = refs
-    if len(_REF_CACHE) > _REF_CACHE_SIZE:
-        _REF_CACHE.popitem(last=False)
-    return refs
 
 
 class _Grid:

@@ -48,7 +48,7 @@ def run_windows(
 
 
 def finish(backend: Backend, scenario: Scenario, windows: list[Window]) -> Episode:
-    lat = backend.latencies()  # type: ignore[attr-defined]
-    summ = summarize(windows, lat, backend.waits(),  # type: ignore[attr-defined]
-                     backend.batch_items, backend.batches, scenario.slo_ms)  # type: ignore[attr-defined]
+    lat = backend.latencies()
+    summ = summarize(windows, lat, backend.waits(), backend.batch_items, backend.batches,
+                     scenario.slo_ms)  # fmt: skip
     return Episode(windows, summ, latency_histogram(lat), lat)

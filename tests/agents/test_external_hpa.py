@@ -25,7 +25,7 @@ class FakePodLister:
     asked: list[float] = field(default_factory=list)
 
     def pod_views(self, pool: str, window_s: float) -> list[object]:
-        from bridge.backend import PodView
+        from kisim.core.backend import PodView
 
         self.asked.append(window_s)
         return [PodView(name, 0.0, 5.0, False, 2.0, u, 100.0, window_s)
