@@ -1,0 +1,68 @@
+"""Named pools change no number: every shipped two-pool scenario gives the summaries, rewards and
+timelines recorded on main before pools were named (``tests/data/summaries-before-pools.json``).
+
+The recording ran each scenario in ``configs/scenarios`` (capped at 300 s) under static, hpa,
+threshold and kpa (plus ``static-cpu:2`` on the default) with seed 7 through the evaluation's
+`run_policy`, and under the in-cluster static and hpa controllers with seed 11 through
+`run_windows`. Summaries must be equal float for float; a timeline is compared by the sha256 of
+its Windows' ``as_dict()`` rows (``json.dumps(..., sort_keys=True)`` joined by newlines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from agents.evaluation.policy_run import run_policy
+from kisim.core.config import load_scenario, override
+from kisim.env.episode import run_windows, twin_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "configs" / "scenarios"
+GOLDEN = json.loads((Path(__file__).parent / "data" / "summaries-before-pools.json").read_text())
+
+
+def _digest(windows) -> str:
+    rows = [json.dumps(w.as_dict(), sort_keys=True) for w in windows]
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _same(a, b) -> bool:
+    """Exact equality, NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _assert_summary(got: dict, want: dict) -> None:
+    # JSON round-trip, as recorded (tuples become lists, NaN stays NaN)
+    got = json.loads(json.dumps(got, allow_nan=True))
+    assert sorted(got) == sorted(want)
+    diff = {k: (got[k], want[k]) for k in want if not _same(got[k], want[k])}
+    assert not diff, diff
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN["policy_runs"]))
+def test_policy_runs_bit_identical(key: str) -> None:
+    rel, pol = key.split("|")
+    sc = load_scenario(SCENARIOS / rel)
+    sc = override(sc, "golden", duration_s=min(sc.duration_s, 300.0))
+    run = run_policy(pol, sc, 7)
+    want = GOLDEN["policy_runs"][key]
+    _assert_summary(dict(run.episode.summary), want["summary"])
+    assert _same(run.reward, want["reward"])
+    assert _digest(run.episode.windows) == want["timeline_sha256"]
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN["simulate"]))
+def test_simulate_bit_identical(key: str) -> None:
+    rel, pol = key.split("|")
+    sc = override(load_scenario(SCENARIOS / rel), "golden", **{"controller.name": pol, "duration_s": 300.0})
+    ep = run_windows(twin_backend(), sc, 11)
+    want = GOLDEN["simulate"][key]
+    _assert_summary(dict(ep.summary), want["summary"])
+    assert _digest(ep.windows) == want["timeline_sha256"]
