@@ -20,6 +20,7 @@ from bridge.paths import ROOT
 from bridge.records import RequestLog
 from kisim.core.config import Scenario
 from kisim.core.errors import BackendError
+from kisim.core.rundir import atomic_write
 
 
 class LoadGenerator:
@@ -129,10 +130,8 @@ class LoadGenerator:
         if key == self._routing:
             return
         self._routing = key
-        tmp = self.routing_file.with_suffix(".tmp")
         msg = {"endpoints": endpoints, "gpu_share": gpu_share, "t0_unix": self._t0}
-        tmp.write_text(json.dumps(msg))
-        os.replace(tmp, self.routing_file)
+        atomic_write(self.routing_file, json.dumps(msg))
 
     def collect(self, until_unix: float, timeout_s: float = 10.0) -> RequestLog:
         """Read records until every event before `until_unix` is in (the watermark)."""

@@ -36,6 +36,7 @@ from bridge.proc_exporter import PodTarget, ProcExporter
 from bridge.triton_metrics import scrape
 from kisim.core.config import PoolConfig, Scenario
 from kisim.core.errors import BackendError
+from kisim.core.rundir import atomic_write
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "mobilenetv4_conv_small"  # as in manifests/kisim/20-triton-model-config.yaml
@@ -368,9 +369,7 @@ class LocalActuator:
 
     def _write_targets(self, reps: list[_Replica]) -> None:
         groups = [{"targets": [r.metrics], "labels": {"pool": r.pool, "pod": r.name}} for r in reps]
-        tmp = self.targets_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(groups))
-        os.replace(tmp, self.targets_file)
+        atomic_write(self.targets_file, json.dumps(groups))
 
 
 def _serving_config(cfg: PoolConfig) -> tuple[object, ...]:
