@@ -1,4 +1,10 @@
-"""Entry point: joins the command modules; user errors end as one line and exit code 2."""
+"""Entry point: joins the command modules; every user error ends as one line on stderr.
+
+Usage errors are caught as the exception types of the CLI framework actually installed:
+typer >= 0.2x ships its own click (``typer._click``), older typer uses the separate
+``click``; either way `typer.BadParameter` descends from the framework's
+``ClickException``, so that class is found through it rather than imported.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import sys
 
 import typer
 
-from kisim.core.errors import KisimError
+from kisim.core.errors import Interrupted, KisimError
 
 app = typer.Typer(
     name="kisim",
@@ -15,6 +21,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+USAGE_EXIT = 2
+
+
+def _framework_base(name: str) -> type[BaseException]:
+    """The installed framework's exception class `name`, found in typer.BadParameter's bases."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == name:
+            return cls
+    raise RuntimeError(f"typer.BadParameter has no base {name}")  # a typer we do not know
+
+
+CLICK_EXCEPTION = _framework_base("ClickException")
+USAGE_ERROR = _framework_base("UsageError")
 
 
 def _register() -> None:
@@ -29,28 +49,41 @@ def _register() -> None:
     app.add_typer(bench.app, name="bench")
 
 
-def main() -> None:
+def usage_line(e: BaseException) -> str:
+    """One line for a framework error: the command path, the message, where help is."""
+    msg = " ".join(str(getattr(e, "format_message", lambda: e)()).split())
+    ctx = getattr(e, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "kisim"
+    if not msg or "Missing command" in msg or type(e).__name__ == "NoArgsIsHelpError":
+        return f"error: {path}: missing command (see {path} --help)"
+    if isinstance(e, USAGE_ERROR):
+        return f"error: {path}: {msg} (see {path} --help)"
+    return f"error: {path}: {msg}"
+
+
+def _fail(line: str, code: int) -> None:
+    print(line, file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`kisim`: exit 0 on success, 2 on any user or usage error, 130 when interrupted."""
     _register()
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=argv, prog_name="kisim", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
+    except Interrupted as e:
+        _fail(str(e), e.exit_code)
     except KisimError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        _fail(f"error: {e}", USAGE_EXIT)
     except KeyboardInterrupt:
-        print("interrupted: finished runs are on disk; rerun with the same --out to resume",
-              file=sys.stderr)  # fmt: skip
-        sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
+        _fail("interrupted", 130)
+    except typer.Exit as e:
+        if e.exit_code == 130 and isinstance(e.__cause__, KeyboardInterrupt):
+            _fail("interrupted", 130)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except CLICK_EXCEPTION as e:
+        _fail(usage_line(e), USAGE_EXIT)

@@ -80,7 +80,9 @@ def calibrate(
     from calibration.calibrate import calibrate as fit
     from calibration.report import clean, fit_table, write_calibration
     from kisim.core.config import load_calibration
+    from kisim.core.outputs import check_out_file
 
+    check_out_file(out)  # before the fit, not after it
     names = _pairs(device, "--device")
     pri = load_calibration(prior) if prior is not None else None
     loaded = [load_bundle(b) for b in bundles]
@@ -158,7 +160,10 @@ def validate(
     from calibration.validate import validate as run
     from calibration.validation_report import validation_md, write_validation
     from kisim.core.config import load_calibration
+    from kisim.core.outputs import check_out_dir
 
+    if out is not None:
+        check_out_dir(out)
     cal = load_calibration(config)
     loaded = [load_bundle(b) for b in bundles]
     _warn([w for b in loaded for w in b.warnings])

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from kisim.cli.options import AllowLarge, MaxRequests, limits
 from kisim.core.config import resolved_json
 from kisim.core.prepare import prepare, run_meta
 
@@ -28,26 +29,32 @@ def simulate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
     ] = False,
+    max_requests: MaxRequests = None,
+    allow_large: AllowLarge = False,
 ) -> None:
     """Run one episode in the twin and print its summary."""
     from tqdm import tqdm
 
+    from kisim.core.guards import guarded
+    from kisim.core.outputs import check_out_dir
+    from kisim.core.rundir import strict_json, write_run
     from kisim.env.episode import run_windows, twin_backend
 
     sc = prepare(scenario, pattern, policy, duration, seed)
+    if out is not None:
+        check_out_dir(out)
     s = sc.seed
     n_windows = math.ceil(sc.duration_s / sc.window_s)
-    with tqdm(total=n_windows, desc=f"simulate {sc.traffic.pattern.name}", unit="win",
+    with guarded(sc, limits(max_requests, allow_large)), \
+         tqdm(total=n_windows, desc=f"simulate {sc.traffic.pattern.name}", unit="win",
               disable=as_json or None, file=sys.stderr) as bar:  # fmt: skip
         ep = run_windows(twin_backend(), sc, s, on_window=lambda w: bar.update(1))
     summary = {**run_meta(sc, sc.controller.name, s), **ep.summary}
     if out is not None:
-        from kisim.core.rundir import write_run
-
         write_run(out, {**json.loads(resolved_json(sc)), **run_meta(sc, sc.controller.name, s)},
                   ep.windows, summary, ep.latency_hist)  # fmt: skip
     if as_json:
-        print(json.dumps(summary, sort_keys=True, allow_nan=True))
+        print(strict_json(summary, sort_keys=True))
         return
     for k, v in summary.items():
         print(f"{k:>20}  {v:.4g}" if isinstance(v, float) else f"{k:>20}  {v}")

@@ -297,10 +297,16 @@ def load_model(model: type[M], path: Path | str) -> M:
 def read_yaml(path: Path | str) -> dict[str, Any]:
     """Read a YAML mapping, or raise ConfigError naming the file."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory (expected a YAML file)")
     if not p.is_file():
         raise ConfigError(f"{p}: no such file")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError(f"{p}: not a text (UTF-8) YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 API_VERSION = "kisim/v1"
-Pos = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
+Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # inf is no duration or rate
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class StrictModel(BaseModel):
@@ -85,6 +85,7 @@ class DeviceCalibration(StrictModel):
     )
     core_scaling_per_doubling: float = Field(
         0.0,
+        allow_inf_nan=False,
         description="Batch-size dependence of the core-scaling exponent: a batch of b items "
         "uses e(b) = max(core_scaling + this x log2(b), 0) (a fixed serial part per execution "
         "makes small batches gain less from more cores). 0 = one exponent for every size.",

@@ -21,3 +21,15 @@ class TraceError(KisimError):
 
 class BackendError(KisimError):
     """A backend could not do what was asked (unreachable server, bad state)."""
+
+
+class Interrupted(KisimError):
+    """Ctrl-C or SIGTERM stopped a command; the message says where the finished work is.
+
+    Exit code 130 (as a shell reports SIGINT), not the 2 of an input error."""
+
+    exit_code = 130
+
+
+class ResourceError(KisimError):
+    """A run would exceed, or did exceed, the memory or request budget (kisim.core.guards)."""

@@ -49,10 +49,27 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (/proc), else set back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same directory and os.replace."""
+    """Write `text` to `path` via a temp file in the same directory and os.replace.
+
+    The file gets the mode an ordinary ``open`` would give (0666 less the umask), not
+    mkstemp's 0600, so results written atomically look like every other file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
@@ -63,8 +80,13 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def strict_json(data: Any, **kw: Any) -> str:
+    """JSON any parser accepts: NaN and infinities as null (`json.dumps` writes bare NaN)."""
+    return json.dumps(_jsonable(data), allow_nan=False, **kw)
+
+
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+    atomic_write(path, strict_json(data, indent=2) + "\n")
 
 
 def _cell(v: Any) -> str:

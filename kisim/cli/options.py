@@ -1,0 +1,28 @@
+"""Options several commands share, declared once: the resource limits (kisim.core.guards)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+from kisim.core.errors import KisimError
+from kisim.core.guards import Limits
+
+H_MAX_REQUESTS = "Refuse a run estimated to simulate more requests (default 2e9 per run)."
+H_ALLOW_LARGE = ("Run even if the estimate exceeds the budgets (half the machine's memory, "
+                 "--max-requests); the memory watchdog still stops at 90 % of it.")  # fmt: skip
+H_TRUST = ("Load pickled parts of a model (vecnormalize.pkl, pickled objects in the .zip): "
+           "a pickle runs code, so only for models you made or trust "
+           "(docs/evaluation.md).")  # fmt: skip
+
+MaxRequests = Annotated[float | None, typer.Option(min=1.0, help=H_MAX_REQUESTS)]
+AllowLarge = Annotated[bool, typer.Option("--allow-large", help=H_ALLOW_LARGE)]
+TrustModel = Annotated[bool, typer.Option("--trust-model", help=H_TRUST)]
+
+
+def limits(max_requests: float | None, allow_large: bool) -> Limits:
+    if max_requests is not None and not math.isfinite(max_requests):
+        raise KisimError(f"--max-requests {max_requests}: expected a finite number")
+    return Limits(max_requests=max_requests, allow_large=allow_large)
