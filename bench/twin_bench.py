@@ -10,31 +10,29 @@ static controller. After one untimed warm-up run (numba JIT / cache load), the t
 same scenario and seeds in this process, so both see the same machine load. The
 figure of each is the median over runs of requests served / wall seconds.
 
-Everything runs in one thread: numba and the BLAS libraries are limited to one
-thread before they are imported, the kernel is not `parallel`, and the CPU time of
-every run is recorded next to its wall time (CPU / wall <= 1 means one core).
+Everything runs in one thread: when the benchmark starts (`bench_twin`, not on import),
+numba and the BLAS libraries are limited to one thread before the twin loads them, the
+kernel is not `parallel`, and the CPU time of every run is recorded next to its wall time
+(CPU / wall <= 1 means one core).
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-for _v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_v] = "1"  # before numba / numpy start their pools (no effect if already loaded)
-
-import gc  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from kisim.core.config import Scenario, load_scenario, override  # noqa: E402
-from kisim.core.paths import default_scenario
+from kisim.core.config import Scenario, load_scenario, override
+from kisim.core.paths import configs_dir, default_scenario
 
 DEFAULT_SCENARIO = default_scenario()
+THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 USERS = 100
 DURATION_S = 300.0
 TARGET_REQUESTS_PER_S = 500_000
@@ -78,7 +76,7 @@ def describe(sc: Scenario) -> dict[str, Any]:
     lo, hi = sc.traffic.wait_time_s
     return {
         "name": sc.name,
-        "base": str(DEFAULT_SCENARIO.relative_to(DEFAULT_SCENARIO.parents[2])),
+        "base": str(DEFAULT_SCENARIO.relative_to(configs_dir().parent)),
         "duration_s": sc.duration_s,
         "window_s": sc.window_s,
         "traffic": (
@@ -132,6 +130,24 @@ def _stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _one_thread() -> None:
+    """Limit numba and the BLAS pools to one thread, for the timed runs only.
+
+    Done when the benchmark starts rather than on import, so that importing this module
+    (test collection does) changes nothing in the importing process. The variables take
+    effect for libraries not loaded yet (numba, whose pool the twin starts); numba's
+    pool is also set directly in case it already runs.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:  # pragma: no cover - numba is a dependency of the twin
+        pass
+
+
 def _threads() -> dict[str, Any]:
     info: dict[str, Any] = {v: os.environ.get(v) for v in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
     try:
@@ -156,12 +172,7 @@ def bench_twin(repeats: int = 5, json_out: bool = False, *,
     n_ref = repeats if reference_repeats is None else reference_repeats
     if n_ref < 1:
         raise ValueError("reference_repeats must be >= 1")
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except Exception:  # pragma: no cover
-        pass
+    _one_thread()
     sc = bench_scenario()
     log = sys.stderr if json_out else sys.stdout
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,6 +103,50 @@ def calibrate(
     return CalibrationResult(cal, devices, bundles, warnings, prior_path)
 
 
+@dataclass
+class _Device:
+    """One device's inputs, and the lists every step of its fit appends to in order.
+
+    The steps run in a fixed order because they share `rng` (each bootstrap draws from it)
+    and because `from_prior`, `notes` and `warnings` are reported in the order written:
+    reordering them changes the fitted numbers or the provenance.
+    """
+
+    key: str
+    kind: str
+    group: list[tuple[Bundle, str]]
+    prior: DeviceCalibration
+    rng: np.random.Generator
+    n_boot: int
+    warnings: list[str]
+    from_prior: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Isolated(NamedTuple):
+    """The isolated measurements (`service_times.csv`) of the device, one entry per row."""
+
+    sizes: np.ndarray
+    ms: np.ndarray
+    cores: np.ndarray
+    bundle: np.ndarray
+
+
+class _ReplayBasis(NamedTuple):
+    """What the joint replays of the pools (`fit_concurrency`) start from."""
+
+    ref_cores: float
+    others: dict[str, DeviceCalibration]  # the other devices the bundles served on (prior)
+    offset: tuple[float, float] | None  # (log k, its SE) from replicas without concurrency
+    rel_se: Callable[[np.ndarray], np.ndarray] | None  # the curve's relative SE per size
+
+    def fit(self, d: _Device, device: DeviceCalibration, attr: str) -> ConcurrencyFit | None:
+        return fit_concurrency(
+            d.key, d.kind, d.group, device, self.ref_cores, self.others, self.offset,
+            self.rel_se, attr=attr,
+        )  # fmt: skip
+
+
 def _fit_device(
     key: str,
     kind: str,
@@ -111,140 +157,24 @@ def _fit_device(
     n_boot: int,
     warnings: list[str],
 ) -> DeviceFit:
-    from_prior: list[str] = []
-    notes: list[str] = []
-    hw = {(b.manifest.hardware.cpu_model, b.manifest.hardware.gpu_model) for b, _ in group}
-    if len(hw) > 1:
-        warnings.append(
-            f"device {key!r}: bundles from different hardware {sorted(map(str, hw))} "
-            "are fitted together"
-        )
+    """Fit one device in named steps: curve, in-load factor, overhead, start-up, resources,
+    core scaling, then the joint replays (batch merge cost, concurrency)."""
     prior = prior or DeviceCalibration(kind=kind, service=ServiceCurve(base_ms=1.0))  # type: ignore[arg-type]
-    b, ms, cores, src = isolated_rows(group, kind, warnings)
-    chunks_all = F.chunk_counters(group)
-    if len(b):
-        ref = float(Counter(cores.tolist()).most_common(1)[0][0])
-        if np.any(cores != ref):
-            warnings.append(
-                f"device {key!r}: isolated measurements at other core counts than "
-                f"{ref:g} are used for core_scaling only, not for the curve"
-            )
-        at_ref = cores == ref
-        curve = F.fit_isolated(b[at_ref], ms[at_ref], rng, n_boot, src[at_ref].astype(str))
-    elif len(chunks_all):
-        ref = float(Counter(chunks_all.cores.tolist()).most_common(1)[0][0])
-        solo = (chunks_all.instances == 1) & (chunks_all.cores == ref)
-        src = chunks_all.select(solo) if np.count_nonzero(solo) >= 5 else chunks_all
-        curve = F.fit_curve_from_counters(src, prior.service.per_item_ms, rng, n_boot)
-        from_prior.append("service.noise")
-    else:
-        raise TraceError(
-            f"device {key!r}: neither service_times.csv rows nor Triton counter "
-            f"chunks with >= {F.MIN_EXEC_PER_CHUNK} batches: nothing to fit the "
-            "service time on"
-        )
+    d = _Device(key, kind, group, prior, rng, n_boot, warnings)
+    _warn_mixed_hardware(d)
+    iso = _Isolated(*isolated_rows(group, kind, warnings))
+    chunks = F.chunk_counters(group)
+    curve, ref = _fit_curve(d, iso, chunks)
     cv = curve.cv.value if math.isfinite(curve.cv.value) else prior.service.noise.cv
-    alone = (chunks_all.instances == 1) & (
-        (chunks_all.cores == ref) if kind == "cpu" else np.ones(len(chunks_all), bool)
-    )
-    if curve.source == "isolated":
-        in_load = F.fit_in_load(chunks_all.select(alone), curve, cv, rng, max(n_boot // 2, 50))
-    else:
-        in_load = F.InLoad(
-            F.fixed(1.0, "curve fitted on the counters"), 1.0, np.empty(0), np.empty(0), 0
-        )
+    in_load = _fit_in_load(d, curve, chunks, ref, cv)
     k = in_load.k_applied
-
-    parts = [F.pool_intervals(bun, pool) for bun, pool in group]
-    has_req = all(
-        "nv_inference_request_duration_us" in bun.counters[pool].inc for bun, pool in group
-    )
-    ovh = F.fit_overhead(parts, has_req, cv, prior.overhead_noise.cv, rng, n_boot)
-    if ovh.total.value < 0:
-        warnings.append(
-            f"device {key!r}: client latency is shorter than Triton's queue + compute "
-            f"({ovh.total.value:.2f} ms): clocks or units disagree; overhead set to 0"
-        )
-    iso_cv = F.fit_isolated_overhead_cv(
-        [o for bun in {id(bb): bb for bb, _ in group}.values()
-         if (o := isolated_overheads(bun, kind)) is not None],
-        rng, n_boot,
-    )  # fmt: skip
-    if iso_cv is not None:  # a lone request's overhead: cleaner than latencies under load
-        ovh.noise_cv = iso_cv
-    if ovh.noise_cv is None:
-        from_prior.append("overhead_noise")
-
-    backends = Counter(bun.manifest.backend for bun, _ in group)
-    backend = backends.most_common(1)[0][0]
-    ps = prior.startup
-    delay, period = (
-        LOCAL_PROBE if backend == "local" else (ps.readiness_initial_delay_s, ps.readiness_period_s)
-    )
-    sched = 0.0 if backend == "local" else ps.schedule_s
-    st = F.fit_startup(F.replica_phases(group), sched, delay, period, rng, n_boot)
-    if backend != "local":
-        from_prior.append("startup.schedule_s")
-    for fname, est in (
-        ("container_start_s", st.container_start_s),
-        ("model_load_s", st.model_load_s),
-        ("model_load_cv", st.model_load_cv),
-    ):
-        if est is None:
-            from_prior.append(f"startup.{fname}")
-    from_prior.append("startup.termination_grace_s")
-    startup = StartupCalibration(
-        schedule_s=sched,
-        container_start_s=st.container_start_s.value
-        if st.container_start_s
-        else ps.container_start_s,
-        model_load_s=st.model_load_s.value if st.model_load_s else ps.model_load_s,
-        model_load_cv=max(st.model_load_cv.value, 0.0) if st.model_load_cv else ps.model_load_cv,
-        readiness_initial_delay_s=delay,
-        readiness_period_s=period,
-        termination_grace_s=ps.termination_grace_s,
-    )
-    cpu_req = F.fit_cpu_per_request(group, kind, lambda bb: curve.slope(bb) * k, rng, n_boot)
-    if cpu_req is None:
-        from_prior.append("cpu_per_request_ms")
-    mem = F.fit_memory_base(group)
-    if mem is None:
-        from_prior.append("memory_base_gib")
-    from_prior.append("memory_per_item_gib")
-
-    if curve.source == "isolated" and curve.form == "table":
-        table = {int(s): float(m * k) for s, m in zip(curve.sizes, curve.means, strict=True)}
-    else:
-        table = None
-    base = max(curve.base.value * k, 1e-6) if curve.form == "affine" else float(curve.means[0] * k)
-    per_item = max(curve.per_item.value * k, 0.0)
-    if len(curve.sizes) == 1 and curve.source == "isolated":
-        per_item = prior.service.per_item_ms
-        from_prior.append("service.per_item_ms")
-    noise = (
-        prior.service.noise
-        if curve.source == "counters"
-        else (
-            Dist(kind=curve.family, cv=curve.cv.value)
-            if curve.family == "lognormal"
-            else Dist(kind=curve.family)
-        )
-    )  # type: ignore[arg-type]
-    man = group[0][0].manifest
-    desc = "; ".join(
-        sorted(
-            {
-                f"{bun.manifest.hardware.description or 'unknown hardware'}"
-                f" ({bun.manifest.hardware.gpu_model or bun.manifest.hardware.cpu_model or '?'})"
-                for bun, _ in group
-            }
-        )
-    )
+    ovh = _fit_overhead(d, cv)
+    st, startup = _fit_startup(d)
+    cpu_req, mem = _fit_resources(d, curve, k)
     device = DeviceCalibration(
         kind=kind,  # type: ignore[arg-type]
-        description=f"{desc}; {man.model.name} {man.model.format}, Triton {man.triton.version} "
-        f"({man.triton.backend}); fitted by kisim calibrate",
-        service=ServiceCurve(base_ms=base, per_item_ms=per_item, table_ms=table, noise=noise),
+        description=_description(group),
+        service=_service(d, curve, k),
         reference_cores=ref,
         core_scaling=0.0 if kind == "gpu" else prior.core_scaling,
         sharing_penalty=prior.sharing_penalty,
@@ -260,26 +190,227 @@ def _fit_device(
         memory_per_item_gib=prior.memory_per_item_gib,
         startup=startup,
     )
-    scaling = (
-        F.fit_core_scaling(b, ms, cores, ref, rng, n_boot) if kind == "cpu" and len(b) else None
+    device, scaling, by_size = _fit_core_scaling(d, device, iso, ref)
+    replay = _ReplayBasis(ref, others, *_replay_priors(curve, in_load, k))
+    device, merge = _fit_batch_merge(d, device, curve, replay)
+    attr = concurrency_attr(kind, scaling is not None)
+    device, conc = _fit_sharing(d, device, curve, in_load, replay, attr)
+    d.notes += curve.notes + in_load.notes + ovh.notes + st.notes
+    return DeviceFit(
+        key=key,
+        kind=kind,
+        pools=[(bun.name, pool) for bun, pool in group],
+        reference_cores=ref,
+        curve=curve,
+        in_load=in_load,
+        concurrency=conc,
+        chunks=chunks,
+        overhead=ovh,
+        startup=st,
+        cpu_per_request=cpu_req,
+        memory_base=mem,
+        device=device,
+        from_prior=d.from_prior,
+        notes=d.notes,
+        core_scaling=scaling,
+        core_scaling_by_size=by_size,
+        batch_merge=merge,
     )
-    if scaling is not None:
-        device = device.model_copy(update={"core_scaling": max(scaling.value, 0.0)})
-    by_size = (
-        F.fit_core_scaling_by_size(b, ms, cores, ref, rng, n_boot) if scaling is not None else None
+
+
+def _warn_mixed_hardware(d: _Device) -> None:
+    """Bundles from different machines are fitted as one device, but the user should know."""
+    hw = {(b.manifest.hardware.cpu_model, b.manifest.hardware.gpu_model) for b, _ in d.group}
+    if len(hw) > 1:
+        d.warnings.append(
+            f"device {d.key!r}: bundles from different hardware {sorted(map(str, hw))} "
+            "are fitted together"
+        )
+
+
+def _fit_curve(d: _Device, iso: _Isolated, chunks: F.Chunks) -> tuple[F.CurveFit, float]:
+    """The service curve and the core count it holds at: from the isolated measurements at
+    the most common core count, else from the counters of lone instances."""
+    if len(iso.sizes):
+        ref = float(Counter(iso.cores.tolist()).most_common(1)[0][0])
+        if np.any(iso.cores != ref):
+            d.warnings.append(
+                f"device {d.key!r}: isolated measurements at other core counts than "
+                f"{ref:g} are used for core_scaling only, not for the curve"
+            )
+        at_ref = iso.cores == ref
+        src = iso.bundle[at_ref].astype(str)
+        return F.fit_isolated(iso.sizes[at_ref], iso.ms[at_ref], d.rng, d.n_boot, src), ref
+    if len(chunks):
+        ref = float(Counter(chunks.cores.tolist()).most_common(1)[0][0])
+        solo = (chunks.instances == 1) & (chunks.cores == ref)
+        used = chunks.select(solo) if np.count_nonzero(solo) >= 5 else chunks
+        curve = F.fit_curve_from_counters(used, d.prior.service.per_item_ms, d.rng, d.n_boot)
+        d.from_prior.append("service.noise")
+        return curve, ref
+    raise TraceError(
+        f"device {d.key!r}: neither service_times.csv rows nor Triton counter "
+        f"chunks with >= {F.MIN_EXEC_PER_CHUNK} batches: nothing to fit the "
+        "service time on"
     )
-    if by_size is not None and (by_size[1].lo > 0 or by_size[1].hi < 0):
-        # the exponent depends on the batch size (a fixed serial part per execution)
-        device = device.model_copy(
-            update={
-                "core_scaling": max(by_size[0].value, 0.0),
-                "core_scaling_per_doubling": by_size[1].value,
+
+
+def _fit_in_load(
+    d: _Device, curve: F.CurveFit, chunks: F.Chunks, ref: float, cv: float
+) -> F.InLoad:
+    """How the counters' compute time under load differs from the isolated curve (k), on
+    lone instances (at the reference cores on CPUs); k = 1 when the curve is the counters'."""
+    if curve.source != "isolated":
+        return F.InLoad(
+            F.fixed(1.0, "curve fitted on the counters"), 1.0, np.empty(0), np.empty(0), 0
+        )
+    alone = (chunks.instances == 1) & (
+        (chunks.cores == ref) if d.kind == "cpu" else np.ones(len(chunks), bool)
+    )
+    return F.fit_in_load(chunks.select(alone), curve, cv, d.rng, max(d.n_boot // 2, 50))
+
+
+def _fit_overhead(d: _Device, cv: float) -> F.Overhead:
+    """Time outside Triton's queue and compute; its noise from isolated requests when the
+    bundles have them (cleaner than latencies under load)."""
+    parts = [F.pool_intervals(bun, pool) for bun, pool in d.group]
+    has_req = all(
+        "nv_inference_request_duration_us" in bun.counters[pool].inc for bun, pool in d.group
+    )
+    ovh = F.fit_overhead(parts, has_req, cv, d.prior.overhead_noise.cv, d.rng, d.n_boot)
+    if ovh.total.value < 0:
+        d.warnings.append(
+            f"device {d.key!r}: client latency is shorter than Triton's queue + compute "
+            f"({ovh.total.value:.2f} ms): clocks or units disagree; overhead set to 0"
+        )
+    bundles = {id(bb): bb for bb, _ in d.group}.values()
+    iso_cv = F.fit_isolated_overhead_cv(
+        [o for bun in bundles if (o := isolated_overheads(bun, d.kind)) is not None],
+        d.rng, d.n_boot,
+    )  # fmt: skip
+    if iso_cv is not None:
+        ovh.noise_cv = iso_cv
+    if ovh.noise_cv is None:
+        d.from_prior.append("overhead_noise")
+    return ovh
+
+
+def _fit_startup(d: _Device) -> tuple[F.Startup, StartupCalibration]:
+    """Pod start-up phases from the events; the local bridge has no scheduler and probes
+    readiness on a fixed period, a cluster keeps the prior's probe and scheduling."""
+    ps = d.prior.startup
+    backend = Counter(bun.manifest.backend for bun, _ in d.group).most_common(1)[0][0]
+    local = backend == "local"
+    delay, period = LOCAL_PROBE if local else (ps.readiness_initial_delay_s, ps.readiness_period_s)
+    sched = 0.0 if local else ps.schedule_s
+    st = F.fit_startup(F.replica_phases(d.group), sched, delay, period, d.rng, d.n_boot)
+    if not local:
+        d.from_prior.append("startup.schedule_s")
+    for fname, est in (
+        ("container_start_s", st.container_start_s),
+        ("model_load_s", st.model_load_s),
+        ("model_load_cv", st.model_load_cv),
+    ):
+        if est is None:
+            d.from_prior.append(f"startup.{fname}")
+    d.from_prior.append("startup.termination_grace_s")
+    startup = StartupCalibration(
+        schedule_s=sched,
+        container_start_s=st.container_start_s.value
+        if st.container_start_s
+        else ps.container_start_s,
+        model_load_s=st.model_load_s.value if st.model_load_s else ps.model_load_s,
+        model_load_cv=max(st.model_load_cv.value, 0.0) if st.model_load_cv else ps.model_load_cv,
+        readiness_initial_delay_s=delay,
+        readiness_period_s=period,
+        termination_grace_s=ps.termination_grace_s,
+    )
+    return st, startup
+
+
+def _fit_resources(
+    d: _Device, curve: F.CurveFit, k: float
+) -> tuple[F.Estimate | None, F.Estimate | None]:
+    """(CPU ms per request, base memory GiB); None where the bundles cannot tell."""
+    cpu_req = F.fit_cpu_per_request(
+        d.group, d.kind, lambda bb: curve.slope(bb) * k, d.rng, d.n_boot
+    )
+    if cpu_req is None:
+        d.from_prior.append("cpu_per_request_ms")
+    mem = F.fit_memory_base(d.group)
+    if mem is None:
+        d.from_prior.append("memory_base_gib")
+    d.from_prior.append("memory_per_item_gib")
+    return cpu_req, mem
+
+
+def _service(d: _Device, curve: F.CurveFit, k: float) -> ServiceCurve:
+    """The curve as the twin executes it: scaled by k, a table where the affine form does
+    not fit, the prior's slope when only one batch size was measured."""
+    if curve.source == "isolated" and curve.form == "table":
+        table = {int(s): float(m * k) for s, m in zip(curve.sizes, curve.means, strict=True)}
+    else:
+        table = None
+    base = max(curve.base.value * k, 1e-6) if curve.form == "affine" else float(curve.means[0] * k)
+    per_item = max(curve.per_item.value * k, 0.0)
+    if len(curve.sizes) == 1 and curve.source == "isolated":
+        per_item = d.prior.service.per_item_ms
+        d.from_prior.append("service.per_item_ms")
+    if curve.source == "counters":
+        noise = d.prior.service.noise
+    elif curve.family == "lognormal":
+        noise = Dist(kind=curve.family, cv=curve.cv.value)
+    else:
+        noise = Dist(kind=curve.family)  # type: ignore[arg-type]
+    return ServiceCurve(base_ms=base, per_item_ms=per_item, table_ms=table, noise=noise)
+
+
+def _description(group: list[tuple[Bundle, str]]) -> str:
+    """The hardware, model and server the device was fitted on, for the YAML."""
+    hosts = "; ".join(
+        sorted(
+            {
+                f"{bun.manifest.hardware.description or 'unknown hardware'}"
+                f" ({bun.manifest.hardware.gpu_model or bun.manifest.hardware.cpu_model or '?'})"
+                for bun, _ in group
             }
         )
-    else:
-        by_size = None
-    attr = concurrency_attr(kind, scaling is not None)
-    offset = None  # the curve's level under load: from replicas without concurrency, if any
+    )
+    man = group[0][0].manifest
+    return (
+        f"{hosts}; {man.model.name} {man.model.format}, Triton {man.triton.version} "
+        f"({man.triton.backend}); fitted by kisim calibrate"
+    )
+
+
+def _fit_core_scaling(
+    d: _Device, device: DeviceCalibration, iso: _Isolated, ref: float
+) -> tuple[DeviceCalibration, F.Estimate | None, tuple[F.Estimate, F.Estimate] | None]:
+    """CPU core scaling from isolated times at two core counts; per batch size when the
+    exponent depends on it (a fixed serial part per execution). Returns the updated device,
+    the single exponent and the (b = 1, per doubling) pair, None where not identified."""
+    scaling = None
+    if d.kind == "cpu" and len(iso.sizes):
+        scaling = F.fit_core_scaling(iso.sizes, iso.ms, iso.cores, ref, d.rng, d.n_boot)
+    if scaling is None:
+        return device, None, None
+    device = device.model_copy(update={"core_scaling": max(scaling.value, 0.0)})
+    by_size = F.fit_core_scaling_by_size(iso.sizes, iso.ms, iso.cores, ref, d.rng, d.n_boot)
+    if by_size is None or not (by_size[1].lo > 0 or by_size[1].hi < 0):
+        return device, scaling, None
+    update = {
+        "core_scaling": max(by_size[0].value, 0.0),
+        "core_scaling_per_doubling": by_size[1].value,
+    }
+    return device.model_copy(update=update), scaling, by_size
+
+
+def _replay_priors(
+    curve: F.CurveFit, in_load: F.InLoad, k: float
+) -> tuple[tuple[float, float] | None, Callable[[np.ndarray], np.ndarray] | None]:
+    """What the replays may lean on: the curve's level under load from replicas without
+    concurrency (log k ratio, SE), and the isolated curve's relative SE per batch size."""
+    offset = None
     if len(in_load.weight) and math.isfinite(in_load.k.lo) and in_load.k.lo > 0:
         lk = in_load.k
         offset = (math.log(lk.value / k), (math.log(lk.hi) - math.log(lk.lo)) / 3.92)
@@ -288,58 +419,57 @@ def _fit_device(
         se = (curve.mean_hi - curve.mean_lo) / 3.92 / curve.means
         sizes = curve.sizes.astype(float)
         rel_se = lambda b: np.interp(b, sizes, se)  # noqa: E731
-    merge = None  # requests merged by the batcher: replays of the batched pools
-    if curve.source == "isolated":
-        mfit = fit_concurrency(
-            key, kind, group, device, ref, others, offset, rel_se, attr="batch_merge_ms"
-        )
-        merge = mfit.theta if mfit is not None else None
+    return offset, rel_se
+
+
+def _fit_batch_merge(
+    d: _Device, device: DeviceCalibration, curve: F.CurveFit, replay: _ReplayBasis
+) -> tuple[DeviceCalibration, F.Estimate | None]:
+    """The cost per request the batcher merges (never paid in isolation, where a batch is one
+    request), from replays of the batched pools; kept only when significantly positive."""
+    if curve.source != "isolated":
+        return device, None
+    mfit = replay.fit(d, device, "batch_merge_ms")
+    merge = mfit.theta if mfit is not None else None
     if merge is not None and math.isfinite(merge.lo) and merge.lo > 0:
         device = device.model_copy(update={"batch_merge_ms": merge.value})
-        notes.append(
+        d.notes.append(
             f"batched pools run {merge.value:.2f} ms per request merged into a batch "
             f"(95% CI {merge.lo:.2f}..{merge.hi:.2f}) beyond k x the isolated curve"
         )
-    conc = fit_concurrency(key, kind, group, device, ref, others, offset, rel_se, attr=attr)
+    return device, merge
+
+
+def _fit_sharing(
+    d: _Device,
+    device: DeviceCalibration,
+    curve: F.CurveFit,
+    in_load: F.InLoad,
+    replay: _ReplayBasis,
+    attr: str,
+) -> tuple[DeviceCalibration, ConcurrencyFit | None]:
+    """The concurrency parameter `attr` from the joint replays (GPU time-slicing, CPU core
+    scaling or host sharing); when no replica-level k was measured, the replays' joint
+    level also sets k (recorded in `in_load`, which is updated in place)."""
+    conc = replay.fit(d, device, attr)
     if conc is None:
-        from_prior.append(attr)
+        d.from_prior.append(attr)
         what = "one replica per host" if attr == "host_sharing_penalty" else (
-            f"one instance per replica at {ref:g} cores")  # fmt: skip
-        notes.append(
+            f"one instance per replica at {replay.ref_cores:g} cores")  # fmt: skip
+        d.notes.append(
             f"{attr} not identifiable: every pool ran {what}; kept at "
             f"{getattr(device, attr):g} (prior)"
         )
-    else:
-        update: dict[str, object] = {attr: conc.theta.value}
-        if not len(in_load.weight) and curve.source == "isolated":  # k only from the joint fit
-            in_load.k = conc.k
-            if not conc.k.contains(1.0) and abs(conc.k.value - 1) >= F.K_MIN_EFFECT:
-                in_load.k_applied = conc.k.value
-                update["service"] = _scaled(device.service, conc.k.value)
-                in_load.notes.append(f"the curve is scaled by the joint level {conc.k.value:.3f}")
-        device = device.model_copy(update=update)
-        notes += conc.notes
-    notes += curve.notes + in_load.notes + ovh.notes + st.notes
-    return DeviceFit(
-        key,
-        kind,
-        [(bun.name, pool) for bun, pool in group],
-        ref,
-        curve,
-        in_load,
-        conc,
-        chunks_all,
-        ovh,
-        st,
-        cpu_req,
-        mem,
-        device,
-        from_prior,
-        notes,
-        scaling,
-        by_size,
-        merge,
-    )
+        return device, None
+    update: dict[str, object] = {attr: conc.theta.value}
+    if not len(in_load.weight) and curve.source == "isolated":  # k only from the joint fit
+        in_load.k = conc.k
+        if not conc.k.contains(1.0) and abs(conc.k.value - 1) >= F.K_MIN_EFFECT:
+            in_load.k_applied = conc.k.value
+            update["service"] = _scaled(device.service, conc.k.value)
+            in_load.notes.append(f"the curve is scaled by the joint level {conc.k.value:.3f}")
+    d.notes += conc.notes
+    return device.model_copy(update=update), conc
 
 
 def _scaled(svc: ServiceCurve, k: float) -> ServiceCurve:

@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from bridge.paths import ROOT  # a checkout: manifests name files relative to it
 from bridge.record.host import cpu_model, mem_gib, triton_venv_versions
-from bridge.record.schedule import ROOT, SHAPE_TICK_S, RecordSchedule
+from bridge.record.schedule import SHAPE_TICK_S, RecordSchedule
 from kisim.core.config import Scenario
 
 SPAWN_RATE = 100.0  # users/s, as bridge.locust_run sets it

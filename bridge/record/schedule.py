@@ -27,7 +27,6 @@ from kisim.core.config import (
 from kisim.core.errors import ConfigError
 from kisim.core.paths import default_scenario
 
-ROOT = Path(__file__).resolve().parents[2]  # a checkout: manifests name files relative to it
 DEFAULT_SCENARIO = default_scenario()
 SHAPE_TICK_S = 1.0  # Locust's LoadTestShape tick (bridge.locust_run)
 

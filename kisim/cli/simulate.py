@@ -12,11 +12,16 @@ import typer
 
 from kisim.cli.options import AllowLarge, MaxRequests, limits
 from kisim.core.config import resolved_json
+from kisim.core.paths import default_scenario
 from kisim.core.prepare import prepare, run_meta
+
+DEFAULT_SCENARIO = default_scenario()  # the packaged one in a wheel, configs/ in a checkout
 
 
 def simulate(
-    scenario: Annotated[Path, typer.Option(help="Scenario YAML.")],
+    scenario: Annotated[
+        Path, typer.Option(help="Scenario YAML (default: configs/scenarios/default.yaml).")
+    ] = DEFAULT_SCENARIO,
     pattern: Annotated[
         str | None, typer.Option(help="Replace the scenario's load pattern.")
     ] = None,
