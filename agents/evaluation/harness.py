@@ -6,12 +6,19 @@ seeds (common random numbers), runs are ordered seed-major so that an interrupte
 evaluation leaves complete seed blocks, and a run with a `summary.json` on disk is
 never run again. A failing run is recorded (and left incomplete, so a rerun retries
 it) while the others finish. Statistics and the report come from `report.render`.
+
+Worker processes die with the harness (`_worker_init`: a parent-death signal, and
+SIGINT left to the parent), and the harness kills them when it stops early; Ctrl-C,
+SIGTERM (`run.on_sigterm`) and the memory watchdog mark ``eval.json`` ``interrupted``
+or ``stopped`` and say where the finished runs are.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
+import signal
 import sys
 import time
 import traceback
@@ -25,7 +32,8 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.evaluation import report
-from kisim.core.errors import KisimError
+from kisim.core.errors import Interrupted, KisimError, ResourceError
+from kisim.core.outputs import HIDDEN_TEMP, check_out_dir, remove_stale
 from kisim.core.rundir import ERROR, atomic_write, is_complete, run_path, safe_name, write_json
 
 EpisodeFn = Callable[[str, str, int, Path], None]
@@ -86,19 +94,6 @@ def _run_one(episode: EpisodeFn, task: Task) -> str | None:
         return msg
 
 
-def _check_writable(out: Path) -> None:
-    """Fail early, with one line naming the path, if OUT cannot hold the results."""
-    try:
-        if out.exists() and not out.is_dir():
-            raise KisimError(f"{out}: exists and is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".kisim-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise KisimError(f"{out}: not writable ({e.strerror or e})") from None
-
-
 def _validate(policies: Sequence[str], patterns: Sequence[str], seeds: Sequence[int]) -> None:
     for what, xs in (("policies", policies), ("patterns", patterns), ("seeds", seeds)):
         if not xs:
@@ -140,7 +135,7 @@ def evaluate(
     """Run what is missing of policies x patterns x seeds under OUT, then render the report.
 
     `reference` None means the first policy. `fingerprint` (e.g. a hash of the resolved
-    scenario) is stored in OUT/eval.json and must match on resume. `jobs` < 1 means
+    scenario) is stored in OUT/eval.json and must match on resume. `jobs` 0 means
     one process per CPU; jobs = 1 runs in this process (no pickling, easy debugging).
     """
     out = Path(out)
@@ -151,9 +146,12 @@ def evaluate(
         raise KisimError(
             f"reference policy '{ref}' is not among the policies ({', '.join(policies)})"
         )
-    _check_writable(out)
+    if jobs < 0:
+        raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
+    check_out_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
     _check_fingerprint(out, fingerprint)
-    jobs = jobs if jobs >= 1 else (os.cpu_count() or 1)
+    jobs = jobs or (os.cpu_count() or 1)
     if jobs > 1:
         try:
             pickle.dumps(episode)
@@ -192,12 +190,22 @@ def evaluate(
         if res.failed:
             bar.set_postfix(failed=len(res.failed))
 
+    def stopped(status: str, why: str) -> str:
+        write_json(out / report.MANIFEST, {**manifest, "status": status, "reason": why,
+                                           "ran": res.ran, "skipped": res.skipped})  # fmt: skip
+        return (f"finished runs are on disk in {out} ({res.ran + res.skipped} of "
+                f"{len(tasks) + res.skipped}); rerun with the same --out to resume")  # fmt: skip
+
     try:
         if jobs == 1 or len(tasks) <= 1:
             for t in tasks:
                 done(t, _run_one(episode, t))
         else:
             _run_pool(episode, tasks, min(jobs, len(tasks)), done)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {stopped('interrupted', 'Ctrl-C or SIGTERM')}") from None
+    except ResourceError as e:
+        raise ResourceError(f"{e}; {stopped('stopped', str(e))}") from None
     finally:
         bar.close()
 
@@ -209,9 +217,46 @@ def evaluate(
         "ran": res.ran, "skipped": res.skipped, "elapsed_s": round(res.elapsed_s, 3),
     })  # fmt: skip
     if res.ran + res.skipped > 0:
+        remove_stale(out / "figures", HIDDEN_TEMP)  # left by a render that was killed
         res.files = report.render(out, figures=figures)
     res.elapsed_s = time.perf_counter() - t0  # runs + statistics + figures + report
     return res
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent: int) -> None:
+    """Pool worker set-up: die with the parent, leave Ctrl-C to it.
+
+    ``PR_SET_PDEATHSIG`` = SIGKILL (Linux) kills the worker when the process that forked it
+    exits, even by ``kill -9``: without it, orphaned workers finished their queue and then
+    blocked forever on the pool's pipe. SIGINT is ignored: the terminal sends it to the
+    whole process group, and the parent alone decides (it kills the workers, `_stop`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pool's own broken-pipe detection remains
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
+                               initargs=(os.getpid(),))  # fmt: skip
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End a pool now: pending runs cancelled, running workers killed (their runs stay
+    incomplete on disk, so a rerun redoes them)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.join(timeout=5)
 
 
 def _run_pool(
@@ -223,7 +268,7 @@ def _run_pool(
     those in single-run pools isolates the culprit so the innocent ones still complete.
     """
     lost: list[Task] = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with _pool(jobs) as pool:
         futs: dict[Future, Task] = {pool.submit(_run_one, episode, t): t for t in tasks}
         pending = set(futs)
         try:
@@ -234,12 +279,12 @@ def _run_pool(
                         done(futs[f], f.result())
                     except BrokenProcessPool:
                         lost.append(futs[f])
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:
+            _stop(pool)
             raise
     for t in lost:
         try:
-            with ProcessPoolExecutor(max_workers=1) as solo:
+            with _pool(1) as solo:
                 err = solo.submit(_run_one, episode, t).result()
         except BrokenProcessPool:
             err = "worker process died (crash or out of memory)"

@@ -29,10 +29,10 @@ from kisim.core.window import Window
 from kisim.env.episode import Episode, finish
 
 
-def check_policies(specs: list[str]) -> None:
+def check_policies(specs: list[str], trust_model: bool = False) -> None:
     """Unknown policies, bad arguments and missing ``ppo:`` files end the command before any run."""
     for spec in specs:
-        make_policy(spec)
+        make_policy(spec, trust_model)
 
 
 @dataclass
@@ -84,10 +84,12 @@ def run_policy(policy: Policy | str, sc: Scenario, seed: int, backend: Backend |
 @dataclass(frozen=True)
 class TwinEpisode:
     scenario: dict[str, Any]  # resolved scenario JSON
+    trust_model: bool = False  # ppo:PATH may unpickle its files (--trust-model)
 
     def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
         sc = with_pattern(Scenario.model_validate(self.scenario), pattern)
-        write_policy_run(run_dir, run_policy(policy, sc, seed), policy, pattern, seed, "twin")
+        run = run_policy(make_policy(policy, self.trust_model), sc, seed)
+        write_policy_run(run_dir, run, policy, pattern, seed, "twin")
 
 
 def write_policy_run(run_dir: Path, run: PolicyRun, policy: str, pattern: str, seed: int,

@@ -27,8 +27,10 @@ class RealEpisode:
     kube: dict[str, Any] | None = None  # bridge.kube_settings.KubeSettings fields
     prometheus_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in every summary
+    trust_model: bool = False  # ppo:PATH may unpickle its files (--trust-model)
 
     def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
+        from agents.policies import make_policy
         from bridge.factory import make_backend
         from bridge.kube_settings import KubeSettings
         from bridge.trace import write_events, write_trace
@@ -46,7 +48,8 @@ class RealEpisode:
             got.update(write_trace(b, trace))  # type: ignore[arg-type]
 
         try:
-            run = run_policy(policy, sc, seed, backend=backend, on_end=keep_trace)
+            pol = make_policy(policy, self.trust_model)
+            run = run_policy(pol, sc, seed, backend=backend, on_end=keep_trace)
         finally:
             backend.close()
             write_events(backend, trace)

@@ -16,6 +16,8 @@ from typing import Any
 
 from kisim.core.config import Scenario, resolved_json
 from kisim.core.errors import KisimError
+from kisim.core.guards import Limits, check, memory_watchdog
+from kisim.core.outputs import check_out_dir
 from kisim.core.prepare import prepare
 from kisim.env.presets import check_presets
 
@@ -43,26 +45,45 @@ class RealTarget:
         return json.loads(KubeSettings(**d).model_dump_json())
 
 
+def _check_counts(policies: list[str], patterns: list[str], runs: int, jobs: int) -> None:
+    for flag, xs in (("--policies", policies), ("--patterns", patterns)):
+        if not xs:
+            raise KisimError(f"{flag}: empty list (give comma-separated names)")
+    if runs < 1:
+        raise KisimError(f"--runs {runs}: must be >= 1")
+    if jobs < 0:
+        raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
+
+
 def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int, out: Path,
              jobs: int, duration: float | None, reference: str | None,
-             real: RealTarget | None = None) -> object:  # fmt: skip
+             real: RealTarget | None = None, limits: Limits | None = None,
+             trust_model: bool = False) -> object:  # fmt: skip
+    """Check everything (flags, scenario, policies, OUT, the resource budget), then evaluate
+    under the memory watchdog; Ctrl-C / SIGTERM end in `Interrupted` (harness.evaluate)."""
+    import os
+
     from agents.evaluation.harness import evaluate
     from agents.evaluation.policy_run import TwinEpisode, check_policies
     from kisim.core.patterns import PATTERNS
 
+    _check_counts(policies, patterns, runs, jobs)
     sc = prepare(scenario, None, None, duration)
     check_presets(sc)
-    check_policies(policies)
+    check_policies(policies, trust_model)
     for p in patterns:
         if p not in PATTERNS:
             raise KisimError(f"unknown pattern '{p}' (known: {', '.join(PATTERNS)})")
-    if runs < 1:
-        raise KisimError(f"--runs {runs}: must be >= 1")
+    limits = limits or Limits()
+    if real is None:
+        n = len(policies) * len(patterns) * runs
+        check(sc, limits, parallel=min(jobs or os.cpu_count() or 1, n))
+    check_out_dir(out)
     text = resolved_json(sc)
     ref = reference if reference is not None else ("hpa" if "hpa" in policies else policies[0])
     meta: dict[str, Any] = {"scenario": str(scenario), "backend": "twin",
                             "duration_s": sc.duration_s}  # fmt: skip
-    episode: Any = TwinEpisode(json.loads(text))
+    episode: Any = TwinEpisode(json.loads(text), trust_model)
     if real is not None:
         from agents.evaluation.real_episode import RealEpisode, check_real
 
@@ -73,15 +94,17 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
         if jobs != 1:
             print("note: real runs are sequential (--jobs ignored)", file=sys.stderr)
         jobs = 1
-        episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url)
+        episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url,
+                              trust_model=trust_model)  # fmt: skip
         meta["backend"] = real.backend
         if kube is not None:
             meta.update(context=real.context, namespace=kube["namespace"])
         text += real.backend  # a twin evaluation and a real one never share OUT
-    return evaluate(
-        policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
-        fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,
-    )  # fmt: skip
+    with memory_watchdog(limits):
+        return evaluate(
+            policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
+            fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,
+        )  # fmt: skip
 
 
 def _dry_run(sc: Scenario, policies: list[str], patterns: list[str], runs: int,

@@ -37,13 +37,17 @@ def policy_class(name: str) -> type[Policy]:
     return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
 
 
-def make_policy(spec: str) -> Policy:
-    """A fresh policy object from its spec; bad names and arguments raise `KisimError`."""
+def make_policy(spec: str, trust_model: bool = False) -> Policy:
+    """A fresh policy object from its spec; bad names and arguments raise `KisimError`.
+
+    `trust_model` lets a policy loaded from files (``ppo:PATH``) unpickle them."""
     name, sep, arg = spec.partition(":")
     cls = policy_class(name.strip())
     if sep and not arg:
         raise KisimError(f"policy '{spec}': empty argument after ':'")
-    return cls(arg if sep else None)
+    pol = cls(arg if sep else None)
+    pol.trust_model = trust_model
+    return pol
 
 
 __all__ = ["POLICIES", "Policy", "InClusterPolicy", "known_policies", "make_policy", "policy_class"]

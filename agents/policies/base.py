@@ -33,6 +33,7 @@ class Policy:
 
     action: str | None = "replicas"  # env action preset; None = the scenario's env.action
     step_s: float | None = None  # agent step; None = the scenario's env.step_s
+    trust_model: bool = False  # a policy loaded from files may unpickle them (--trust-model)
 
     def __init__(self, arg: str | None = None) -> None:
         if arg is not None and not self.arg_help:

@@ -1,7 +1,9 @@
 """A trained stable-baselines3 PPO model: ``ppo:PATH`` (a ``.zip`` from ``PPO.save``).
 
-Deterministic actions; if ``vecnormalize.pkl`` lies next to the model, its observation
-statistics normalise the observations exactly as in training (`VecNormalize.normalize_obs`).
+Deterministic actions; if normalisation statistics lie next to the model
+(``vecnormalize.npz``, written by `kisim train`), they normalise the observations exactly as
+in training (`VecNormalize.normalize_obs`). Nothing from the model's folder is unpickled
+unless the policy is trusted (``--trust-model``; `agents.policies.model_files` says why).
 The model must have been trained on the scenario's observation and action presets
 (``env.observation`` / ``env.action``); spaces are checked when the episode starts.
 The path is checked when the policy is made, so a missing file ends `kisim eval` before
@@ -10,20 +12,20 @@ any run; torch and stable-baselines3 are imported only when an episode starts.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agents.policies.base import Policy
+from agents.policies.model_files import VECNORMALIZE_PKL, load_ppo, stats_beside
 from kisim.core.errors import KisimError
 from kisim.core.window import Window
 
 if TYPE_CHECKING:
     from kisim.env.environment import KisimEnv
 
-VECNORMALIZE = "vecnormalize.pkl"
+VECNORMALIZE = VECNORMALIZE_PKL
 
 
 def model_path(arg: str | None) -> Path:
@@ -63,20 +65,18 @@ class PPOPolicy(Policy):
 
     def _load(self) -> None:
         try:
+            import stable_baselines3  # noqa: F401
             import torch
-            from stable_baselines3 import PPO
         except ImportError as e:
             raise KisimError(f"ppo:{self.arg}: stable-baselines3 is not installed ({e})") from None
         torch.set_num_threads(1)
+        self.vecnorm = stats_beside(self.path, self.trust_model)
         try:
-            self.model = PPO.load(str(self.path), device="cpu")
+            self.model = load_ppo(self.path, self.trust_model)
+        except KisimError:
+            raise
         except Exception as e:  # noqa: BLE001 - a corrupt or foreign file is the user's input
             raise KisimError(f"ppo:{self.arg}: cannot load ({type(e).__name__}: {e})") from None
-        vn = self.path.parent / VECNORMALIZE
-        if vn.is_file():
-            with vn.open("rb") as f:
-                self.vecnorm = pickle.load(f)
-            self.vecnorm.training = False
 
     def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
         o = self.vecnorm.normalize_obs(obs) if self.vecnorm is not None else obs

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.policies.model_files import NORM_STATS, save_stats
 from agents.training.callbacks import Timing, crossed
 from agents.training.run_state import RunState
 from kisim.core.errors import KisimError
@@ -52,9 +53,12 @@ def save_pickle_atomic(obj: Any, path: Path) -> None:
 
 
 def save_vecnormalize_atomic(vn: Any, path: Path) -> None:
+    """The pickle (`--resume`, trusted models) and, beside it, the plain arrays that
+    ``ppo:PATH`` loads by default (agents.policies.model_files)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     vn.save(str(tmp))
     os.replace(tmp, path)
+    save_stats(vn, path.with_name(NORM_STATS))
 
 
 def write_checkpoint(out: Path, model: Any, vecnorm: Any, state: RunState,
@@ -73,6 +77,7 @@ def write_checkpoint(out: Path, model: Any, vecnorm: Any, state: RunState,
     model.save(str(tmp / "model.zip"))
     if vecnorm is not None:
         vecnorm.save(str(tmp / VECNORMALIZE))
+        save_stats(vecnorm, tmp / NORM_STATS)
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
            "python": random.getstate()}  # fmt: skip
     with (tmp / RNG).open("wb") as f:

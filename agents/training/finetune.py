@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from agents.policies.model_files import NORM_STATS, NormStats, load_ppo, save_stats, stats_beside
 from agents.policies.ppo import VECNORMALIZE
 from kisim.core.backend import Backend
 from kisim.core.config import Scenario, override, resolved_json
@@ -90,20 +90,35 @@ def _save_checkpoint(out: Path, model: Any, vn: Any, state: dict[str, Any]) -> N
     k = state["episodes_done"]
     ck = out / CHECKPOINTS
     ck.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".episode-", dir=ck))
+    tmp = ck / f".episode-{k}.{os.getpid()}.tmp"  # mkdtemp's 0700 would stay on the result
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     model.save(str(tmp / "model.zip"))
     if vn is not None:
         vn.save(str(tmp / VECNORMALIZE))
+        save_stats(vn, tmp / NORM_STATS)
     write_json(tmp / "state.json", state)
     final = ck / f"episode-{k}"
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    fd, t = tempfile.mkstemp(prefix=".model.", suffix=".zip", dir=out)
-    os.close(fd)
-    shutil.copyfile(final / "model.zip", t)
-    os.replace(t, out / "model.zip")
-    if vn is not None:
-        shutil.copyfile(final / VECNORMALIZE, out / VECNORMALIZE)
+    for name in ("model.zip", VECNORMALIZE, NORM_STATS) if vn is not None else ("model.zip",):
+        t = out / f".{name}.{os.getpid()}.tmp"
+        shutil.copyfile(final / name, t)
+        os.replace(t, out / name)
+
+
+def discard_unstarted(out: Path, existed: bool) -> None:
+    """After a failure before the first real episode finished: remove what the attempt
+    wrote (config, KPI header, work folder), and OUT itself if it made it, so a rerun
+    starts cleanly instead of finding a run to --resume that never ran."""
+    if _checkpoints(out):
+        return
+    for name in ("config.json", "episodes.csv"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / ".work", ignore_errors=True)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _fixed(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -143,10 +158,10 @@ class EpisodeLog(gym.Wrapper):
 
 def finetune(sc: Scenario, settings: FinetuneSettings, out: Path,
              make_backend: Callable[[Path], Backend], resume: bool = False,
-             echo: Callable[[str], None] = print) -> FinetuneResult:  # fmt: skip
+             echo: Callable[[str], None] = print,
+             trust_model: bool = False) -> FinetuneResult:  # fmt: skip
     """Continue training `settings.source` on the backend `make_backend(workdir)` builds."""
     import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from agents.training.training_env import TrainingEnv
@@ -188,15 +203,22 @@ def finetune(sc: Scenario, settings: FinetuneSettings, out: Path,
     venv: Any = DummyVecEnv([lambda: log])
     vn = None
     try:
-        if (src.parent / VECNORMALIZE).is_file():
-            vn = VecNormalize.load(str(src.parent / VECNORMALIZE), venv)
+        stats = stats_beside(src, trust_model)
+        if stats is not None:
+            if isinstance(stats, NormStats):
+                vn = stats.into(VecNormalize(venv))
+            else:
+                vn = stats
+                vn.set_venv(venv)
             vn.training = False  # frozen: the policy keeps the scale it was trained with
             venv = vn
         lr = settings.learning_rate
         try:
-            model = PPO.load(str(src), env=venv, device="cpu", custom_objects={
+            model = load_ppo(src, trust_model, env=venv, custom_objects={
                 "learning_rate": lr, "lr_schedule": lambda _: lr, "n_steps": steps,
                 "batch_size": steps, "n_epochs": settings.n_epochs})  # fmt: skip
+        except KisimError:
+            raise
         except Exception as e:  # noqa: BLE001 - a corrupt file or another env's model is input
             raise KisimError(f"--from {src}: cannot continue this model "
                              f"({type(e).__name__}: {e})") from None  # fmt: skip

@@ -10,11 +10,11 @@ from kisim.core.errors import KisimError
 
 def run_finetune(scenario: Path | None, source: Path, target: Any, out: Path, resume: bool,
                  episodes: int, lr: float, bounds: tuple[tuple[str, int], ...],
-                 patterns: list[str], seed: int) -> Any:  # fmt: skip
+                 patterns: list[str], seed: int, trust_model: bool = False) -> Any:  # fmt: skip
     """`kisim train --real`: agents.training.finetune on the backend the flags name."""
     from agents.evaluation.real_episode import check_real
     from agents.evaluation.run import RealTarget, on_sigterm
-    from agents.training.finetune import FinetuneSettings, finetune
+    from agents.training.finetune import FinetuneSettings, discard_unstarted, finetune
     from bridge.factory import make_backend
     from bridge.kube_settings import KubeSettings
     from kisim.core.config import load_scenario
@@ -38,5 +38,10 @@ def run_finetune(scenario: Path | None, source: Path, target: Any, out: Path, re
     def backend(work: Path):  # type: ignore[no-untyped-def]
         return make_backend(target.backend, work, ks, target.prometheus_url)
 
-    res = on_sigterm(finetune, sc, settings, out, backend, resume)
-    return res
+    existed, fresh = out.exists(), not (out / "config.json").exists() and not resume
+    try:
+        return on_sigterm(finetune, sc, settings, out, backend, resume, print, trust_model)
+    except BaseException:
+        if fresh:  # this call began the run: leave no half-started folder
+            discard_unstarted(out, existed)
+        raise

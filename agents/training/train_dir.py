@@ -73,8 +73,12 @@ def resolve_run(out: Path, resume: bool, scenario: Path | None, config: Path | N
     from agents.training.train_config import load_train_config
     from kisim.core.config import load_scenario
     from kisim.env.environment import DEFAULT_SCENARIO
+    from kisim.core.patterns import PATTERNS
     from kisim.env.presets import check_presets
 
+    for p in patterns or []:  # the flag's fault, not the config file's it would land in
+        if p not in PATTERNS:
+            raise ConfigError(f"--patterns {p}: unknown pattern (known: {', '.join(PATTERNS)})")
     if resume:
         sc, cfg, d = read_run_config(out)
         flags = (("--patterns", patterns, cfg.envs.patterns), ("--seed", seed, cfg.seed))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from agents.evaluation.run import RealTarget, on_sigterm, run_eval
+from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
 
@@ -29,7 +30,7 @@ def eval_cmd(
     patterns: Annotated[str, typer.Option(help="Comma-separated load patterns.")] = SEED_PATTERNS,
     runs: Annotated[int, typer.Option(help="Seeds per policy x pattern (common to all).")] = 10,
     out: Annotated[Path, typer.Option(help="Output directory (resumable).")] = Path("results/eval"),
-    jobs: Annotated[int, typer.Option(help="Parallel processes (0 = one per CPU).")] = 1,
+    jobs: Annotated[int, typer.Option(min=0, help="Parallel processes (0 = one per CPU).")] = 1,
     duration: Annotated[float | None, typer.Option(help="Seconds per run.")] = None,
     reference: Annotated[str | None, typer.Option(help=H_REF)] = None,
     real: Annotated[bool, typer.Option("--real", help=H_REAL)] = False,
@@ -39,6 +40,9 @@ def eval_cmd(
     namespace: Annotated[str | None, typer.Option(help="kubernetes: namespace.")] = None,
     prometheus_url: Annotated[str | None, typer.Option(help=H_PROM)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=H_DRY)] = False,
+    max_requests: MaxRequests = None,
+    allow_large: AllowLarge = False,
+    trust_model: TrustModel = False,
 ) -> None:
     """Evaluate policies x patterns x seeds: summary.csv, significance.csv, figures, report.md."""
     target = None
@@ -51,7 +55,8 @@ def eval_cmd(
         raise KisimError("--backend/--kubeconfig/--context/--namespace/--prometheus-url/"
                          "--dry-run need --real")  # fmt: skip
     res = on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,
-                      duration, reference, target)  # fmt: skip
+                     duration, reference, target, limits(max_requests, allow_large),
+                     trust_model)  # fmt: skip
     if res is not None:
         _print_result(res, out)
 

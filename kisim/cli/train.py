@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kisim.cli.options import TrustModel
 from kisim.core.errors import KisimError
 
 
@@ -37,11 +38,12 @@ def _bounds(spec: str | None) -> tuple[tuple[str, int], ...]:
 
 def _finetune(scenario: Path | None, source: Path, target: object, out: Path, resume: bool,
               episodes: int, lr: float, bounds: tuple[tuple[str, int], ...],
-              patterns: list[str], seed: int) -> None:  # fmt: skip
+              patterns: list[str], seed: int, trust_model: bool) -> None:  # fmt: skip
     """`kisim train --real`: fine-tune on the backend the flags name, then say where."""
     from agents.training.finetune_run import run_finetune
 
-    res = run_finetune(scenario, source, target, out, resume, episodes, lr, bounds, patterns, seed)
+    res = run_finetune(scenario, source, target, out, resume, episodes, lr, bounds, patterns, seed,
+                       trust_model)  # fmt: skip
     print(f"fine-tuned {res.episodes_done} real episodes in {res.wall_s / 60:.1f} min; "
           f"model: {out / 'model.zip'}; per episode: {out / 'episodes.csv'}")  # fmt: skip
     print(f"evaluate: kisim eval --real --backend {target.backend} "
@@ -66,6 +68,7 @@ def train_cmd(
     episodes: Annotated[int, typer.Option(min=1, help="With --real: real episodes.")] = 4,
     learning_rate: Annotated[float, typer.Option(min=0.0, help="With --real.")] = 1e-4,
     max_replicas: Annotated[str | None, typer.Option(help=H_MAX)] = None,
+    trust_model: TrustModel = False,
 ) -> None:
     """Train PPO on the twin; writes model.zip, best_model.zip, progress, figure, stopped.json.
     With --real: fine-tune a twin-trained model on real serving (docs/bridge.md)."""
@@ -90,6 +93,7 @@ def train_cmd(
             _bounds(max_replicas),
             _split(patterns or ""),
             seed or 0,
+            trust_model,
         )
         return
     if from_ or kubeconfig or context or namespace or prometheus_url or max_replicas:

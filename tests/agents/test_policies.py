@@ -187,11 +187,14 @@ def test_ppo_policy_loads_a_model_and_acts(short, tmp_path):
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+    from agents.policies.model_files import save_stats
+
     venv = VecNormalize(DummyVecEnv([lambda: KisimEnv(short)]))
     model = PPO("MlpPolicy", venv, n_steps=8, batch_size=8, n_epochs=1, device="cpu", seed=0)
     model.learn(8)
     model.save(tmp_path / "m.zip")
     venv.save(str(tmp_path / "vecnormalize.pkl"))
+    save_stats(venv, tmp_path / "vecnormalize.npz")  # what kisim train writes beside it
     check_policies([f"ppo:{tmp_path / 'm'}"])  # `.zip` may be left out, as with PPO.load
     pol = make_policy(f"ppo:{tmp_path / 'm.zip'}")
     run = run_policy(pol, short, seed=0)
