@@ -19,7 +19,6 @@ import atexit
 import logging
 import math
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -37,6 +36,7 @@ from bridge.promql import Selectors
 from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import PLACEMENTS, POOLS, Scenario
 from kisim.core.errors import BackendError
+from kisim.core.outputs import tmp_dir
 from kisim.core.patterns import Pattern, make_pattern
 from kisim.core.window import PoolReplicas, Utilisation, Window, percentiles_ms
 
@@ -84,7 +84,7 @@ class ClusterBackend:
         self.prometheus_url = prometheus_url
         self.selectors = selectors or Selectors()
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kisim-bridge-"))
+        self.workdir = workdir or tmp_dir("bridge")  # /tmp/kisim-<pid>-*: swept once pid is gone
         self.ready_timeout_s = ready_timeout_s
         self.load_lead_s = load_lead_s
         self.tick_s = tick_s

@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
@@ -36,6 +35,7 @@ from bridge.proc_exporter import PodTarget, ProcExporter
 from bridge.triton_metrics import scrape
 from kisim.core.config import PoolConfig, Scenario
 from kisim.core.errors import BackendError
+from kisim.core.outputs import tmp_dir
 from kisim.core.rundir import atomic_write
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class LocalActuator:
     ) -> None:
         paths.require_setup()
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kisim-local-"))
+        self.workdir = workdir or tmp_dir("local")  # /tmp/kisim-<pid>-*: swept once pid is gone
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.targets_file = self.workdir / "targets.json"
         self._write_targets([])
@@ -254,7 +254,7 @@ class LocalActuator:
         http, metrics = free_port(), free_port()
         # pytriton keeps unix sockets in its workspace: keep the path short (108-byte limit),
         # so not under a deep work directory; the replica removes it when it exits
-        ws = Path(tempfile.mkdtemp(prefix=f"kisim-{name}-"))
+        ws = tmp_dir(name)
         logf = self.workdir / f"{name}.log"
         cmd = [
             str(paths.triton_python()), str(Path(__file__).with_name("triton_server.py")),

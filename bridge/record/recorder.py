@@ -40,6 +40,7 @@ from bridge.record.schedule import (
 )
 from kisim.core.config import Scenario
 from kisim.core.errors import BackendError, ConfigError, KisimError
+from kisim.core.outputs import tmp_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class Recorder:
         self.echo = echo or (lambda msg: print(msg, file=sys.stderr))
         self.steps = steps(self.spec)
         # validate the whole configuration now: a bad file fails before anything starts
-        self._check_dir = Path(tempfile.mkdtemp(prefix="kisim-record-check-"))
+        self._check_dir = tmp_dir("record-check")
         try:
             build_scenario(self.spec, self.base, write_replay(self._check_dir, self.steps))
         finally:
@@ -105,7 +106,7 @@ class Recorder:
         t_wall = time.monotonic()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        work = Path(tempfile.mkdtemp(prefix="kisim-record-"))
+        work = tmp_dir("record")
         try:
             summary = self._record(tmp, work)
             if self.out.exists():
