@@ -34,7 +34,7 @@ from bridge.observer import Observer, PromView
 from bridge.prometheus_server import PrometheusServer
 from bridge.promql import Selectors
 from kisim.core.backend import Action, Applied, PodView
-from kisim.core.config import PLACEMENTS, POOLS, Scenario
+from kisim.core.config import SEED_POOLS, Scenario
 from kisim.core.errors import BackendError
 from kisim.core.outputs import tmp_dir
 from kisim.core.patterns import Pattern, make_pattern
@@ -116,6 +116,7 @@ class ClusterBackend:
         if self._closed:
             raise BackendError("cluster backend: already closed")
         self.load.stop()
+        check_seed_layout(scenario)
         self.scenario = scenario
         self.pattern = make_pattern(
             scenario.traffic.pattern.name, scenario.traffic.pattern.params, seed
@@ -156,7 +157,7 @@ class ClusterBackend:
                 if getattr(setting, knob) is not None:
                     clamped[f"{pool}.{knob}"] = "not supported by the real backend yet"
         if action.placement is not None:
-            if action.placement not in PLACEMENTS:
+            if action.placement not in sc.routing.placements:
                 raise BackendError(f"unknown placement '{action.placement}'")
             self.placement = action.placement
         if action.hpa_target is not None:
@@ -176,8 +177,8 @@ class ClusterBackend:
         rec = log_.window(a, b)
         assert self.observer is not None
         view = self.observer.view(b, dt, b - self.t0_unix)
-        st = {p: self.actuator.state(p) for p in POOLS}
-        cost = {p: self._replica_s(p, a, b) for p in POOLS}
+        st = {p: self.actuator.state(p) for p in SEED_POOLS}
+        cost = {p: self._replica_s(p, a, b) for p in SEED_POOLS}
         slow = int(np.count_nonzero(rec.latencies_s * 1000.0 > sc.slo_ms))
         t_end = self._now + dt
         assert self.pattern is not None
@@ -395,3 +396,14 @@ def make_local_backend(workdir: Path | None = None) -> ClusterBackend:
     except BaseException:
         actuator.close()
         raise
+
+
+def check_seed_layout(sc: Scenario) -> None:
+    """The real backends drive the seed layout's two Deployments (a ``gpu`` and a ``cpu``
+    pool) and split traffic with `routing.gpu_share`; anything else is refused up front."""
+    if not sc.seed_layout:
+        raise BackendError(f"the real backends run the pools {' and '.join(SEED_POOLS)}; this "
+                           f"scenario has {', '.join(sc.pools)} (the twin runs any pools)")  # fmt: skip
+    if sc.routing.weights is not None:
+        raise BackendError("the real backends split traffic by routing.gpu_share; "
+                           "routing.weights is for the twin")  # fmt: skip

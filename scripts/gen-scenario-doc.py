@@ -6,6 +6,8 @@ tests/kisim/test_config.py fails when a field is missing from docs/scenario.md.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -39,6 +41,19 @@ def _models(ann: Any) -> list[type[BaseModel]]:
     return out
 
 
+def _unannotated(t: str) -> str:
+    """``Annotated[float, FieldInfo(...)]`` -> ``float`` inside a type's text."""
+    while (i := t.find("Annotated[")) >= 0:
+        depth, j = 0, i + len("Annotated")
+        for j in range(j, len(t)):
+            depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(t[j], 0)
+            if depth == 0:
+                break
+        inner = t[i + len("Annotated["): j]
+        t = t[:i] + re.split(r",\s*", inner, maxsplit=1)[0] + t[j + 1:]
+    return t
+
+
 def rows(model: type[BaseModel], prefix: str = "", seen: set[type] | None = None) -> list[str]:
     seen = set() if seen is None else seen
     out = []
@@ -51,6 +66,7 @@ def rows(model: type[BaseModel], prefix: str = "", seen: set[type] | None = None
         else:
             default = f"`{f.default!r}`"
         t = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
+        t = _unannotated(t).replace(" | ", " or ")  # a "|" would split the table cell
         out.append(f"| `{prefix}{name}` | {t[:38]} | {default} | {f.description or ''} |")
         container = any(k in str(f.annotation) for k in ("dict[", "list["))
         for s in sub:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from kisim.core.backend import Action, Applied, PodView
-from kisim.core.config import POOLS, Scenario
+from kisim.core.config import Scenario
 from kisim.core.errors import BackendError
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
 from twin import kernel
@@ -57,7 +57,7 @@ class TwinBackend:
         self._lat, self._wait = [], []
         self.batches = self.batch_items = 0
         self._t_last = 0.0
-        self._acc = {"gpu": 0.0, "cpu": 0.0, "pending": 0.0}
+        self._acc = {**{pool: 0.0 for pool in scenario.pool_names}, "pending": 0.0}
         for pool, cfg in scenario.pools.items():  # the run starts on a warm service
             self.pods.scale(pool, cfg.replicas, warm=True)
         self.env.process(shaper(self.env, self.dp, scenario, self.pattern))
@@ -112,7 +112,8 @@ class TwinBackend:
         self.batch_items += w.items
         self.pods.accrue()
         rs = self.pods.replica_s
-        acc = {**{pool: rs.get(pool, 0.0) for pool in POOLS}, "pending": self.pods.pending_s}
+        pools = self.scenario.pool_names
+        acc = {**{pool: rs.get(pool, 0.0) for pool in pools}, "pending": self.pods.pending_s}
         spent = {k: v - self._acc[k] for k, v in acc.items()}  # since the last window
         self._acc = acc
         latency = Latencies(math.nan, math.nan, math.nan, math.nan)
@@ -121,7 +122,7 @@ class TwinBackend:
             latency = Latencies(*(float(x) for x in self._pct))
         slo = self.scenario.slo_ms * 1e-3
         util = Utilisation(*self.obs.utilisation())
-        replicas = {pool: PoolReplicas(*self.pods.counts(pool)) for pool in POOLS}
+        replicas = {pool: PoolReplicas(*self.pods.counts(pool)) for pool in pools}
         return Window.measured(
             t_start=t0,
             t_end=t1,

@@ -19,13 +19,13 @@ from collections.abc import Callable
 import numpy as np
 
 from kisim.core.config import DeviceCalibration, PoolConfig, Scenario
+from kisim.core.routing import RouteTable
 from twin import kernel as K
 from twin.batcher import BatchRule
 from twin.draws import multiplier, stream_seed
 from twin.replica import GPU, Replica
 
 BLOCK = 1 << 13
-POOL_INDEX = {"gpu": 0, "cpu": 1}
 
 
 class WindowCounts:
@@ -70,12 +70,19 @@ class DataPlane:
         self.hs = np.zeros(h, np.int64)
         self.hk = np.zeros(h, np.int64)
         self.hx = np.zeros(h, np.int64)
-        self.gi = np.zeros(18, np.int64)
+        self.gi = np.zeros(K.NGI, np.int64)
         self.gi[K.RR_MODE] = 1 if scenario.routing.mode == "round_robin" else 0
-        self.gi[K.RR0] = self.gi[K.RR1] = -1
-        self.gfl = np.zeros(3, np.float64)
-        self.ready = np.zeros((2, r), np.int64)
-        self.ready_lists: list[list[int]] = [[], []]
+        self.gfl = np.zeros(K.NGF, np.float64)
+        # pools by slot (`Scenario.pool_names`: GPU pools first) and routing groups
+        self.pool_index = {p: i for i, p in enumerate(scenario.pool_names)}
+        self.routes = RouteTable(scenario)
+        ngroups = len(self.routes.groups)
+        self.group_of = {p: g for g, members in enumerate(self.routes.groups) for p in members}
+        self.ready = np.zeros((ngroups, r), np.int64)  # ready slots per routing group
+        self.nready = np.zeros(ngroups, np.int64)
+        self.rr = np.full(ngroups, -1, np.int64)  # round-robin position per group
+        self.gw = np.zeros(ngroups, np.float64)  # weight per group (< 0: by endpoint count)
+        self.ready_lists: list[list[int]] = [[] for _ in range(ngroups)]
         self.alive = np.zeros(256, np.bool_)
         self.n_users = 0
         self.user_stack: list[int] = []
@@ -86,30 +93,26 @@ class DataPlane:
         self._on_drained: dict[int, Callable[[Replica, float], None]] = {}
         self.replicas: list[Replica] = []
         self.n_slots = 0
-        # random streams: numbered as in twin.kernel, refilled in order (deterministic)
-        self.rnd = np.zeros((K.NSTREAMS, BLOCK), np.float64)
-        self.ridx = np.full(K.NSTREAMS, BLOCK, np.int64)
+        # random streams: numbered as in twin.kernel, each seeded by its name (a pool's are
+        # "svc/<pool>" and "ovh/<pool>"), refilled in order (deterministic)
+        nstreams = K.n_streams(len(self.pool_index))
+        self.rnd = np.zeros((nstreams, BLOCK), np.float64)
+        self.ridx = np.full(nstreams, BLOCK, np.int64)
         lo, hi = scenario.traffic.wait_time_s
-        pools = scenario.pools
-
-        def dev(pool: str) -> DeviceCalibration:
-            return cal.devices[pools[pool].device] if pool in pools else next(iter(cal.devices.values()))
-
         samplers = {
             K.S_ROUTE: ("route", lambda g, n: g.random(n)),
             K.S_THINK: ("think", lambda g, n: g.uniform(lo, hi, n)),
             K.S_OPEN: ("open", (lambda g, n: g.exponential(1.0, n))
                        if scenario.traffic.arrival == "exponential" else (lambda g, n: np.ones(n))),
-            K.S_SVC0: ("svc/gpu", multiplier(dev("gpu").service.noise)),
-            K.S_SVC1: ("svc/cpu", multiplier(dev("cpu").service.noise)),
-            K.S_OVH0: ("ovh/gpu", multiplier(dev("gpu").overhead_noise)),
-            K.S_OVH1: ("ovh/cpu", multiplier(dev("cpu").overhead_noise)),
         }  # fmt: skip
+        for pool, i in self.pool_index.items():
+            dev = cal.devices[scenario.pools[pool].device]
+            samplers[K.stream_index(i, False)] = (f"svc/{pool}", multiplier(dev.service.noise))
+            samplers[K.stream_index(i, True)] = (f"ovh/{pool}", multiplier(dev.overhead_noise))
         self._gens = {
             s: (np.random.Generator(np.random.PCG64(stream_seed(seed, name))), f)
-            for s, (name, f) in samplers.items()
+            for s, (name, f) in sorted(samplers.items())
         }
-        self.gtable = scenario.routing.gpu_share
         self.set_placement(scenario.routing.placement)
         self.margins = (2 * self.maxb + self.max_inst + 8, 3 * self.maxb + self.max_inst + 8,
                         self.maxb + 1)  # fmt: skip
@@ -122,8 +125,7 @@ class DataPlane:
 
     def set_placement(self, placement: str) -> None:
         self.placement = placement
-        share = self.gtable.get(placement)
-        self.gfl[K.GSHARE] = -1.0 if share is None else share
+        self.gw[:] = self.routes.weights(placement)
 
     def add_replica(self, name: str, pool: str, cfg: PoolConfig, dev: DeviceCalibration,
                     gpu: GPU | None, node: int = -1) -> Replica:  # fmt: skip
@@ -135,7 +137,9 @@ class DataPlane:
         self.n_slots += 1
         rule = BatchRule(cfg.batching)
         ri, rf = self.ri[s], self.rf[s]
-        ri[K.POOL] = POOL_INDEX[pool]
+        p = self.pool_index[pool]
+        ri[K.POOL], ri[K.GROUP] = p, self.group_of[pool]
+        ri[K.SSVC], ri[K.SOVH] = K.stream_index(p, False), K.stream_index(p, True)
         ri[K.INST] = ri[K.FREE] = cfg.instances
         ri[K.MAXB], ri[K.CAP], ri[K.MAXQ] = rule.max_batch, rule.cap, rule.max_queue
         ri[K.GPU] = gpu.index if gpu is not None else -1
@@ -163,12 +167,12 @@ class DataPlane:
     def add_ready(self, rep: Replica) -> None:
         """The pod passed its readiness probe: it becomes a Service endpoint."""
         self.ri[rep.slot, K.STATE] = K.READY
-        self.ready_lists[POOL_INDEX[rep.pool]].append(rep.slot)
+        self.ready_lists[self.group_of[rep.pool]].append(rep.slot)
         self._sync_ready()
 
     def start_drain(self, rep: Replica, on_drained: Callable[[Replica, float], None]) -> None:
         """Remove the endpoint; queued and executing requests finish, then `on_drained`."""
-        lst = self.ready_lists[POOL_INDEX[rep.pool]]
+        lst = self.ready_lists[self.group_of[rep.pool]]
         if rep.slot in lst:
             lst.remove(rep.slot)
             self._sync_ready()
@@ -264,8 +268,8 @@ class DataPlane:
                 t_end, self.ri, self.rf, self.pref, self.curve, self.cexp, self.qt, self.qu,
                 self.gbusy, self.gf, self.bi, self.bf, self.bt, self.bu, self.ht, self.hs,
                 self.hk, self.hx,
-                self.gi, self.gfl, self.rnd, self.ridx, self.ready, self.alive, self.olat,
-                self.owait, self.drained, mh, md, mo,
+                self.gi, self.gfl, self.rnd, self.ridx, self.ready, self.nready, self.rr,
+                self.gw, self.alive, self.olat, self.owait, self.drained, mh, md, mo,
             )  # fmt: skip
             self._notify_drained()
             if code == K.FINISHED:
@@ -303,7 +307,7 @@ class DataPlane:
                 setattr(self, name, b)
 
     def _ensure_draws(self, room: int) -> None:
-        for s in range(K.NSTREAMS):
+        for s in range(self.rnd.shape[0]):
             i = int(self.ridx[s])
             if i + room > BLOCK:
                 rest = BLOCK - i
@@ -350,6 +354,6 @@ class DataPlane:
         self.ready = grow(self.ready, axis=1)
 
     def _sync_ready(self) -> None:
-        for p, lst in enumerate(self.ready_lists):
-            self.ready[p, : len(lst)] = lst
-            self.gi[K.NREADY0 + p] = len(lst)
+        for g, lst in enumerate(self.ready_lists):
+            self.ready[g, : len(lst)] = lst
+            self.nready[g] = len(lst)

@@ -18,23 +18,36 @@ from numba import njit
 ARRIVE, DONE, TIMER, OPEN = 0, 1, 2, 3
 # return codes
 FINISHED, NEED_SPACE = 0, 1
-# replica int columns
+# replica int columns (POOL: the pool's slot; GROUP: its routing group; SSVC/SOVH: its
+# service-time and overhead noise streams)
 POOL, STATE, INST, FREE, MAXB, CAP, MAXQ, GPU, NPREF, QHEAD, QLEN = range(11)
-NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED, HOST = range(11, 18)
-NRI = 18
+NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED, HOST, GROUP, SSVC, SOVH = range(11, 21)
+NRI = 21
 # replica float columns
 DELAY, PEN, CORES, REF, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN = range(13)
 NRF = 13
 # replica states
 UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
 # global int slots
-HN, SEQ, BFREE, NOUT, OPEN_GEN, RR_MODE, RR0, RR1, NREADY0, NREADY1, NDRAINED = range(11)
-W_OFFERED, W_SERVED, W_ERRORS, W_BATCHES, W_ITEMS, QMAX, NG = range(11, 18)
+HN, SEQ, BFREE, NOUT, OPEN_GEN, RR_MODE, NDRAINED = range(7)
+W_OFFERED, W_SERVED, W_ERRORS, W_BATCHES, W_ITEMS, QMAX, NG = range(7, 14)
+NGI = 14
 # global float slots
-GSHARE, OPEN_RATE, NOW = range(3)
-# random streams
-S_ROUTE, S_THINK, S_OPEN, S_SVC0, S_SVC1, S_OVH0, S_OVH1 = range(7)
-NSTREAMS = 7
+OPEN_RATE, NOW = range(2)
+NGF = 2
+# random streams: three shared ones, then per pool slot p: service noise S_POOLS + 2p,
+# overhead noise S_POOLS + 2p + 1 (`stream_index`)
+S_ROUTE, S_THINK, S_OPEN = range(3)
+S_POOLS = 3
+
+
+def n_streams(n_pools: int) -> int:
+    return S_POOLS + 2 * n_pools
+
+
+def stream_index(pool_slot: int, overhead: bool) -> int:
+    """The stream of a pool's service-time (or overhead) noise."""
+    return S_POOLS + 2 * pool_slot + (1 if overhead else 0)
 ERROR_LATENCY_S = 0.001
 
 
@@ -129,7 +142,7 @@ def _dispatch(r, now, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, 
         ri[r, QHEAD] = h
         ri[r, QLEN] -= b
         g = ri[r, GPU]
-        noise = _draw(rnd, ridx, S_SVC0 + ri[r, POOL])
+        noise = _draw(rnd, ridx, ri[r, SSVC])
         if g >= 0:
             st = curve[r, b] * (1.0 + rf[r, PEN] * gbusy[g]) * noise
             if gbusy[g] == 0:
@@ -161,31 +174,68 @@ def _fail(u, t, alive, ht, hs, hk, hx, gi, rnd, ridx):  # type: ignore[no-untype
 
 
 @njit(cache=True, inline="always")
-def _route(ri, gi, gfl, ready, rnd, ridx):  # type: ignore[no-untyped-def]
-    ng, nc = gi[NREADY0], gi[NREADY1]
-    if ng + nc == 0:
+def _route(gi, nready, rr, gw, ready, rnd, ridx):  # type: ignore[no-untyped-def]
+    """The replica slot a request goes to (-1: no ready endpoint anywhere).
+
+    Groups with ready endpoints share one uniform draw `u` by their weights (`gw`, or the
+    endpoint count where gw < 0), renormalised over those groups: group g takes
+    [lo, lo + w_g / total) and the last one takes the rest, [lo, 1). `u` is then rescaled to
+    [0, 1) within the chosen group and picks an endpoint uniformly (or round-robin). One
+    draw per request, whatever the number of groups; with one group per pool and two pools
+    this is exactly the two-pool split of `gpu_share`."""
+    ng = nready.shape[0]
+    ne = 0
+    last = -1
+    for g in range(ng):
+        if nready[g] > 0:
+            ne += 1
+            last = g
+    if ne == 0:
         return -1
     u = _draw(rnd, ridx, S_ROUTE)
-    share = gfl[GSHARE] if gfl[GSHARE] >= 0.0 else ng / (ng + nc)
-    if ng > 0 and (nc == 0 or u < share):
-        pool, n = 0, ng
-        if nc > 0:
-            u = u / share
-    else:
-        pool, n = 1, nc
-        if ng > 0:
-            u = (u - share) / (1.0 - share)
+    pool = last
+    if ne > 1:
+        total = 0.0
+        for g in range(ng):
+            if nready[g] > 0:
+                total += gw[g] if gw[g] >= 0.0 else nready[g]
+        by_count = total <= 0.0  # every weight 0: fall back to the endpoint count
+        if by_count:
+            total = 0.0
+            for g in range(ng):
+                total += nready[g]
+        lo = 0.0
+        width = 1.0
+        seen = 0
+        for g in range(ng):
+            if nready[g] == 0:
+                continue
+            seen += 1
+            if seen == ne:
+                pool = g
+                width = 1.0 - lo
+                break
+            wg = nready[g] if (by_count or gw[g] < 0.0) else gw[g]
+            s = wg / total
+            hi = lo + s
+            if u < hi:
+                pool = g
+                width = s
+                break
+            lo = hi
+        u = (u - lo) / width if width > 0.0 else 0.0
+    n = nready[pool]
     if gi[RR_MODE] == 1:
-        gi[RR0 + pool] = (gi[RR0 + pool] + 1) % n
-        return ready[pool, gi[RR0 + pool]]
+        rr[pool] = (rr[pool] + 1) % n
+        return ready[pool, rr[pool]]
     k = int(u * n)
     return ready[pool, k if k < n else n - 1]
 
 
 @njit(cache=True)
 def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
-              ht, hs, hk, hx, gi, gfl, rnd, ridx, ready, alive, olat, owait, drained,
-              margin_heap, margin_draw, margin_out):  # type: ignore[no-untyped-def]  # fmt: skip
+              ht, hs, hk, hx, gi, gfl, rnd, ridx, ready, nready, rr, gw, alive, olat, owait,
+              drained, margin_heap, margin_draw, margin_out):  # type: ignore[no-untyped-def]  # fmt: skip
     """Process events with time <= t_end. Returns FINISHED or NEED_SPACE."""
     qcap = qt.shape[1]
     hcap = ht.shape[0]
@@ -196,7 +246,7 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
         if budget == 0:
             budget = min((hcap - gi[HN]) // margin_heap, (ocap - gi[NOUT]) // margin_out,
                          qcap - 1 - gi[QMAX])  # fmt: skip
-            for s in range(NSTREAMS):
+            for s in range(rnd.shape[0]):
                 budget = min(budget, (blk - ridx[s]) // margin_draw)
             if budget <= 0 or gi[BFREE] < 0:
                 return NEED_SPACE
@@ -212,7 +262,7 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
             elif not alive[x]:
                 continue
             gi[W_OFFERED] += 1
-            r = _route(ri, gi, gfl, ready, rnd, ridx)
+            r = _route(gi, nready, rr, gw, ready, rnd, ridx)
             if r < 0:
                 _fail(x, t, alive, ht, hs, hk, hx, gi, rnd, ridx)
                 continue
@@ -257,7 +307,7 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
             if rf[r, OVHB] > 0.0:  # front end and client share the cores with pending work
                 busy = ri[r, INST] - ri[r, FREE] + (1 if ri[r, QLEN] > 0 else 0)
                 ovh *= 1.0 + rf[r, OVHB] * min(busy, ri[r, INST]) / ri[r, INST]
-            so = S_OVH0 + ri[r, POOL]
+            so = ri[r, SOVH]
             n = gi[NOUT]
             qs = 0.0
             rs = 0.0

@@ -129,7 +129,7 @@ class PodManager:
             yield env.timeout(0.0 if warm else st.schedule_s)
             while True:
                 r = pod.cfg.resources
-                b = self.sched.bind(r.cpu, r.memory_gib, r.gpu)
+                b = self.sched.bind(r.cpu, r.memory_gib, r.gpu, pod.cfg.device)
                 if b is not None:
                     break
                 yield self._capacity  # retried when a pod frees resources

@@ -23,6 +23,7 @@ class Node:
     memory_gib: float
     gpus: list[GPU]
     gpu_sharing: int
+    gpu_device: str | None = None  # only GPU pods of this device (None: any)
     cpu_used: float = 0.0
     mem_used: float = 0.0
     gpu_slots_used: list[int] = field(default_factory=list)
@@ -58,11 +59,13 @@ class Scheduler:
                 gpus = [GPU(f"{name}/gpu{g}", n_gpu + g) for g in range(nc.gpus)]
                 n_gpu += nc.gpus
                 self.nodes.append(Node(name, nc.cpu, nc.memory_gib, gpus, nc.gpu_sharing,
-                                       gpu_slots_used=[0] * nc.gpus))  # fmt: skip
+                                       nc.gpu_device, gpu_slots_used=[0] * nc.gpus))  # fmt: skip
 
-    def bind(self, cpu: float, mem: float, gpu: int) -> Binding | None:
-        """Place a pod with these requests, or None (it stays Pending)."""
-        fit = [n for n in self.nodes if n.fits(cpu, mem, gpu)]
+    def bind(self, cpu: float, mem: float, gpu: int, device: str | None = None) -> Binding | None:
+        """Place a pod with these requests, or None (it stays Pending). A GPU pod of `device`
+        only goes to nodes whose `gpu_device` is unset or that device."""
+        fit = [n for n in self.nodes if n.fits(cpu, mem, gpu)
+               and (gpu == 0 or n.gpu_device is None or n.gpu_device == device)]
         if not fit:
             return None
         node = max(fit, key=lambda n: n.score(cpu, mem))  # max() keeps the first of equals

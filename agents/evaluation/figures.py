@@ -34,9 +34,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "throughput_rps": ("throughput", "req/s", "higher"),
     "success_rate": ("success rate", "", "higher"),
     "slo_violation_rate": ("SLO violation rate", "", "lower"),
-    "gpu_replica_s": ("GPU replica-seconds", "s", "lower"),
-    "cpu_replica_s": ("CPU replica-seconds", "s", "lower"),
-    "replica_s": ("GPU + CPU replica-seconds", "s", "lower"),
+    "replica_s": ("replica-seconds, all pools", "s", "lower"),
     "mean_batch_size": ("mean batch size", "items", ""),
     "offered": ("requests offered", "", ""),
     "served": ("requests served", "", "higher"),
@@ -44,16 +42,44 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "cpu_util": ("CPU utilisation", "", ""),
     "mem_util": ("memory utilisation", "", ""),
     "gpu_util": ("GPU utilisation", "", ""),
-    "gpu_ready_mean": ("GPU replicas ready (mean)", "", ""),
-    "cpu_ready_mean": ("CPU replicas ready (mean)", "", ""),
     "pending_pod_s": ("pending pod-seconds", "s", "lower"),
     "scaling_actions": ("scaling actions", "", "lower"),
     "duration_s": ("duration", "s", ""),
 }
-BAR_METRICS: tuple[str, ...] = (
-    "p95_ms", "p99_ms", "slo_violation_rate", "throughput_rps",
-    "success_rate", "gpu_replica_s", "cpu_replica_s", "scaling_actions",
-)  # fmt: skip
+POOL_METRICS: dict[str, tuple[str, str, str]] = {
+    # per-pool summary keys <pool><suffix>: (label after the pool's name, unit, better)
+    "_replica_s": ("replica-seconds", "s", "lower"),
+    "_ready_mean": ("replicas ready (mean)", "", ""),
+}
+
+
+def pool_label(pool: str) -> str:
+    """How a pool is named in figures: the seed layout's as GPU / CPU, others as named."""
+    return {"gpu": "GPU", "cpu": "CPU"}.get(pool, pool)
+
+
+def metric_info(metric: str) -> tuple[str, str, str]:
+    """(label, unit, better) of a summary metric, per-pool ones included."""
+    if metric in METRICS:
+        return METRICS[metric]
+    for suffix, (label, unit, better) in POOL_METRICS.items():
+        if metric.endswith(suffix) and metric != suffix[1:]:
+            return f"{pool_label(metric[: -len(suffix)])} {label}", unit, better
+    return metric.replace("_", " "), "", ""
+
+
+def bar_metrics(have: set[str]) -> list[str]:
+    """The metrics of the bar figure: latency, SLO, throughput, success, each pool's
+    replica-seconds (in the order the summaries list them), scaling actions."""
+    pools = [m for m in have if m.endswith("_replica_s") and m != "replica_s"]
+    order = ["p95_ms", "p99_ms", "slo_violation_rate", "throughput_rps", "success_rate",
+             *sorted(pools, key=_pool_order), "scaling_actions"]  # fmt: skip
+    return [m for m in order if m in have]
+
+
+def _pool_order(metric: str) -> tuple[int, str]:
+    """GPU before CPU for the seed layout, otherwise by name."""
+    return ({"gpu_replica_s": 0, "cpu_replica_s": 1}.get(metric, 2), metric)
 KNOWN_COLORS: dict[str, str] = {  # Okabe-Ito, colour-blind safe
     "hpa": "#000000", "static": "#999999", "static-gpu": "#0072B2", "static-cpu": "#56B4E9",
     "threshold": "#E69F00", "kpa": "#009E73", "oracle": "#CC79A7", "ppo": "#D55E00",
@@ -70,7 +96,7 @@ WIDTH_IN = 7.0  # double-column width
 
 
 def metric_label(metric: str) -> str:
-    label, unit, _ = METRICS.get(metric, (metric.replace("_", " "), "", ""))
+    label, unit, _ = metric_info(metric)
     return f"{label} ({unit})" if unit else label
 
 
@@ -137,6 +163,18 @@ def _stack(timelines: Sequence[Mapping[str, np.ndarray]], col: str) -> np.ndarra
     return np.vstack([np.asarray(t[col][:k], float) for t in timelines])
 
 
+def _timeline_pools(timelines: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
+    """Pools with a ``<pool>_ready`` column in any timeline, in first-seen order."""
+    out: list[str] = []
+    for t in timelines:
+        for c in t:
+            if c.endswith("_desired"):
+                pool = c[: -len("_desired")]
+                if pool not in out and f"{pool}_ready" in t:
+                    out.append(pool)
+    return out
+
+
 def _legend(fig: Figure, policies: Sequence[str], labels: Mapping[str, str], handles: dict) -> None:
     hs = [handles[p] for p in policies if p in handles]
     fig.legend(hs, [labels[p] for p in policies if p in handles], loc="outside upper center",
@@ -152,16 +190,20 @@ def fig_timeseries(
     load_unit: str = "users",
     slo_ms: float | None = None,
 ) -> Figure:
-    """Load, GPU/CPU ready replicas and p95 over time; line = mean, band = 95 % CI over seeds."""
-    fig = Figure(figsize=(WIDTH_IN, 6.2), layout="constrained")
-    axes = fig.subplots(4, 1, sharex=True)
-    handles: dict[str, Any] = {}
+    """Load, ready replicas per pool and p95 over time; line = mean, band = 95 % CI over seeds.
+
+    One replica panel per pool found in the timelines (``<pool>_ready`` columns)."""
     everything = [t for p in policies for t in timelines.get(p, [])]
+    pools = _timeline_pools(everything)
+    fig = Figure(figsize=(WIDTH_IN, 6.2 + 1.3 * max(0, len(pools) - 2)), layout="constrained")
+    axes = fig.subplots(2 + len(pools), 1, sharex=True)
+    handles: dict[str, Any] = {}
     if everything:  # the load is the pattern's: the same for every policy under CRN
         x = _stack(everything, "t_end")[0] / 60.0
         m, lo, hi = _band(_stack(everything, "load_level"))
         axes[0].plot(x, m, color="0.3", lw=1.2)
         axes[0].fill_between(x, lo, hi, color="0.3", alpha=0.2, lw=0)
+    cols = [f"{pool}_ready" for pool in pools] + ["latency_p95_ms"]
     for p in policies:
         runs = timelines.get(p, [])
         if not runs:
@@ -169,15 +211,17 @@ def fig_timeseries(
         # a window's value holds over [t_start, t_end): steps from t_start, closed at the end
         x = _stack(runs, "t_start")[0] / 60.0
         x = np.append(x, _stack(runs, "t_end")[0][-1] / 60.0)
-        for ax, col in zip(axes[1:], ("gpu_ready", "cpu_ready", "latency_p95_ms"), strict=True):
+        for ax, col in zip(axes[1:], cols, strict=True):
+            if not all(col in r for r in runs):
+                continue
             m, lo, hi = (np.append(v, v[-1]) for v in _band(_stack(runs, col)))
             (h,) = ax.plot(x, m, color=colors[p], drawstyle="steps-post")
             ax.fill_between(x, lo, hi, color=colors[p], alpha=0.15, lw=0, step="post")
             handles[p] = h
-    for ax in axes[1:3]:  # replica counts: integer ticks from zero
+    for ax in axes[1 : 1 + len(pools)]:  # replica counts: integer ticks from zero
         ax.set_ylim(0, max(ax.get_ylim()[1], 1.0) * 1.08)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    p95 = axes[3]
+    p95 = axes[-1]
     if slo_ms:
         p95.axhline(slo_ms, color="0.4", ls="--", lw=0.8)
         p95.annotate("SLO", (0.995, slo_ms), xycoords=("axes fraction", "data"), ha="right",
@@ -188,8 +232,8 @@ def fig_timeseries(
         p95.set_yscale("log")  # only when the latency spans a decade or more
         _plain_log(p95.yaxis)
     axes[0].set_ylabel(f"offered load\n({load_unit})")
-    axes[1].set_ylabel("GPU replicas\nready")
-    axes[2].set_ylabel("CPU replicas\nready")
+    for ax, pool in zip(axes[1:], pools, strict=False):
+        ax.set_ylabel(f"{pool_label(pool)} replicas\nready")
     p95.set_ylabel("p95 latency\n(ms)")
     p95.set_xlabel("time (min)")
     axes[0].set_title(f"{pattern} — line: mean over seeds; band: 95 % CI of the mean", loc="left")
@@ -360,7 +404,7 @@ def render_figures(
                 fig = fig_timeseries(pat, tl, policies, labels, colors, load_unit,
                                      (slo_ms or {}).get(pat))  # fmt: skip
                 paths += _save(fig, figdir, f"timeseries_{safe_name(pat)}")
-        metrics = [m for m in BAR_METRICS if m in have]
+        metrics = bar_metrics(have)
         if metrics:
             paths += _save(fig_bars(rows, policies, patterns, metrics, labels, colors),
                            figdir, "metrics_ci")  # fmt: skip

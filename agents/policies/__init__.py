@@ -1,7 +1,7 @@
 """Baseline policies, the oracle and PPO, by name: ``make_policy("hpa:0.5")``.
 
-A spec is ``name`` or ``name:ARG`` (``hpa:0.5``, ``static-cpu:4``, ``oracle:3``,
-``ppo:models/a.zip``). The registry maps names to ``module:Class`` strings so that
+A spec is ``name`` or ``name:ARG`` (``hpa:0.5``, ``static-cpu:4``, ``static-a10g:2``,
+``oracle:3``, ``ppo:models/a.zip``). The registry maps names to ``module:Class`` strings so that
 looking a policy up imports only that policy (PPO's torch stays unloaded otherwise).
 See docs/baselines.md for what each one does.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 from agents.policies.base import InClusterPolicy, Policy
+from kisim.core.config import POOL_NAME
 from kisim.core.errors import KisimError
 
 POLICIES: dict[str, str] = {
@@ -26,11 +27,17 @@ POLICIES: dict[str, str] = {
 
 
 def known_policies() -> list[str]:
-    return [n if n != "ppo" else "ppo:PATH" for n in POLICIES]
+    return [n if n != "ppo" else "ppo:PATH" for n in POLICIES] + ["static-<pool>[:N]"]
 
 
 def policy_class(name: str) -> type[Policy]:
     ref = POLICIES.get(name)
+    if ref is None and name.startswith("static-") and POOL_NAME.match(name[len("static-"):]):
+        from agents.policies.static import StaticPool
+
+        pool = name[len("static-"):]
+        return type(f"Static_{pool}", (StaticPool,), {  # one pool's class, made from its name
+            "__init__": lambda self, arg=None: StaticPool.__init__(self, arg, pool)})
     if ref is None:
         raise KisimError(f"unknown policy '{name}' (known: {', '.join(known_policies())})")
     mod, cls = ref.split(":")

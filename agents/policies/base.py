@@ -14,15 +14,18 @@ A policy is a small object made from a spec (``name`` or ``name:ARG``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kisim.core.config import PLACEMENTS, Scenario
+
+from kisim.core.config import Scenario
 from kisim.core.errors import KisimError
 from kisim.core.window import Window
 
 if TYPE_CHECKING:
+    from kisim.env.context import EnvContext
     from kisim.env.environment import KisimEnv
 
 
@@ -89,9 +92,13 @@ def parse_int(spec: str, arg: str, lo: int, hi: int) -> int:
     return x
 
 
-def replicas_action(desired: dict[str, int], gpu: int | None, cpu: int | None,
-                    placement: str) -> np.ndarray:  # fmt: skip
-    """The `replicas` preset action that moves towards these targets (at most +-2 per step)."""
-    dg = 0 if gpu is None or "gpu" not in desired else max(-2, min(2, gpu - desired["gpu"]))
-    dc = 0 if cpu is None or "cpu" not in desired else max(-2, min(2, cpu - desired["cpu"]))
-    return np.array([dg + 2, dc + 2, PLACEMENTS.index(placement)], dtype=np.int64)
+def replicas_action(ctx: EnvContext, desired: Mapping[str, int],
+                    targets: Mapping[str, int | None], placement: str) -> np.ndarray:  # fmt: skip
+    """The `replicas` preset action that moves each pool towards `targets[pool]` (at most
+    +-2 per step; None or a pool not in `desired`: no move) and sets `placement`."""
+    moves = []
+    for pool in ctx.layout:
+        want = targets.get(pool)
+        moves.append(0 if want is None or pool not in desired
+                     else max(-2, min(2, want - desired[pool])))  # fmt: skip
+    return np.array([d + 2 for d in moves] + [ctx.placements.index(placement)], dtype=np.int64)

@@ -31,7 +31,7 @@ class HPA(InClusterPolicy):
     def scenario(self, sc: Scenario) -> Scenario:
         d: dict[str, object] = {"controller.name": "hpa"}
         pools = sc.hpa_pools()
-        if pools != list(sc.controller.hpa.pools):  # the resolved scenario names the HPAs made
+        if sc.controller.hpa.pools != pools:  # the resolved scenario names the HPAs made
             d["controller.hpa.pools"] = pools
         if self.target is not None:
             d["controller.hpa.target_cpu_utilization"] = self.target
@@ -87,7 +87,7 @@ class ExternalHPA(Policy):
     def tick(self, w: Window, t: float) -> Action | None:
         pools: dict[str, PoolSetting] = {}
         for pool, hpa in self.hpas.items():
-            current = w.gpu_desired if pool == "gpu" else w.cpu_desired
+            current = w.pool(pool).desired
             pods = [_sample(v) for v in self.backend.pod_views(pool, self.metric_window_s)]
             desired = hpa.sync(t, current, pods)
             if desired != current:

@@ -40,6 +40,7 @@ import numpy as np
 from agents.policies.base import Policy, parse_float
 from kisim.core.backend import Action, PoolSetting
 from kisim.core.config import Scenario, override
+from kisim.core.routing import RouteTable
 from kisim.core.window import Window
 
 TICK_S = 2.0
@@ -103,15 +104,10 @@ def concurrency(w: Window) -> float:
     return max(little, float(w.queue_length))
 
 
-def gpu_share(sc: Scenario, w: Window) -> float:
-    """Fraction of requests the Service sends to the GPU pool (`twin.kernel._route`'s rule)."""
-    ng, nc = w.gpu_ready, w.cpu_ready
-    if ng == 0:
-        return 0.0
-    if nc == 0:
-        return 1.0
-    share = sc.routing.gpu_share.get(w.placement)
-    return ng / (ng + nc) if share is None else share
+def pool_shares(routes: RouteTable, w: Window) -> dict[str, float]:
+    """Fraction of requests the Service sends to each pool (`twin.kernel._route`'s rule, in
+    closed form: `kisim.core.routing.RouteTable.shares`) with the Window's ready pods."""
+    return routes.shares(w.placement, {p: r.ready for p, r in w.pools.items()})
 
 
 class KPA(Policy):
@@ -129,6 +125,7 @@ class KPA(Policy):
 
     def reset(self, scenario: Scenario) -> None:
         self.sc = scenario
+        self.routes = RouteTable(scenario)
         stable_n = round(60.0 / TICK_S)
         self.pools = {
             pool: PoolKPA(
@@ -136,21 +133,20 @@ class KPA(Policy):
                 stable_n=stable_n, panic_n=max(1, round(6.0 / TICK_S)),
                 min_scale=max(1, cfg.min_replicas), max_scale=cfg.max_replicas,
             )
-            for pool, cfg in scenario.pools.items()
+            for pool, cfg in ((p, scenario.pools[p]) for p in scenario.pool_names)
         }  # fmt: skip
         self.log: list[tuple[float, str, bool, int]] = []  # (t, pool, panicking, desired)
 
     def tick(self, w: Window, t: float) -> Action | None:
         """One 2 s decision from one 2 s Window."""
         c = concurrency(w)
-        share = gpu_share(self.sc, w)
+        shares = pool_shares(self.routes, w)
         settings: dict[str, PoolSetting] = {}
         for pool, kpa in self.pools.items():
-            part = c * (share if pool == "gpu" else 1.0 - share)
-            gpu = pool == "gpu"
-            ready = w.gpu_ready if gpu else w.cpu_ready
-            current = w.gpu_desired if gpu else w.cpu_desired
-            want = kpa.decide(t, part, ready)
+            part = c * shares[pool]
+            rec = w.pool(pool)
+            current = rec.desired
+            want = kpa.decide(t, part, rec.ready)
             self.log.append((t, pool, kpa.panicking, want))
             if want != current:
                 settings[pool] = PoolSetting(replicas=want)

@@ -13,15 +13,16 @@ here, plus the simulated steps). Where fork is missing (or with ``oracle:H:repla
 it replays: a fresh env, the same seed, the action prefix, then the candidate - the
 twin is deterministic, so both give identical scores (tested), replay at O(T^2) cost.
 
-Candidates per step (coordinate search, <= 17): GPU replicas -1/0/+1 x CPU replicas
--2..+2 at the current placement (moves that clamp to the same target are tried once),
-then the best of those with each other placement when both pools keep pods (otherwise
-placement cannot matter); "hold" comes first, so ties keep things as they are. docs/baselines.md compares it with
+Candidates per step: every combination of per-pool moves - GPU pools -1/0/+1, CPU pools
+-2..+2 (seed layout: 15, <= 17 with placements) - at the current placement (moves that clamp
+to the same targets are tried once), then the best of those with each other placement when
+two or more pools keep pods (otherwise placement cannot matter); "hold" comes first, so ties keep things as they are. docs/baselines.md compares it with
 an exhaustive search over short episodes (`brute_force`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from agents.policies.base import Policy, parse_int
-from kisim.core.config import PLACEMENTS
 from kisim.core.errors import KisimError
 from kisim.core.window import Window
 from kisim.env.environment import KisimEnv
@@ -156,16 +156,16 @@ class Oracle(Policy):
         st, ctx = env.state, env.ctx
         steps_left = math.ceil((ctx.duration_s - st.t) / ctx.step_s - 1e-9)
         h = max(1, min(self.horizon, steps_left))
-        pl = PLACEMENTS.index(st.placement)
-        cands = candidates(st.desired, ctx.min_replicas, ctx.max_replicas, pl)
+        pl = ctx.placements.index(st.placement)
+        moves = [DG if ctx.kinds.get(p, p) == "gpu" else DC for p in ctx.layout]
+        cands = candidates(ctx.layout, st.desired, ctx.min_replicas, ctx.max_replicas, pl, moves)
         scores = self._score(cands, h)
         best = int(np.argmax(scores))
         a = cands[best]
-        # placement only matters with pods in both pools (else all traffic has one way to go)
-        tg = st.desired.get("gpu", 0) + int(a[0]) - 2
-        tc = st.desired.get("cpu", 0) + int(a[1]) - 2
-        others = [np.array([a[0], a[1], p], dtype=np.int64)
-                  for p in range(len(PLACEMENTS)) if p != pl] if tg > 0 and tc > 0 else []  # fmt: skip
+        # placement only matters with pods in two pools or more (else traffic has one way to go)
+        kept = sum(st.desired.get(p, 0) + int(a[i]) - 2 > 0 for i, p in enumerate(ctx.layout))
+        others = [np.array([*a[:-1], p], dtype=np.int64)
+                  for p in range(len(ctx.placements)) if p != pl] if kept >= 2 else []  # fmt: skip
         s2 = self._score(others, h) if others else []
         if s2 and max(s2) > scores[best]:
             a, score = others[int(np.argmax(s2))], max(s2)
@@ -177,22 +177,25 @@ class Oracle(Policy):
         return a
 
 
-def candidates(desired: dict[str, int], lo: dict[str, int], hi: dict[str, int],
-               placement: int, dgs: Sequence[int] = (0, 1, -1),
-               dcs: Sequence[int] = (0, 1, -1, 2, -2)) -> list[np.ndarray]:  # fmt: skip
-    """Replica moves that lead to distinct targets (clamped duplicates dropped), hold first."""
-    seen: set[tuple[int, int]] = set()
+DG: tuple[int, ...] = (0, 1, -1)  # a GPU pool's moves
+DC: tuple[int, ...] = (0, 1, -1, 2, -2)  # a CPU pool's moves
+
+
+def candidates(layout: Sequence[str], desired: dict[str, int], lo: dict[str, int],
+               hi: dict[str, int], placement: int,
+               moves: Sequence[Sequence[int]]) -> list[np.ndarray]:  # fmt: skip
+    """Every combination of per-pool moves (`moves[i]` for `layout[i]`) that leads to distinct
+    targets (clamped duplicates dropped), hold first; a pool absent from `desired` holds."""
+    seen: set[tuple[int, ...]] = set()
     out = []
-    for dg in dgs:
-        for dc in dcs:
-            tg = min(max(desired.get("gpu", 0) + dg, lo.get("gpu", 0)), hi.get("gpu", 0))
-            tc = min(max(desired.get("cpu", 0) + dc, lo.get("cpu", 0)), hi.get("cpu", 0))
-            if (tg, tc) in seen:
-                continue
-            seen.add((tg, tc))
-            g = dg + 2 if "gpu" in desired else 2
-            c = dc + 2 if "cpu" in desired else 2
-            out.append(np.array([g, c, placement], dtype=np.int64))
+    for combo in itertools.product(*moves):
+        target = tuple(min(max(desired.get(p, 0) + d, lo.get(p, 0)), hi.get(p, 0))
+                       for p, d in zip(layout, combo, strict=True))  # fmt: skip
+        if target in seen:
+            continue
+        seen.add(target)
+        out.append(np.array([d + 2 if p in desired else 2 for p, d in zip(layout, combo, strict=True)]
+                            + [placement], dtype=np.int64))  # fmt: skip
     return out
 
 
@@ -221,6 +224,6 @@ def brute_force(env: KisimEnv, depth: int,
             continue
         total = struct.unpack("d", data[:8])[0]
         if total > best:
-            rest_seq = np.frombuffer(data[8:], dtype=np.int64).reshape(-1, 3)
+            rest_seq = np.frombuffer(data[8:], dtype=np.int64).reshape(-1, np.asarray(a).size)
             best, best_seq = total, [np.asarray(a)] + [row.copy() for row in rest_seq]
     return best, best_seq

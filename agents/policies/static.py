@@ -1,4 +1,9 @@
-"""Static baselines: fixed Deployments, no autoscaler (scenario transforms)."""
+"""Static baselines: fixed Deployments, no autoscaler (scenario transforms).
+
+``static`` keeps every pool at its initial replicas; ``static-<pool>[:N]`` runs one pool
+alone (N pods, default max(1, its initial replicas)) with every other pool at 0.
+``static-gpu`` and ``static-cpu[:N]`` are that for the seed layout's pools, with the
+pod-for-pod comparison of the original experiments (`StaticCPU`)."""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ class Static(InClusterPolicy):
         d: dict[str, object] = {"controller.name": "static"}
         for pool in sc.pools:
             d[f"pools.{pool}.resources"] = {"cpu": 2.0, "memory_gib": 4.0,
-                                            "gpu": 1 if pool == "gpu" else 0}  # fmt: skip
+                                            "gpu": 1 if sc.pool_kind(pool) == "gpu" else 0}  # fmt: skip
         return override(sc, f"policy {self.name}", **d)
 
 
@@ -68,4 +73,33 @@ class StaticCPU(InClusterPolicy):
             d["pools.gpu.min_replicas"] = 0
             r = sc.pools["gpu"].resources
             d["pools.cpu.resources"] = {"cpu": r.cpu, "memory_gib": r.memory_gib, "gpu": 0}
+        return override(sc, f"policy {self.name}", **d)
+
+
+class StaticPool(InClusterPolicy):
+    """``static-<pool>[:N]``: only `pool` runs, N pods (default max(1, its initial replicas));
+    every other pool at 0; no autoscaler."""
+
+    name = "static-<pool>"
+    arg_help = "number of pods of the pool (default: max(1, its initial replicas))"
+
+    def __init__(self, arg: str | None = None, pool: str = "") -> None:
+        super().__init__(arg)
+        self.pool = pool
+        self.name = f"static-{pool}"  # type: ignore[misc]
+        self.n = parse_int(f"{self.name}:{arg}", arg, 1, 1000) if arg is not None else None
+
+    def scenario(self, sc: Scenario) -> Scenario:
+        cfg = sc.pools.get(self.pool)
+        if cfg is None or cfg.max_replicas < 1:
+            raise KisimError(f"policy {self.name}: the scenario has no pool '{self.pool}' that "
+                             f"can run pods (pools: {', '.join(sc.pools)})")  # fmt: skip
+        n = self.n if self.n is not None else max(1, cfg.replicas)
+        d: dict[str, object] = {"controller.name": "static", f"pools.{self.pool}.replicas": n,
+                                f"pools.{self.pool}.max_replicas": max(n, cfg.max_replicas),
+                                f"pools.{self.pool}.min_replicas": min(n, cfg.min_replicas)}  # fmt: skip
+        for other in sc.pools:
+            if other != self.pool:
+                d[f"pools.{other}.replicas"] = 0
+                d[f"pools.{other}.min_replicas"] = 0
         return override(sc, f"policy {self.name}", **d)

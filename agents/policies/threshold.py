@@ -4,13 +4,16 @@ Every agent step (30 s by default) it reads the step's Window:
 
 * overload - p95 > ``up_p95`` x SLO, or CPU or GPU utilisation > ``up_util``: scale up,
   at most once per ``cooldown_up_s``: +1 replica, +2 when p95 > 2 x SLO or the service
-  is stalled. The GPU pool first while it is below max_replicas and none of its pods is
-  Pending, else the CPU pool;
+  is stalled. One replica to the first GPU pool (in `Scenario.pool_names` order) that is
+  below max_replicas, has no Pending pod and is not backing off; the rest to the first
+  CPU pool;
 * underload - p95 < ``down_p95`` x SLO and both utilisations < ``down_util``: scale
-  down by one, at most once per ``cooldown_down_s`` after any scaling: the CPU pool
-  first, the GPU pool last, never below one replica in all;
-* a GPU pod that stays Pending a whole step (no GPU free) is withdrawn, and the GPU
-  pool is not scaled up again for ``gpu_backoff_s`` (the CPU pool takes the load).
+  down by one, at most once per ``cooldown_down_s`` after any scaling: the last pool
+  first (CPU pools before GPU pools), never below one replica in all;
+* a GPU pod that stays Pending a whole step (no GPU free) is withdrawn, and its pool is
+  not scaled up again for ``gpu_backoff_s`` (the others take the load).
+
+Over the seed layout: the GPU pool first, else the CPU pool; down the CPU pool first.
 
 Placement stays the scenario's.
 """
@@ -41,8 +44,8 @@ class Threshold(Policy):
     def reset(self, scenario: Scenario) -> None:
         self.sc = scenario
         self.last_up = self.last_change = -1e18
-        self.gpu_full_until = -1e18
-        self.log: list[tuple[float, str, int, int]] = []  # (t, up/down/withdraw, gpu, cpu)
+        self.full_until: dict[str, float] = {}  # GPU pool -> no scale-up before this time
+        self.log: list[tuple[Any, ...]] = []  # (t, up/down/withdraw, target per layout pool)
 
     def act(self, obs: np.ndarray, w: Window | None, t: float) -> Any:
         env = self.env
@@ -52,33 +55,39 @@ class Threshold(Policy):
         if w is None:
             return env.hold()
         ctx = env.ctx
-        g, c = st.desired.get("gpu"), st.desired.get("cpu")
+        target: dict[str, int] = dict(st.desired)
+        gpus = [p for p in ctx.pools if ctx.kinds[p] == "gpu"]
+        cpus = [p for p in ctx.pools if ctx.kinds[p] != "gpu"]
         lr = latency_ratio(w, ctx.slo_ms)
         cpu = 0.0 if w.cpu_util != w.cpu_util else w.cpu_util
         gpu = 0.0 if w.gpu_util != w.gpu_util else w.gpu_util
         kind = ""
-        if g is not None and w.gpu_pending > 0:
-            g, kind = g - w.gpu_pending, "withdraw"
-            self.gpu_full_until = t + self.gpu_backoff_s
+        for p in gpus:
+            pending = w.pool(p).pending
+            if pending > 0:
+                target[p], kind = target[p] - pending, "withdraw"
+                self.full_until[p] = t + self.gpu_backoff_s
         if (lr > self.up_p95 or cpu > self.up_util or gpu > self.up_util) \
                 and t - self.last_up >= self.cooldown_up_s:  # fmt: skip
             n = 2 if lr > 2.0 or lr >= LATENCY_CAP else 1
-            if g is not None and g < ctx.max_replicas["gpu"] and w.gpu_pending == 0 \
-                    and t >= self.gpu_full_until:  # fmt: skip
-                g, n = g + 1, n - 1
-            if n and c is not None:
-                c = min(c + n, ctx.max_replicas["cpu"])
+            for p in gpus:
+                if target[p] < ctx.max_replicas[p] and w.pool(p).pending == 0 \
+                        and t >= self.full_until.get(p, -1e18):  # fmt: skip
+                    target[p], n = target[p] + 1, n - 1
+                    break
+            if n and cpus:
+                c = cpus[0]
+                target[c] = min(target[c] + n, ctx.max_replicas[c])
             kind, self.last_up = "up", t
         elif lr < self.down_p95 and cpu < self.down_util and gpu < self.down_util \
                 and t - max(self.last_change, self.last_up) >= self.cooldown_down_s:  # fmt: skip
-            total = (g or 0) + (c or 0)
-            if c is not None and c > ctx.min_replicas["cpu"] and total > 1:
-                c -= 1
-                kind = "down"
-            elif g is not None and g > ctx.min_replicas["gpu"] and total > 1:
-                g -= 1
-                kind = "down"
+            total = sum(target.values())
+            for p in reversed(gpus + cpus):
+                if target[p] > ctx.min_replicas[p] and total > 1:
+                    target[p] -= 1
+                    kind = "down"
+                    break
         if kind:
             self.last_change = t
-            self.log.append((t, kind, g or 0, c or 0))
-        return replicas_action(st.desired, g, c, st.placement)
+            self.log.append((t, kind, *(target.get(p, 0) for p in ctx.layout)))
+        return replicas_action(ctx, st.desired, target, st.placement)

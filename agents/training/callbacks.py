@@ -41,8 +41,7 @@ class EpisodeKPIs(BaseCallback):
         for i, (info, d) in enumerate(zip(self.locals["infos"], self.locals["dones"], strict=True)):
             w = info.get("window")
             if w is not None:
-                self.acc[i] += (w.slo_violations, w.served + w.errors,
-                                w.gpu_replica_s + w.cpu_replica_s)  # fmt: skip
+                self.acc[i] += (w.slo_violations, w.served + w.errors, w.replica_s_total)
             if d:
                 v, a, c = self.acc[i]
                 self.done.append((v / a if a else math.nan, c))

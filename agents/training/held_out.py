@@ -26,6 +26,7 @@ from agents.training.policy_divergence import EffectGroups, effect_groups
 from agents.training.training_env import EVAL_SEED_BASE
 from kisim.core.config import Scenario, resolved_json
 from kisim.core.rundir import read_json, write_json
+from kisim.core.summary import replica_s_total
 
 Episode = tuple[str, int]  # (pattern, twin seed)
 
@@ -58,7 +59,7 @@ def baseline_results(scenario_json: dict[str, Any], policy: str,
         run = run_policy(policy, with_pattern(sc, pattern), seed)
         s = run.episode.summary
         out.append(EpisodeResult(float(run.reward), float(s["slo_violation_rate"]),
-                                 float(s["gpu_replica_s"] + s["cpu_replica_s"])))  # fmt: skip
+                                 replica_s_total(s)))  # fmt: skip
     return out
 
 
@@ -129,7 +130,7 @@ class PolicyEvaluator:
                 w = info["window"]
                 bad += w.slo_violations
                 answered += w.served + w.errors
-                cost += w.gpu_replica_s + w.cpu_replica_s
+                cost += w.replica_s_total
                 done = term or trunc
             res.append(EpisodeResult(env.episode_reward, bad / answered if answered else math.nan,
                                      cost))  # fmt: skip

@@ -8,6 +8,7 @@ dotted field path (``configs/x.yaml: traffic.pattern.name: unknown pattern 'z'``
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -31,8 +32,14 @@ from kisim.core.env_section import HPATargetActionConfig as HPATargetActionConfi
 from kisim.core.env_section import ResourceActionConfig as ResourceActionConfig
 from kisim.core.errors import ConfigError
 
-POOLS: tuple[str, ...] = ("gpu", "cpu")
+SEED_POOLS: tuple[str, ...] = ("gpu", "cpu")
+"""The pool names of the seed layout (one GPU pool, one CPU pool): the default observation and
+action presets' two-pool form, and the two Deployments of the real backends (`bridge`)."""
 PLACEMENTS: tuple[str, ...] = ("prefer-gpu", "balanced", "prefer-cpu")
+"""The default placements (keys of `routing.gpu_share`)."""
+POOL_NAME = re.compile(r"^[a-z][a-z0-9]*$")
+"""Pool names: lower-case letters and digits, starting with a letter (a Python identifier, a
+DNS label, and unambiguous in ``<pool>_<field>`` columns)."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -145,6 +152,11 @@ class NodeConfig(StrictModel):
     gpu_sharing: int = Field(
         1, ge=1, description="Time-slicing replicas per GPU (device plugin `replicas`)."
     )
+    gpu_device: str | None = Field(
+        None,
+        description="Calibration device of its GPUs: GPU pods of other devices do not schedule "
+        "here (a nodeSelector on the GPU product label); null = any GPU pod.",
+    )
 
 
 class ClusterConfig(StrictModel):
@@ -152,16 +164,45 @@ class ClusterConfig(StrictModel):
 
 
 class RoutingConfig(StrictModel):
-    """The Kubernetes Service in front of both pools, plus kisim's placement knob."""
+    """The Kubernetes Service in front of every pool, plus kisim's placement knob.
+
+    A placement is a traffic split between pools. By default (`gpu_share`) it sends a
+    fraction of the requests to the GPU pools and the rest to the CPU pools, uniformly over
+    the ready endpoints of each side (several GPU pools share the GPU side by endpoint
+    count); `weights` instead gives every pool its own weight per placement. A pool with no
+    ready endpoint gets nothing; the others share its traffic in proportion."""
 
     mode: Literal["random", "round_robin"] = Field(
         "random", description="random = kube-proxy iptables mode; round_robin = IPVS rr."
     )
-    placement: Literal["prefer-gpu", "balanced", "prefer-cpu"] = "balanced"
-    gpu_share: dict[str, float | None] = Field(
-        default_factory=lambda: {"prefer-gpu": 0.8, "balanced": None, "prefer-cpu": 0.2},
-        description="Traffic fraction to the GPU pool per placement; null = by endpoint count.",
+    placement: str = Field(
+        "balanced", description="Placement at the start: a key of `weights` (or `gpu_share`)."
     )
+    gpu_share: dict[str, Annotated[float, Field(ge=0, le=1)] | None] = Field(
+        default_factory=lambda: {"prefer-gpu": 0.8, "balanced": None, "prefer-cpu": 0.2},
+        min_length=1,
+        description="Per placement, the traffic fraction to the GPU pools (the rest to the CPU "
+        "pools); null = by endpoint count over all pools.",
+    )
+    weights: dict[str, dict[str, NonNeg]] | None = Field(
+        None,
+        description="Per placement, a weight per pool (missing pools: 0), replacing `gpu_share`; "
+        "traffic splits between the pools with ready endpoints in proportion.",
+    )
+
+    @property
+    def placements(self) -> tuple[str, ...]:
+        """The placements, in the order the `replicas` action numbers them."""
+        return tuple(self.weights if self.weights is not None else self.gpu_share)
+
+    @model_validator(mode="after")
+    def _placement(self) -> RoutingConfig:
+        if self.weights is not None and not self.weights:
+            raise ValueError("weights: at least one placement")
+        if self.placement not in self.placements:
+            raise ValueError(f"placement: '{self.placement}' is not a placement "
+                             f"(placements: {', '.join(self.placements)})")  # fmt: skip
+        return self
 
 
 class ScalingPolicy(StrictModel):
@@ -176,8 +217,8 @@ class HPAConfig(StrictModel):
     target_cpu_utilization: Annotated[float, Field(gt=0, le=1.0)] = Field(
         0.6, description="averageUtilization / 100."
     )
-    pools: list[Literal["gpu", "cpu"]] = Field(
-        default_factory=lambda: ["gpu", "cpu"], description="Pools that get an HPA."
+    pools: list[str] | None = Field(
+        None, description="Pools that get an HPA (one each); null = every pool."
     )
     tolerance: NonNeg = Field(0.1, description="--horizontal-pod-autoscaler-tolerance.")
     sync_period_s: Pos = Field(15.0, description="--horizontal-pod-autoscaler-sync-period.")
@@ -237,7 +278,10 @@ class Scenario(StrictModel):
     slo_ms: Pos = Field(100.0, description="A request slower than this violates the SLO.")
     traffic: TrafficConfig
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
-    pools: dict[Literal["gpu", "cpu"], PoolConfig] = Field(min_length=1)
+    pools: dict[str, PoolConfig] = Field(
+        min_length=1,
+        description="Named pools (`gpu`, `a10g`, `cpu`, ...): lower-case letters and digits.",
+    )
     cluster: ClusterConfig
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -253,18 +297,68 @@ class Scenario(StrictModel):
     @model_validator(mode="after")
     def _devices(self) -> Scenario:
         for pool, cfg in self.pools.items():
+            if not POOL_NAME.match(pool):
+                raise ValueError(f"pools.{pool}: a pool name is lower-case letters and digits, "
+                                 "starting with a letter")  # fmt: skip
             dev = self.calibration.devices.get(cfg.device)
             if dev is None:
                 raise ValueError(f"pools.{pool}.device: '{cfg.device}' is not in the calibration")
             if dev.kind == "gpu" and cfg.resources.gpu < 1:
                 raise ValueError(f"pools.{pool}.resources.gpu: a GPU device needs gpu >= 1")
+        for i, node in enumerate(self.cluster.nodes):
+            dev = node.gpu_device
+            if dev is not None and (dev not in self.calibration.devices
+                                    or self.calibration.devices[dev].kind != "gpu"):  # fmt: skip
+                raise ValueError(f"cluster.nodes.{i}.gpu_device: '{dev}' is not a GPU device "
+                                 "of the calibration")  # fmt: skip
+        keyed = {"controller.hpa.pools": self.controller.hpa.pools or [],
+                 "env.prices": list(self.env.prices)}  # fmt: skip
+        for placement, ws in (self.routing.weights or {}).items():
+            keyed[f"routing.weights.{placement}"] = list(ws)
+        for field, names in keyed.items():
+            for name in names:
+                if name not in self.pools:
+                    raise ValueError(f"{field}: '{name}' is not a pool "
+                                     f"(pools: {', '.join(self.pools)})")  # fmt: skip
         return self
 
+    @property
+    def pool_names(self) -> tuple[str, ...]:
+        """The pools in their canonical order: GPU pools first, then CPU pools, each in the
+        order of the file. Observations, actions, Windows and reports follow it, so the seed
+        layout is always (gpu, cpu) whatever order a file lists them in."""
+        kinds = {p: self.pool_kind(p) for p in self.pools}
+        return tuple([p for p in self.pools if kinds[p] == "gpu"]
+                     + [p for p in self.pools if kinds[p] != "gpu"])  # fmt: skip
+
+    def pool_kind(self, pool: str) -> str:
+        """``gpu`` or ``cpu``: the kind of the pool's device in the calibration."""
+        return self.calibration.devices[self.pools[pool].device].kind
+
+    @property
+    def seed_layout(self) -> bool:
+        """Whether the pools are the seed layout's: named ``gpu`` and ``cpu`` (either or both)."""
+        return set(self.pools) <= set(SEED_POOLS)
+
+    def pool_price(self, pool: str) -> float:
+        """Relative price of one replica-second of `pool` (`env.prices`; else by kind:
+        GPU 4, CPU 1)."""
+        price = self.env.prices.get(pool)
+        if price is not None:
+            return float(price)
+        return DEFAULT_PRICE[self.pool_kind(pool)]
+
     def hpa_pools(self) -> list[str]:
-        """The pools that get an HPA: listed in `controller.hpa.pools`, present, and able to
-        run a pod (a pool at max_replicas 0 has, as on Kubernetes, nothing to autoscale)."""
-        return [p for p in self.controller.hpa.pools if p in self.pools
+        """The pools that get an HPA: listed in `controller.hpa.pools` (all when null), and
+        able to run a pod (a pool at max_replicas 0 has, as on Kubernetes, nothing to
+        autoscale). In `pool_names` order."""
+        listed = self.controller.hpa.pools
+        return [p for p in self.pool_names if (listed is None or p in listed)
                 and self.pools[p].max_replicas > 0]  # fmt: skip
+
+
+DEFAULT_PRICE: dict[str, float] = {"gpu": 4.0, "cpu": 1.0}
+"""Relative price of a replica-second by device kind when `env.prices` names no price."""
 
 
 # --------------------------------------------------------------------------- loading

@@ -76,9 +76,10 @@ class EnvConfig(StrictModel):
     throughput_scale_rps: Pos | None = Field(
         None, description="Throughput that normalises to 1; null = derived from the scenario."
     )
-    prices: dict[Literal["gpu", "cpu"], NonNeg] = Field(
-        default_factory=lambda: {"gpu": 4.0, "cpu": 1.0},
-        description="Relative price of one replica-second per pool (resource efficiency).",
+    prices: dict[str, NonNeg] = Field(
+        default_factory=dict,
+        description="Relative price of one replica-second by pool name (resource efficiency); "
+        "a pool not named costs 4 (GPU device) or 1 (CPU device).",
     )
     resources: ResourceActionConfig = Field(default_factory=ResourceActionConfig)
     hpa_target: HPATargetActionConfig = Field(default_factory=HPATargetActionConfig)

@@ -23,13 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from kisim.core.window import Window
+from kisim.core.config import SEED_POOLS
+from kisim.core.window import POOL_COUNT_FIELDS, Window
 
 CONFIG, TIMELINE, SUMMARY, HIST = "config.json", "timeline.csv", "summary.json", "latency_hist.json"
 ERROR = "error.txt"  # written by the harness when an episode failed; removed on success
 META_KEYS: frozenset[str] = frozenset({"policy", "pattern", "seed", "scenario", "backend"})
 
 _INT_COLS = frozenset(f.name for f in fields(Window) if f.type in ("int", int))
+_INT_SUFFIXES = tuple(f"_{k}" for k in POOL_COUNT_FIELDS)  # <pool>_desired, _ready, _pending
 _STR_COLS = frozenset(f.name for f in fields(Window) if f.type in ("str", str))
 
 
@@ -105,8 +107,8 @@ def write_run(
     d.mkdir(parents=True, exist_ok=True)
     (d / SUMMARY).unlink(missing_ok=True)  # a rewrite is incomplete until it finishes
     write_json(d / CONFIG, config)
-    cols = Window.columns()
     rows = [w.as_dict() if isinstance(w, Window) else dict(w) for w in windows]
+    cols = list(rows[0]) if rows else Window.columns(SEED_POOLS)
     lines = [",".join(cols)]
     for r in rows:
         lines.append(",".join(_csv_escape(_cell(r[c])) for c in cols))
@@ -160,7 +162,7 @@ def read_timeline(run_dir: Path | str, as_arrays: bool = True) -> Any:
         rows = [_typed_row(r) for r in csv.DictReader(f)]
     if not as_arrays:
         return rows
-    cols = rows[0].keys() if rows else Window.columns()
+    cols = rows[0].keys() if rows else Window.columns(SEED_POOLS)
     return {
         c: np.asarray([r[c] for r in rows], dtype=object if c in _STR_COLS else float) for c in cols
     }
@@ -171,7 +173,7 @@ def _typed_row(r: dict[str, str]) -> dict[str, Any]:
     for k, v in r.items():
         if k in _STR_COLS:
             out[k] = v
-        elif k in _INT_COLS:
+        elif k in _INT_COLS or k.endswith(_INT_SUFFIXES):
             out[k] = int(float(v))
         else:
             out[k] = float(v) if v not in ("", None) else math.nan

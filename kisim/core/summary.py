@@ -8,18 +8,35 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from kisim.core.window import Window, percentiles_ms
 
-SUMMARY_KEYS: tuple[str, ...] = (
-    "p50_ms", "p95_ms", "p99_ms", "mean_ms", "mean_wait_ms", "throughput_rps",
-    "success_rate", "slo_violation_rate", "gpu_replica_s", "cpu_replica_s",
-    "mean_batch_size", "offered", "served", "errors", "cpu_util", "mem_util", "gpu_util",
-    "gpu_ready_mean", "cpu_ready_mean", "pending_pod_s", "scaling_actions", "duration_s",
-)  # fmt: skip
+def summary_keys(pools: Sequence[str]) -> tuple[str, ...]:
+    """The summary's keys for runs over `pools`, in the order `summarize` writes them:
+    per pool ``<pool>_replica_s`` (cost) and ``<pool>_ready_mean``."""
+    return (
+        "p50_ms", "p95_ms", "p99_ms", "mean_ms", "mean_wait_ms", "throughput_rps",
+        "success_rate", "slo_violation_rate", *(f"{p}_replica_s" for p in pools),
+        "mean_batch_size", "offered", "served", "errors", "cpu_util", "mem_util", "gpu_util",
+        *(f"{p}_ready_mean" for p in pools), "pending_pod_s", "scaling_actions", "duration_s",
+    )  # fmt: skip
+
+
+SUMMARY_KEYS: tuple[str, ...] = summary_keys(("gpu", "cpu"))
+"""The keys of a run over the seed layout's two pools (``gpu``, ``cpu``)."""
+
+
+def pools_of(summary: Mapping[str, object]) -> list[str]:
+    """The pools a summary reports (those with a ``<pool>_replica_s`` key), in its order."""
+    return [k[: -len("_replica_s")] for k in summary if k.endswith("_replica_s")]
+
+
+def replica_s_total(summary: Mapping[str, float]) -> float:
+    """Replica-seconds over every pool of a summary."""
+    return sum(float(summary[f"{p}_replica_s"]) for p in pools_of(summary))
 
 
 LATENCY_BINS_MS: np.ndarray = np.geomspace(0.1, 1e5, 241)
@@ -54,10 +71,11 @@ def summarize(
     mean, p50, p95, p99 = percentiles_ms(latencies_s)
     answered = served + errors
     slow = int(np.count_nonzero(np.asarray(latencies_s) * 1000.0 > slo_ms))
+    pools = list(windows[0].pools) if windows else []
     actions = 0
     for a, b in itertools.pairwise(windows):
-        actions += (a.gpu_desired != b.gpu_desired) + (a.cpu_desired != b.cpu_desired)
-    return {
+        actions += sum(a.pools[p].desired != b.pools[p].desired for p in pools)
+    out: dict[str, float] = {
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
@@ -66,8 +84,10 @@ def summarize(
         "throughput_rps": served / duration if duration > 0 else math.nan,
         "success_rate": served / answered if answered else math.nan,
         "slo_violation_rate": (slow + errors) / answered if answered else math.nan,
-        "gpu_replica_s": sum(w.gpu_replica_s for w in windows),
-        "cpu_replica_s": sum(w.cpu_replica_s for w in windows),
+    }
+    for p in pools:
+        out[f"{p}_replica_s"] = sum(w.pools[p].replica_s for w in windows)
+    out |= {
         "mean_batch_size": batch_items / batches if batches else math.nan,
         "offered": float(offered),
         "served": float(served),
@@ -75,9 +95,12 @@ def summarize(
         "cpu_util": _twmean(windows, "cpu_util"),
         "mem_util": _twmean(windows, "mem_util"),
         "gpu_util": _twmean(windows, "gpu_util"),
-        "gpu_ready_mean": _twmean(windows, "gpu_ready"),
-        "cpu_ready_mean": _twmean(windows, "cpu_ready"),
+    }
+    for p in pools:
+        out[f"{p}_ready_mean"] = _twmean(windows, f"{p}_ready")
+    out |= {
         "pending_pod_s": sum(w.pending_pod_s for w in windows),
         "scaling_actions": float(actions),
         "duration_s": duration,
     }
+    return out

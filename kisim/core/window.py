@@ -8,8 +8,8 @@ the end of the window (scrape interval, ``rate()`` range), never a privileged vi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numpy as np
@@ -21,6 +21,25 @@ class PoolReplicas(NamedTuple):
     desired: int
     ready: int
     pending: int
+
+
+class PoolRecord(NamedTuple):
+    """One pool in one Window: replica counts at the window's end, and the pod-seconds bound
+    to a node during the window (what the pool costs; Pending pods hold no node)."""
+
+    desired: int
+    ready: int
+    pending: int
+    replica_s: float
+
+
+POOL_COUNT_FIELDS: tuple[str, ...] = PoolReplicas._fields
+"""Per-pool columns written right after the utilisations, pool by pool."""
+POOL_COST_FIELDS: tuple[str, ...] = ("replica_s",)
+"""Per-pool columns written after every pool's counts."""
+_POOL_SUFFIXES: tuple[tuple[str, str], ...] = tuple(
+    ("_" + f, f) for f in (*POOL_COUNT_FIELDS, *POOL_COST_FIELDS)
+)
 
 
 class Utilisation(NamedTuple):
@@ -42,7 +61,14 @@ class Latencies(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Metrics of one span of time [t_start, t_end). Times in s, latencies in ms."""
+    """Metrics of one span of time [t_start, t_end). Times in s, latencies in ms.
+
+    Pools are records keyed by the scenario's pool names (`pools`, GPU pools first as
+    `Scenario.pool_names` orders them). Flat, each pool is the columns
+    ``<pool>_desired``, ``<pool>_ready``, ``<pool>_pending`` and ``<pool>_replica_s``
+    (`as_dict`, `columns`), and every such column is also an attribute
+    (``w.gpu_desired`` is ``w.pool("gpu").desired``).
+    """
 
     t_start: float
     t_end: float
@@ -60,15 +86,8 @@ class Window:
     cpu_util: float  # mean over ready pods: rate(container_cpu_usage_seconds_total) / cpu request
     mem_util: float  # mean over ready pods: working set / memory limit
     gpu_util: float  # mean over GPUs with a ready pod: DCGM_FI_DEV_GPU_UTIL / 100
-    gpu_desired: int
-    gpu_ready: int
-    gpu_pending: int
-    cpu_desired: int
-    cpu_ready: int
-    cpu_pending: int
-    gpu_replica_s: float  # pod-seconds bound to a node in the GPU pool (cost)
-    cpu_replica_s: float
-    pending_pod_s: float  # pod-seconds spent Pending (unschedulable) in either pool
+    pools: Mapping[str, PoolRecord]  # by pool name: desired/ready/pending at t_end, replica-s
+    pending_pod_s: float  # pod-seconds spent Pending (unschedulable) in any pool
     queue_length: int  # requests queued at t_end, all replicas
     mean_batch_size: float  # items per executed batch; NaN if no batch ran
     placement: str  # routing placement in force at t_end
@@ -77,12 +96,89 @@ class Window:
     def duration(self) -> float:
         return self.t_end - self.t_start
 
+    # ------------------------------------------------------------------ pools
+
+    def pool(self, name: str) -> PoolRecord:
+        """The record of pool `name` (KeyError naming the pools when there is none)."""
+        try:
+            return self.pools[name]
+        except KeyError:
+            raise KeyError(f"no pool '{name}' in this window (pools: {', '.join(self.pools)})") from None
+
+    @property
+    def pool_names(self) -> tuple[str, ...]:
+        return tuple(self.pools)
+
+    @property
+    def desired_total(self) -> int:
+        return sum(r.desired for r in self.pools.values())
+
+    @property
+    def ready_total(self) -> int:
+        return sum(r.ready for r in self.pools.values())
+
+    @property
+    def pending_total(self) -> int:
+        return sum(r.pending for r in self.pools.values())
+
+    @property
+    def replica_s_total(self) -> float:
+        return sum(r.replica_s for r in self.pools.values())
+
+    def __getattr__(self, name: str) -> float | int:
+        """``<pool>_<field>`` columns as attributes (``w.cpu_replica_s``)."""
+        if not name.startswith("_") and name != "pools":
+            for suffix, f in _POOL_SUFFIXES:
+                if name.endswith(suffix):
+                    rec = self.pools.get(name[: -len(suffix)])
+                    if rec is not None:
+                        return getattr(rec, f)  # type: ignore[no-any-return]
+        raise AttributeError(f"'Window' object has no attribute '{name}'")
+
+    # ------------------------------------------------------------------ flat form
+
     def as_dict(self) -> dict[str, float | int | str]:
-        return asdict(self)
+        """One flat row: the pool records become ``<pool>_<field>`` columns (`columns`)."""
+        out: dict[str, float | int | str] = {}
+        for f in fields(self):
+            if f.name == "pools":
+                for name, rec in self.pools.items():
+                    for k in POOL_COUNT_FIELDS:
+                        out[f"{name}_{k}"] = getattr(rec, k)
+                for name, rec in self.pools.items():
+                    for k in POOL_COST_FIELDS:
+                        out[f"{name}_{k}"] = getattr(rec, k)
+            else:
+                out[f.name] = getattr(self, f.name)
+        return out
 
     @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+    def columns(cls, pools: Iterable[str]) -> list[str]:
+        """The flat columns of a Window over `pools` (the order `as_dict` writes)."""
+        names = list(pools)
+        out: list[str] = []
+        for f in fields(cls):
+            if f.name == "pools":
+                out += [f"{p}_{k}" for p in names for k in POOL_COUNT_FIELDS]
+                out += [f"{p}_{k}" for p in names for k in POOL_COST_FIELDS]
+            else:
+                out.append(f.name)
+        return out
+
+    @staticmethod
+    def pools_of_columns(cols: Iterable[str]) -> list[str]:
+        """Pool names present in flat columns (those with a ``<pool>_desired`` column)."""
+        return [c[: -len("_desired")] for c in cols if c.endswith("_desired")]
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, float | int | str]) -> Window:
+        """The Window of one flat row (`as_dict`'s inverse; pools found by `pools_of_columns`)."""
+        names = cls.pools_of_columns(row)
+        pools = {p: PoolRecord(int(row[f"{p}_desired"]), int(row[f"{p}_ready"]),
+                               int(row[f"{p}_pending"]), float(row[f"{p}_replica_s"]))
+                 for p in names}  # fmt: skip
+        kw = {f.name: row[f.name] for f in fields(cls) if f.name != "pools"}
+        return cls(pools=pools, **kw)  # type: ignore[arg-type]
 
     @classmethod
     def measured(
@@ -108,11 +204,11 @@ class Window:
         """The Window of [t_start, t_end) from what a backend measured in it.
 
         `slow` counts completed requests over the SLO (errors are added to make
-        `slo_violations`); `replicas` and `replica_s` are keyed by pool (``gpu``, ``cpu``).
-        Throughput is served over the window's duration.
+        `slo_violations`); `replicas` and `replica_s` are keyed by pool name, and the
+        Window's pools are those of `replicas`, in its order. Throughput is served over
+        the window's duration.
         """
         dur = t_end - t_start
-        gpu, cpu = replicas["gpu"], replicas["cpu"]
         return cls(
             t_start=t_start,
             t_end=t_end,
@@ -130,14 +226,8 @@ class Window:
             cpu_util=util.cpu,
             mem_util=util.mem,
             gpu_util=util.gpu,
-            gpu_desired=gpu.desired,
-            gpu_ready=gpu.ready,
-            gpu_pending=gpu.pending,
-            cpu_desired=cpu.desired,
-            cpu_ready=cpu.ready,
-            cpu_pending=cpu.pending,
-            gpu_replica_s=replica_s["gpu"],
-            cpu_replica_s=replica_s["cpu"],
+            pools={p: PoolRecord(r.desired, r.ready, r.pending, replica_s[p])
+                   for p, r in replicas.items()},  # fmt: skip
             pending_pod_s=pending_pod_s,
             queue_length=queue_length,
             mean_batch_size=mean_batch_size,

@@ -20,11 +20,9 @@ import numpy as np
 from gymnasium import spaces
 
 from kisim.core.backend import Action, PoolSetting
-from kisim.core.config import PLACEMENTS
 from kisim.core.registry import registrar
 from kisim.env.context import EnvContext, EnvState
 
-POOL_ORDER = ("gpu", "cpu")
 Decoded = tuple[Action | None, dict[str, str], int]
 """(backend action or None, clamped settings -> why, settings changed other than replicas
 and placement); replica and placement changes are counted from the Window."""
@@ -67,21 +65,23 @@ register = registrar(ACTIONS)
 
 @register
 class Replicas(ActionPreset):
-    """MultiDiscrete([5, 5, 3]): GPU replicas -2..+2, CPU replicas -2..+2, placement
-    {0: prefer-gpu, 1: balanced, 2: prefer-cpu} (absolute, not relative)."""
+    """MultiDiscrete([5] * N + [P]): per pool of `EnvContext.layout` replicas -2..+2, then the
+    placement, an index into `routing.placements` (absolute, not relative). Over the seed
+    layout with the default placements this is the seed's MultiDiscrete([5, 5, 3]): GPU
+    replicas, CPU replicas, {0: prefer-gpu, 1: balanced, 2: prefer-cpu}."""
 
     name = "replicas"
     controller = "external"
 
     def _space(self) -> spaces.Space[Any]:
-        return spaces.MultiDiscrete([5, 5, 3])
+        return spaces.MultiDiscrete([5] * len(self.ctx.layout) + [len(self.ctx.placements)])
 
     def decode(self, a: Any, st: EnvState) -> Decoded:
         ctx = self.ctx
         v = _ints(a)
         pools: dict[str, PoolSetting] = {}
         clamped: dict[str, str] = {}
-        for pool, d in (("gpu", v[0] - 2), ("cpu", v[1] - 2)):
+        for pool, d in zip(ctx.layout, (x - 2 for x in v), strict=False):
             hi = ctx.max_replicas.get(pool)
             if hi is None:
                 if d:
@@ -96,7 +96,7 @@ class Replicas(ActionPreset):
             if n != cur:
                 pools[pool] = PoolSetting(replicas=n)
                 st.desired[pool] = n
-        placement = PLACEMENTS[v[2]]
+        placement = ctx.placements[v[len(ctx.layout)]]
         if placement == st.placement:
             if not pools:
                 return None, clamped, 0
@@ -105,7 +105,14 @@ class Replicas(ActionPreset):
         return Action(pools=pools, placement=placement), clamped, 0
 
     def hold(self, st: EnvState) -> Any:
-        return np.array([2, 2, PLACEMENTS.index(st.placement)], dtype=np.int64)
+        return np.array([2] * len(self.ctx.layout) + [self.ctx.placements.index(st.placement)],
+                        dtype=np.int64)  # fmt: skip
+
+    def encode(self, deltas: dict[str, int], placement: str) -> np.ndarray:
+        """The action that moves each pool by `deltas[pool]` (-2..+2; missing: 0) and sets
+        `placement`."""
+        return np.array([deltas.get(p, 0) + 2 for p in self.ctx.layout]
+                        + [self.ctx.placements.index(placement)], dtype=np.int64)  # fmt: skip
 
 
 def _rung(ladder: list[int], cur: int, d: int) -> int:
@@ -121,7 +128,7 @@ def _rung(ladder: list[int], cur: int, d: int) -> int:
 
 @register
 class Resources(ActionPreset):
-    """MultiDiscrete([3] * 8): per pool (gpu, then cpu) CPU -/0/+ `cpu_step` cores, memory
+    """MultiDiscrete([3] * 4N): per pool of `EnvContext.layout` (seed: gpu, then cpu) CPU -/0/+ `cpu_step` cores, memory
     -/0/+ `memory_step_gib`, max batch size one rung down/keep/up the ladder, model
     instances -1/0/+1. Changes the pool's pod template; new pods get it and running pods
     are replaced by the Deployment's rolling update (twin: `twin.rollout`)."""
@@ -130,7 +137,7 @@ class Resources(ActionPreset):
     FIELDS = ("cpu", "memory_gib", "max_batch_size", "instances")
 
     def _space(self) -> spaces.Space[Any]:
-        return spaces.MultiDiscrete([3] * (4 * len(POOL_ORDER)))
+        return spaces.MultiDiscrete([3] * (4 * len(self.ctx.layout)))
 
     def decode(self, a: Any, st: EnvState) -> Decoded:
         cfg = self.ctx.cfg.resources
@@ -138,7 +145,7 @@ class Resources(ActionPreset):
         pools: dict[str, PoolSetting] = {}
         clamped: dict[str, str] = {}
         changes = 0
-        for k, pool in enumerate(POOL_ORDER):
+        for k, pool in enumerate(self.ctx.layout):
             dc, dm, db, di = (v[4 * k + j] - 1 for j in range(4))
             t = st.templates.get(pool)
             if t is None:
@@ -181,7 +188,7 @@ class Resources(ActionPreset):
         return (Action(pools=pools) if pools else None), clamped, changes
 
     def hold(self, st: EnvState) -> Any:
-        return np.ones(4 * len(POOL_ORDER), dtype=np.int64)
+        return np.ones(4 * len(self.ctx.layout), dtype=np.int64)
 
 
 @register

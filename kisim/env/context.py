@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from kisim.core.config import EnvConfig, Scenario
+from kisim.core.config import SEED_POOLS, EnvConfig, Scenario
 from kisim.core.patterns import PATTERNS, make_pattern
 
 PATTERN_SCALE_EXCLUDE = frozenset({"replay"})  # needs a file; counted only if it is the scenario's
@@ -35,7 +35,10 @@ class EnvContext:
     slo_ms: float
     duration_s: float
     step_s: float
-    pools: tuple[str, ...]
+    pools: tuple[str, ...]  # the scenario's pools (`Scenario.pool_names`: GPU pools first)
+    layout: tuple[str, ...]  # the pools presets are laid out over (`preset_pools`)
+    kinds: dict[str, str]  # pool -> device kind (gpu | cpu)
+    placements: tuple[str, ...]  # `routing.placements`, as the replicas action numbers them
     min_replicas: dict[str, int]
     max_replicas: dict[str, int]
     initial_replicas: dict[str, int]
@@ -90,15 +93,26 @@ def throughput_scale(sc: Scenario) -> float:
     return max(peak * demand_per_level(sc), 1.0)
 
 
+def preset_pools(sc: Scenario) -> tuple[str, ...]:
+    """The pools the observation and action presets are laid out over: the seed layout's
+    (``gpu``, ``cpu``) when the scenario's pools are among those two names, so the seed's
+    10-dim observation and `MultiDiscrete([5, 5, 3])` stay as they are (an absent one reads
+    0 and ignores its moves); otherwise the scenario's own pools, GPU pools first."""
+    return SEED_POOLS if sc.seed_layout else sc.pool_names
+
+
 def build_context(sc: Scenario) -> EnvContext:
     cfg = sc.env
-    pools = tuple(p for p in ("gpu", "cpu") if p in sc.pools)
-    prices = {p: float(cfg.prices.get(p, 1.0)) for p in pools}  # type: ignore[call-overload]
+    pools = sc.pool_names
+    prices = {p: sc.pool_price(p) for p in pools}
     return EnvContext(
         slo_ms=sc.slo_ms,
         duration_s=sc.duration_s,
         step_s=cfg.step_s,
         pools=pools,
+        layout=preset_pools(sc),
+        kinds={p: sc.pool_kind(p) for p in pools},
+        placements=sc.routing.placements,
         min_replicas={p: sc.pools[p].min_replicas for p in pools},
         max_replicas={p: sc.pools[p].max_replicas for p in pools},
         initial_replicas={p: sc.pools[p].replicas for p in pools},

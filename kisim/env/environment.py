@@ -218,7 +218,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             w = self.backend.advance(dt)
         # the agent-side view follows what the cluster reports (an HPA may have moved it)
         for pool, before in prev_desired.items():
-            now = w.gpu_desired if pool == "gpu" else w.cpu_desired
+            now = w.pool(pool).desired
             changes += abs(now - before)
             st.desired[pool] = now
         if w.placement != prev_placement:
@@ -379,10 +379,8 @@ class _Chunker:
             latency_mean_ms=mean, latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99,
             queue_wait_ms=qwait, slo_violations=sum(w.slo_violations for w in parts),
             cpu_util=last.cpu_util, mem_util=last.mem_util, gpu_util=last.gpu_util,
-            gpu_desired=last.gpu_desired, gpu_ready=last.gpu_ready, gpu_pending=last.gpu_pending,
-            cpu_desired=last.cpu_desired, cpu_ready=last.cpu_ready, cpu_pending=last.cpu_pending,
-            gpu_replica_s=sum(w.gpu_replica_s for w in parts),
-            cpu_replica_s=sum(w.cpu_replica_s for w in parts),
+            pools={p: r._replace(replica_s=sum(w.pools[p].replica_s for w in parts))
+                   for p, r in last.pools.items()},
             pending_pod_s=sum(w.pending_pod_s for w in parts),
             queue_length=last.queue_length,
             mean_batch_size=served / batches if batches > 0 else math.nan,

@@ -16,7 +16,6 @@ from typing import ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from kisim.core.config import PLACEMENTS
 from kisim.core.registry import registrar
 from kisim.core.window import Window
 from kisim.env.context import EnvContext, EnvState
@@ -68,17 +67,22 @@ def load_variance(rates: list[float]) -> float:
 
 
 class ObservationPreset(ABC):
-    """Base: a Box space and `observe(window, state)`; `initial(state)` before any window."""
+    """Base: a Box space and `observe(window, state)`; `initial(state)` before any window.
+
+    Features, bounds and space are per instance: they are laid out over the scenario's
+    pools (`EnvContext.layout`), so the names of per-pool features follow the pools."""
 
     name: ClassVar[str]
-    features: ClassVar[tuple[str, ...]]
-    low: ClassVar[tuple[float, ...]]
-    high: ClassVar[tuple[float, ...]]
 
     def __init__(self, ctx: EnvContext) -> None:
         self.ctx = ctx
+        self.features, self.low, self.high = self._layout(ctx)
         self.space = spaces.Box(np.asarray(self.low, np.float32), np.asarray(self.high, np.float32),
                                 dtype=np.float32)  # fmt: skip
+
+    @abstractmethod
+    def _layout(self, ctx: EnvContext) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
+        """(feature names, lower bounds, upper bounds)."""
 
     @abstractmethod
     def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
@@ -91,24 +95,34 @@ OBSERVATIONS: dict[str, type[ObservationPreset]] = {}
 register = registrar(OBSERVATIONS)
 
 
+def _share(n: int, mx: int | None) -> float:
+    return n / mx if mx else 0.0
+
+
 @register
 class Default(ObservationPreset):
-    """The seed spec's ten features."""
+    """The seed spec's features: utilisations, p95 / SLO, throughput, desired replicas per
+    pool / max_replicas, load trend and variance, progress. Over the seed layout (gpu, cpu)
+    these are the seed's ten; over N other pools, 8 + N."""
 
     name = "default"
-    features = ("cpu_util", "mem_util", "gpu_util", "p95_over_slo", "throughput", "gpu_replicas",
-                "cpu_replicas", "load_trend", "load_variance", "progress")  # fmt: skip
-    low = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0)
-    high = (1.0, 1.0, 1.0, LATENCY_CAP, THROUGHPUT_CAP, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+    def _layout(self, ctx: EnvContext) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
+        n = len(ctx.layout)
+        features = ("cpu_util", "mem_util", "gpu_util", "p95_over_slo", "throughput",
+                    *(f"{p}_replicas" for p in ctx.layout),
+                    "load_trend", "load_variance", "progress")  # fmt: skip
+        low = (0.0, 0.0, 0.0, 0.0, 0.0, *(0.0,) * n, -1.0, 0.0, 0.0)
+        high = (1.0, 1.0, 1.0, LATENCY_CAP, THROUGHPUT_CAP, *(1.0,) * n, 1.0, 1.0, 1.0)
+        return features, low, high
 
     def _base(self, w: Window | None, st: EnvState) -> list[float]:
         ctx = self.ctx
         mx = ctx.max_replicas
-        g = st.desired.get("gpu", 0) / mx["gpu"] if mx.get("gpu") else 0.0
-        c = st.desired.get("cpu", 0) / mx["cpu"] if mx.get("cpu") else 0.0
+        reps = [_share(st.desired.get(p, 0), mx.get(p)) for p in ctx.layout]
         progress = _clip(st.t / ctx.duration_s, 0.0, 1.0)
         if w is None:
-            return [0.0, 0.0, 0.0, 0.0, 0.0, g, c, 0.0, 0.0, progress]
+            return [0.0, 0.0, 0.0, 0.0, 0.0, *reps, 0.0, 0.0, progress]
         tp = w.throughput_rps
         return [
             _util(w.cpu_util),
@@ -116,8 +130,7 @@ class Default(ObservationPreset):
             _util(w.gpu_util),
             latency_ratio(w, ctx.slo_ms),
             0.0 if tp != tp else _clip(tp / ctx.throughput_scale, 0.0, THROUGHPUT_CAP),
-            g,
-            c,
+            *reps,
             load_trend(st.rates, ctx.throughput_scale),
             load_variance(st.rates),
             progress,
@@ -129,34 +142,35 @@ class Default(ObservationPreset):
 
 @register
 class Extended(Default):
-    """`default` plus what a cluster operator also sees: ready and Pending pods, errors,
-    queue, placement (one-hot) and the HPA target (0 without an HPA)."""
+    """`default` plus what a cluster operator also sees: ready and Pending pods per pool,
+    errors, queue, placement (one-hot over `routing.placements`) and the HPA target (0
+    without an HPA). Over the seed layout, 20 features."""
 
     name = "extended"
-    features = Default.features + (
-        "gpu_ready", "cpu_ready", "gpu_pending", "cpu_pending", "error_rate", "queue",
-        "prefer_gpu", "balanced", "prefer_cpu", "hpa_target",
-    )  # fmt: skip
-    low = Default.low + (0.0,) * 10
-    high = Default.high + (1.0,) * 10
+
+    def _layout(self, ctx: EnvContext) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
+        features, low, high = super()._layout(ctx)
+        extra = (*(f"{p}_ready" for p in ctx.layout), *(f"{p}_pending" for p in ctx.layout),
+                 "error_rate", "queue", *(pl.replace("-", "_") for pl in ctx.placements),
+                 "hpa_target")  # fmt: skip
+        return features + extra, low + (0.0,) * len(extra), high + (1.0,) * len(extra)
 
     def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
         base = self._base(w, st)
-        mx = self.ctx.max_replicas
-        mg, mc = mx.get("gpu", 0) or 1, mx.get("cpu", 0) or 1
-        onehot = [1.0 if st.placement == p else 0.0 for p in PLACEMENTS]
+        ctx = self.ctx
+        mx = {p: ctx.max_replicas.get(p, 0) or 1 for p in ctx.layout}
+        onehot = [1.0 if st.placement == p else 0.0 for p in ctx.placements]
         hpa = st.hpa_target if st.hpa_target is not None else 0.0
         if w is None:
-            ready = [self.ctx.initial_replicas.get("gpu", 0) / mg,
-                     self.ctx.initial_replicas.get("cpu", 0) / mc]  # fmt: skip
-            return np.asarray(base + ready + [0.0, 0.0, 0.0, 0.0] + onehot + [hpa], np.float32)
+            ready = [ctx.initial_replicas.get(p, 0) / mx[p] for p in ctx.layout]
+            return np.asarray(base + ready + [0.0] * len(ctx.layout) + [0.0, 0.0] + onehot + [hpa],
+                              np.float32)  # fmt: skip
         answered = w.served + w.errors
+        recs = [w.pools.get(p) for p in ctx.layout]
         extra = [
-            _clip(w.gpu_ready / mg, 0.0, 1.0),
-            _clip(w.cpu_ready / mc, 0.0, 1.0),
-            _clip(w.gpu_pending / mg, 0.0, 1.0),
-            _clip(w.cpu_pending / mc, 0.0, 1.0),
+            *(_clip(r.ready / mx[p], 0.0, 1.0) if r else 0.0 for p, r in zip(ctx.layout, recs, strict=True)),
+            *(_clip(r.pending / mx[p], 0.0, 1.0) if r else 0.0 for p, r in zip(ctx.layout, recs, strict=True)),
             w.errors / answered if answered else 0.0,
-            _clip(w.queue_length / max(self.ctx.throughput_scale, 1.0), 0.0, 1.0),
+            _clip(w.queue_length / max(ctx.throughput_scale, 1.0), 0.0, 1.0),
         ]
         return np.asarray(base + extra + onehot + [hpa], np.float32)

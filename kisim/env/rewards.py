@@ -73,7 +73,7 @@ def throughput_improvement(w: Window, ref_rps: float) -> float:
 def efficiency(w: Window, ctx: EnvContext, st: EnvState) -> float:
     """1 - price-weighted replica-seconds / (the same with every pool at max_replicas).
 
-    Bound (scheduled) pods cost, Pending ones do not (they hold no node). For the CPU
+    Bound (scheduled) pods cost, Pending ones do not (they hold no node). For a CPU
     pool the price scales with the template's cores over the scenario's, so that the
     `resources` preset cannot buy cores for free; a GPU pod's price is its GPU's.
     """
@@ -81,11 +81,16 @@ def efficiency(w: Window, ctx: EnvContext, st: EnvState) -> float:
     if dur <= 0:
         return 0.0
     pr = ctx.prices
-    cpu_size = 1.0
-    t, t0 = st.templates.get("cpu"), ctx.templates.get("cpu")
-    if t is not None and t0 is not None:
-        cpu_size = t.cpu / t0.cpu
-    cost = (pr.get("gpu", 0.0) * w.gpu_replica_s + pr.get("cpu", 0.0) * w.cpu_replica_s * cpu_size)
+    cost = 0.0
+    for pool in ctx.pools:
+        rec = w.pools.get(pool)
+        if rec is None:
+            continue
+        c = pr[pool] * rec.replica_s
+        if ctx.kinds[pool] == "cpu":
+            t, t0 = st.templates.get(pool), ctx.templates.get(pool)
+            c = c * (t.cpu / t0.cpu if t is not None and t0 is not None else 1.0)
+        cost += c
     return _clip(1.0 - cost / dur / ctx.cost_max, 0.0, 1.0)
 
 

@@ -43,14 +43,14 @@ def synth_episode(
     p95 = 80 + EFFECT_MS.get(policy, 0.0) + 5 * crn.standard_normal() + own.normal(0, 1, N_WIN)
     gpu = 1 + (policy == "oracle") * np.arange(N_WIN) % 3
     windows = [
-        Window(t_start=15.0 * i, t_end=15.0 * (i + 1), load_level=float(level[i]), offered=100,
+        Window.from_dict(dict(t_start=15.0 * i, t_end=15.0 * (i + 1), load_level=float(level[i]), offered=100,
                served=98, errors=2, throughput_rps=98 / 15, latency_mean_ms=p95[i] / 2,
                latency_p50_ms=p95[i] / 2, latency_p95_ms=float(p95[i]), latency_p99_ms=p95[i] * 1.3,
                queue_wait_ms=1.0, slo_violations=3, cpu_util=0.5, mem_util=0.3,
                gpu_util=math.nan if i == 0 else 0.6, gpu_desired=int(gpu[i]), gpu_ready=int(gpu[i]),
                gpu_pending=0, cpu_desired=1, cpu_ready=1, cpu_pending=0,
                gpu_replica_s=15.0 * gpu[i], cpu_replica_s=15.0, pending_pod_s=0.0,
-               queue_length=0, mean_batch_size=1.5, placement="balanced")
+               queue_length=0, mean_batch_size=1.5, placement="balanced"))
         for i in range(N_WIN)
     ]  # fmt: skip
     summary: dict[str, object] = {k: float(own.random()) for k in SUMMARY_KEYS}

@@ -33,12 +33,11 @@ class FakePodLister:
 
 
 def _w(cpu_desired: int) -> Window:
-    import dataclasses
 
-    base = {f.name: 0 for f in dataclasses.fields(Window)}
+    base = {c: 0 for c in Window.columns(("gpu", "cpu"))}
     base.update(t_start=0.0, t_end=15.0, placement="balanced", cpu_desired=cpu_desired,
                 gpu_desired=1, latency_p50_ms=math.nan)  # fmt: skip
-    return Window(**base)
+    return Window.from_dict(base)
 
 
 def test_hpa_runs_from_outside_where_no_hpa_object_exists() -> None:

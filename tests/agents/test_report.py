@@ -28,13 +28,13 @@ from kisim.core.window import Window
 
 
 def _window(i: int, p95: float = 50.0) -> Window:
-    return Window(t_start=15.0 * i, t_end=15.0 * (i + 1), load_level=10.0, offered=10, served=10,
+    return Window.from_dict(dict(t_start=15.0 * i, t_end=15.0 * (i + 1), load_level=10.0, offered=10, served=10,
                   errors=0, throughput_rps=10 / 15, latency_mean_ms=math.nan, latency_p50_ms=20.0,
                   latency_p95_ms=p95, latency_p99_ms=p95 * 1.5, queue_wait_ms=1.0, slo_violations=0,
                   cpu_util=0.5, mem_util=0.25, gpu_util=0.75, gpu_desired=1, gpu_ready=1,
                   gpu_pending=0, cpu_desired=2, cpu_ready=2, cpu_pending=0, gpu_replica_s=15.0,
                   cpu_replica_s=30.0, pending_pod_s=0.0, queue_length=3, mean_batch_size=2.0,
-                  placement="prefer-gpu")  # fmt: skip
+                  placement="prefer-gpu"))  # fmt: skip
 
 
 def _write(out: Path, policy: str, pattern: str, seed: int, p95: float) -> Path:

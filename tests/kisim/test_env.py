@@ -41,7 +41,7 @@ def window(**kw) -> Window:
              cpu_pending=0, gpu_replica_s=30.0, cpu_replica_s=30.0, pending_pod_s=0.0,
              queue_length=0, mean_batch_size=1.2, placement="balanced")  # fmt: skip
     d.update(kw)
-    return Window(**d)  # type: ignore[arg-type]
+    return Window.from_dict(d)
 
 
 def rollout(env: KisimEnv, seed: int, actions: list) -> list[tuple]:
