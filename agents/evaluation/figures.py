@@ -78,8 +78,8 @@ def bar_metrics(have: set[str]) -> list[str]:
 
 
 def _pool_order(metric: str) -> tuple[int, str]:
-    """GPU before CPU for the seed layout, otherwise by name."""
-    return ({"gpu_replica_s": 0, "cpu_replica_s": 1}.get(metric, 2), metric)
+    """`gpu` first, `cpu` last, other pools by name between them."""
+    return ({"gpu_replica_s": 0, "cpu_replica_s": 2}.get(metric, 1), metric)
 KNOWN_COLORS: dict[str, str] = {  # Okabe-Ito, colour-blind safe
     "hpa": "#000000", "static": "#999999", "static-gpu": "#0072B2", "static-cpu": "#56B4E9",
     "threshold": "#E69F00", "kpa": "#009E73", "oracle": "#CC79A7", "ppo": "#D55E00",

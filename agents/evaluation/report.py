@@ -52,7 +52,7 @@ def headline(metrics: set[str]) -> list[str]:
 def _pool_metric_order(names: set[str]) -> list[str]:
     """Per-pool metrics ordered as `summary_keys` writes them, seed pools (gpu, cpu) first."""
     pools = [k[: -len("_replica_s")] for k in names if k.endswith("_replica_s") and k != "replica_s"]
-    pools.sort(key=lambda p: ({"gpu": 0, "cpu": 1}.get(p, 2), p))
+    pools.sort(key=lambda p: ({"gpu": 0, "cpu": 2}.get(p, 1), p))  # seed gpu first, cpu last
     return [k for k in summary_keys(pools) if k in names]
 LEAD_P = "paired_p_holm"  # the test the report leads with (docs/evaluation.md)
 ALPHA = 0.05
