@@ -81,9 +81,40 @@ def load_bundle(path: Path | str) -> Bundle:
     if not any(p.iterdir()):
         raise TraceError(f"{p}: empty bundle folder")
     warnings: list[str] = []
-    man = read_manifest(p / "manifest.yaml")
+    man = read_manifest(p / "manifest.yaml", warnings)
     pools = set(man.pools)
-    req = read_requests(p / "requests.csv", pools)
+    problems: list[str] = []  # every file's problems, reported together
+
+    def attempt(read, *args):  # type: ignore[no-untyped-def]
+        try:
+            return read(*args)
+        except TraceError as e:
+            problems.append(str(e))
+            return None
+
+    req = attempt(read_requests, p / "requests.csv", pools)
+    prom = attempt(read_prometheus, p / "prometheus", man, warnings)
+    events = None
+    if (p / "events.csv").is_file():
+        events = attempt(read_events, p / "events.csv", pools)
+        if events is not None and not len(events):
+            warnings.append(
+                f"{p / 'events.csv'}: no rows; start-up times not fitted from this bundle"
+            )
+            events = None
+    else:
+        warnings.append(f"{p / 'events.csv'}: missing; start-up times not fitted from this bundle")
+    st = None
+    if (p / "service_times.csv").is_file():
+        st = attempt(read_service_times, p / "service_times.csv", man.pools)
+    else:
+        warnings.append(
+            f"{p / 'service_times.csv'}: missing; the service curve comes from the "
+            "Triton counters alone"
+        )
+    if problems:
+        raise TraceError(problems[0] if len(problems) == 1 else "\n".join(problems))
+    assert req is not None and prom is not None
     req = _check_request_span(p / "requests.csv", req, man, warnings)
     for pool in pools:
         if not np.any(req.pool == pool):
@@ -91,7 +122,6 @@ def load_bundle(path: Path | str) -> Bundle:
                 f"{p / 'manifest.yaml'}: pool {pool!r} served no request in "
                 f"{p / 'requests.csv'}: the manifest contradicts the data"
             )
-    prom = read_prometheus(p / "prometheus", man, warnings)
     counters: dict[str, CounterTable] = {}
     for pool, cfg in man.pools.items():
         ct = counter_table(prom, pool, man.start_unix_s, man.end_unix_s)
@@ -107,24 +137,6 @@ def load_bundle(path: Path | str) -> Bundle:
                 f"series, manifest.yaml says {cfg.replicas} replicas"
             )
         counters[pool] = ct
-    events = None
-    if (p / "events.csv").is_file():
-        events = read_events(p / "events.csv", pools)
-        if not len(events):
-            warnings.append(
-                f"{p / 'events.csv'}: no rows; start-up times not fitted from this bundle"
-            )
-            events = None
-    else:
-        warnings.append(f"{p / 'events.csv'}: missing; start-up times not fitted from this bundle")
-    st = None
-    if (p / "service_times.csv").is_file():
-        st = read_service_times(p / "service_times.csv", man.pools)
-    else:
-        warnings.append(
-            f"{p / 'service_times.csv'}: missing; the service curve comes from the "
-            "Triton counters alone"
-        )
     _cross_check_locust(p, req, warnings)
     return Bundle(p, man, req, prom, counters, events, st, warnings)
 

@@ -76,11 +76,11 @@ def has_concurrency(bun: Bundle, pool: str, ref_cores: float, attr: str = "") ->
         return (
             cfg.batching.enabled
             and cfg.instances == 1
-            and (cfg.device != "cpu" or abs(cfg.resources.cpu - ref_cores) <= 1e-9)
+            and (cfg.device != "cpu" or abs(cfg.compute_cores - ref_cores) <= 1e-9)
         )
     if attr == "host_sharing_penalty":  # several replicas on one host (the local bridge)
         return cfg.device == "cpu" and bun.manifest.backend == "local" and cfg.replicas > 1
-    return cfg.instances > 1 or (cfg.device == "cpu" and abs(cfg.resources.cpu - ref_cores) > 1e-9)
+    return cfg.instances > 1 or (cfg.device == "cpu" and abs(cfg.compute_cores - ref_cores) > 1e-9)
 
 
 def concurrency_attr(kind: str, core_scaling_known: bool) -> str:

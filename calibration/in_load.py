@@ -81,7 +81,7 @@ def chunk_counters(bundles: list[tuple[Bundle, str]]) -> Chunks:
                             ("compute_ms", acc[3] / 1e3),
                             ("queue_ms", acc[4] / 1e3),
                             ("instances", cfg.instances),
-                            ("cores", cfg.resources.cpu),
+                            ("cores", cfg.compute_cores),
                             ("bmax", cfg.batching.max_batch_size if cfg.batching.enabled else 1),
                         ):
                             cols[key].append(v)

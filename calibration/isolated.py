@@ -34,7 +34,7 @@ def isolated_rows(
             if cfg is None:  # a device kind
                 if name != kind:
                     continue
-                same = {p.resources.cpu for p in pools.values() if p.device == kind}
+                same = {p.compute_cores for p in pools.values() if p.device == kind}
                 if len(same) > 1:
                     warnings.append(
                         f"{st.path}: device {name!r} is ambiguous (pools of that kind "
@@ -42,7 +42,7 @@ def isolated_rows(
                     )
                 c = max(same)
             else:
-                c = cfg.resources.cpu
+                c = cfg.compute_cores
             m = st.device == name
             bs.append(st.batch_size[m])
             ms.append(st.ms[m])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from calibration.locate import where, yaml_position
 from kisim.core.config import BatchingConfig
 from kisim.core.errors import TraceError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _M(BaseModel):
@@ -29,6 +31,9 @@ class Hardware(_M):
     description: str = ""
     cpu_model: str | None = None
     gpu_model: str | None = None
+    # cores of the whole machine the replicas ran on (informational: provenance and the
+    # report; what a replica computes with is its pool's `threads_per_instance`)
+    host_cores: float | None = Field(None, gt=0)
 
 
 class TritonInfo(_M):
@@ -48,6 +53,18 @@ class BundlePool(_M):
     instances: int = Field(1, ge=1)
     resources: BundleResources
     batching: BatchingConfig
+    # intra-op threads of one model instance (ONNX Runtime `intra_op_num_threads`, torch
+    # `set_num_threads`); None = as many as the replica's cores (`resources.cpu`), which is
+    # what `kisim record` runs (threads = cores / instances)
+    threads_per_instance: int | None = Field(None, ge=1)
+
+    @property
+    def compute_cores(self) -> float:
+        """Cores the replica's instances compute with: `threads_per_instance` x instances,
+        at most `resources.cpu`; `resources.cpu` when the threads are not given."""
+        if self.threads_per_instance is None:
+            return self.resources.cpu
+        return min(self.resources.cpu, float(self.threads_per_instance * self.instances))
 
 
 class BundleRouting(_M):
@@ -120,10 +137,21 @@ class Manifest(_M):
         return self.end_unix_s - self.start_unix_s
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path, warnings: list[str] | None = None) -> Manifest:
+    """The manifest, validated; every problem reported at once (file, line, column, dotted
+    key), unknown keys dropped with a warning in `warnings` (an error without it)."""
     if not path.is_file():
         raise TraceError(f"{path}: missing (every bundle has a manifest.yaml)")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(f"{path}: not a text (UTF-8) file") from None
+    data = load_yaml_mapping(path, text)
+    return validate_all(Manifest, data, text, path, warnings)
+
+
+def load_yaml_mapping(path: Path, text: str) -> dict[str, Any]:
+    """A YAML file's top-level mapping; `TraceError` with line and column when it is not."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -134,16 +162,60 @@ def read_manifest(path: Path) -> Manifest:
         ) from None
     if not isinstance(data, dict):
         raise TraceError(f"{path}: expected a mapping at the top level")
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = [p for p in first["loc"] if not str(p).startswith("function-after")]
+    return data
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> None:
+    node = data
+    for key in loc[:-1]:
+        node = node[key]
+    node.pop(loc[-1], None)
+
+
+def validate_all(
+    model: type[M], data: dict[str, Any], text: str, path: Path, warnings: list[str] | None
+) -> M:
+    """`model.model_validate(data)` with every error of the file in one `TraceError`, one
+    line each (``file: line L, column C: dotted.key: message``). With `warnings`, keys the
+    format does not have are warnings (and ignored), not errors."""
+    import copy
+
+    data = copy.deepcopy(data)
+    unknown: list[str] = []
+    for _ in range(50):  # each pass drops the unknown keys pydantic named
+        try:
+            obj = model.model_validate(data)
+            break
+        except ValidationError as e:
+            errs = e.errors()
+            extra = [x for x in errs if x["type"] == "extra_forbidden"]
+            if warnings is None or not extra:
+                raise TraceError(_all_errors(path, text, errs)) from None
+            for x in extra:
+                loc = tuple(p for p in x["loc"] if not str(p).startswith("function-after"))
+                unknown.append(
+                    f"{where(path, yaml_position(text, loc))}: {'.'.join(map(str, loc))}: "
+                    "unknown key, ignored (docs/bundle-format.md lists the keys)"
+                )
+                _drop(data, loc)
+            if len(extra) < len(errs):
+                rest = [x for x in errs if x["type"] != "extra_forbidden"]
+                raise TraceError(_all_errors(path, text, rest)) from None
+    else:  # pragma: no cover - a model that keeps naming new extra keys
+        raise TraceError(f"{path}: could not be read")
+    if warnings is not None:
+        warnings.extend(unknown)
+    return obj
+
+
+def _all_errors(path: Path, text: str, errs: list[Any]) -> str:
+    lines = []
+    for x in errs:
+        loc = [p for p in x["loc"] if not str(p).startswith("function-after")]
         dotted = ".".join(str(p) for p in loc) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
+        msg = x["msg"].removeprefix("Value error, ")
+        if x["type"] == "extra_forbidden":
             msg = "unknown key (docs/bundle-format.md lists the keys)"
-        more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise TraceError(
-            f"{where(path, yaml_position(text, loc))}: {dotted}: {msg}{more}"
-        ) from None
+        lines.append(f"{where(path, yaml_position(text, loc))}: {dotted}: {msg}")
+    head = f"{path}: {len(lines)} problem(s):\n  " if len(lines) > 1 else ""
+    return head + "\n  ".join(lines)

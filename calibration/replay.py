@@ -78,7 +78,7 @@ def scenario_for(
             "min_replicas": cfg.replicas,
             "max_replicas": cfg.replicas,
             "resources": {
-                "cpu": cfg.resources.cpu,
+                "cpu": cfg.compute_cores,  # what its instances compute with
                 "memory_gib": cfg.resources.memory_gib,
                 "gpu": gpu,
             },

@@ -16,6 +16,7 @@ from kisim.core.errors import TraceError
 # The format's events, plus `failed` (a replica that never became ready; not fitted).
 EVENTS = ("created", "started", "ready", "stopping", "stopped", "failed")
 EVENT_ALIASES = {"terminated": "stopped"}  # bridge.lifecycle's name for `stopped`
+MAX_LISTED = 20  # problems listed per file; the rest are counted
 
 
 class _Csv:
@@ -27,7 +28,11 @@ class _Csv:
         self.path = path
         self._f = path.open(newline="")
         self._r = csv.reader(self._f)
-        header = next(self._r, None)
+        try:
+            header = next(self._r, None)
+        except (csv.Error, UnicodeDecodeError) as e:
+            self._f.close()
+            raise TraceError(f"{path}: line 1: not a readable CSV header ({e})") from None
         if header is None:
             self._f.close()
             raise TraceError(f"{path}: empty file (expected a header: {','.join(required)})")
@@ -44,6 +49,24 @@ class _Csv:
             )
         self.header = header
         self.idx = {c: header.index(c) for c in header}
+        self.problems: list[str] = []  # every bad cell of the file, reported together
+
+    def bad(self, line: int, col: str, msg: str) -> None:
+        """Record a bad cell and go on reading (`done` raises them all)."""
+        self.problems.append(str(self.err(line, col, msg)))
+
+    def done(self) -> None:
+        """`TraceError` listing every problem found (at most `MAX_LISTED`, then a count)."""
+        if not self.problems:
+            return
+        shown = self.problems[:MAX_LISTED]
+        more = len(self.problems) - len(shown)
+        tail = f"\n  ... and {more} more" if more else ""
+        if len(self.problems) == 1:
+            raise TraceError(shown[0])
+        raise TraceError(
+            f"{self.path}: {len(self.problems)} problem(s):\n  " + "\n  ".join(shown) + tail
+        )
 
     def rows(self):  # type: ignore[no-untyped-def]
         try:
@@ -51,12 +74,13 @@ class _Csv:
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) != len(self.header):
-                    raise TraceError(
+                    self.problems.append(
                         f"{self.path}: line {self._r.line_num}: {len(row)} fields, "
                         f"the header has {len(self.header)}"
                     )
+                    continue
                 yield self._r.line_num, row
-        except csv.Error as e:
+        except (csv.Error, UnicodeDecodeError) as e:  # a binary or damaged file is input
             raise TraceError(f"{self.path}: line {self._r.line_num}: {e}") from None
         finally:
             self._f.close()
@@ -77,13 +101,14 @@ class _Csv:
         try:
             v = float(raw)
         except ValueError:
-            raise self.err(line, col, f"not a number: {raw!r}") from None
+            self.bad(line, col, f"not a number: {raw!r}")
+            return math.nan
         if not math.isfinite(v):
-            raise self.err(line, col, f"not finite: {raw!r}")
-        if positive and v <= 0:
-            raise self.err(line, col, f"must be > 0, got {raw}")
-        if lo is not None and v < lo:
-            raise self.err(line, col, f"must be >= {lo:g}, got {raw}")
+            self.bad(line, col, f"not finite: {raw!r}")
+        elif positive and v <= 0:
+            self.bad(line, col, f"must be > 0, got {raw}")
+        elif lo is not None and v < lo:
+            self.bad(line, col, f"must be >= {lo:g}, got {raw}")
         return v
 
     def text(self, line: int, row: list[str], col: str) -> str:
@@ -121,7 +146,11 @@ class Requests:
 def read_requests(path: Path, pools: set[str]) -> Requests:
     if not path.is_file():
         raise TraceError(f"{path}: missing (every bundle has a requests.csv)")
-    c = _Csv(path, ("start_unix_s", "latency_ms", "ok", "pool"), aliases={"endpoint": "replica"})
+    # `pool` may be left out when the manifest has one pool: every request is that pool's
+    only = next(iter(pools)) if len(pools) == 1 else None
+    need = ("start_unix_s", "latency_ms", "ok") + (() if only else ("pool",))
+    c = _Csv(path, need, aliases={"endpoint": "replica"})
+    has_pool = "pool" in c.idx
     start: list[float] = []
     lat: list[float] = []
     ok: list[bool] = []
@@ -133,17 +162,20 @@ def read_requests(path: Path, pools: set[str]) -> Requests:
         lat.append(c.num(line, row, "latency_ms", lo=0.0))
         o = c.text(line, row, "ok").lower()
         if o not in ("1", "0", "true", "false"):
-            raise c.err(line, "ok", f"expected 1 or 0, got {o!r}")
+            c.bad(line, "ok", f"expected 1 or 0, got {o!r}")
         ok.append(o in ("1", "true"))
-        p = c.text(line, row, "pool")
+        p = c.text(line, row, "pool") if has_pool else str(only)
+        if p == "" and only is not None:
+            p = only
         if p not in pools and not (p == "" and not ok[-1]):  # a failure may have no pool
-            raise c.err(
+            c.bad(
                 line,
                 "pool",
                 f"pool {p!r} is not in manifest.yaml's pools ({', '.join(sorted(pools))})",
             )
         pool.append(p)
         rep.append(c.text(line, row, "replica") if has_rep else "")
+    c.done()
     if not start:
         raise TraceError(f"{path}: no requests (header only): nothing to fit or compare")
     return Requests(
@@ -177,15 +209,16 @@ def read_service_times(path: Path, pools: dict[str, BundlePool]) -> ServiceTimes
     for line, row in c.rows():
         d = c.text(line, row, "device")
         if d not in known:
-            raise c.err(
+            c.bad(
                 line,
                 "device",
                 f"{d!r} is neither a pool nor a device of manifest.yaml "
                 f"({', '.join(sorted(known))})",
             )
         b = c.num(line, row, "batch_size", lo=1)
-        if b != int(b):
-            raise c.err(line, "batch_size", f"not an integer: {b:g}")
+        if math.isfinite(b) and b != int(b):
+            c.bad(line, "batch_size", f"not an integer: {b:g}")
+        b = b if math.isfinite(b) and b >= 1 else 1
         c.num(line, row, "repeat", lo=0)
         dev.append(d)
         bs.append(int(b))
@@ -193,6 +226,7 @@ def read_service_times(path: Path, pools: dict[str, BundlePool]) -> ServiceTimes
         if has_ovh:
             q = c.num(line, row, "queue_ms", lo=0.0)
             ovh.append(c.num(line, row, "client_ms", positive=True) - q - ms[-1])
+    c.done()
     if not ms:
         raise TraceError(f"{path}: no rows (header only)")
     return ServiceTimes(
@@ -227,7 +261,7 @@ def read_events(path: Path, pools: set[str]) -> Events:
         t.append(c.num(line, row, "t_unix_s", positive=True))
         p = c.text(line, row, "pool")
         if p not in pools:
-            raise c.err(
+            c.bad(
                 line,
                 "pool",
                 f"pool {p!r} is not in manifest.yaml's pools ({', '.join(sorted(pools))})",
@@ -235,13 +269,14 @@ def read_events(path: Path, pools: set[str]) -> Events:
         pool.append(p)
         r = c.text(line, row, "replica")
         if not r:
-            raise c.err(line, "replica", "empty")
+            c.bad(line, "replica", "empty")
         rep.append(r)
         e = c.text(line, row, "event")
         e = EVENT_ALIASES.get(e, e)
         if e not in EVENTS:
-            raise c.err(line, "event", f"unknown event {e!r} (one of {', '.join(EVENTS)})")
+            c.bad(line, "event", f"unknown event {e!r} (one of {', '.join(EVENTS)})")
         ev.append(e)
+    c.done()
     return Events(
         np.asarray(t),
         np.asarray(pool, dtype=object),

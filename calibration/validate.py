@@ -69,9 +69,13 @@ class BundleValidation:
     overall_real: dict[str, float]
     overall_twin: dict[str, np.ndarray]  # per seed
     ape: dict[str, np.ndarray] = field(default_factory=dict)  # per window (NaN = not compared)
+    # signed relative error (twin - real) / real per window: > 0 the twin is slow (latency) or
+    # serves more (throughput); NaN where `ape` is
+    sre: dict[str, np.ndarray] = field(default_factory=dict)
 
     def twin_mean(self, m: str) -> np.ndarray:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window no seed served
             return np.nanmean(self.twin[m], axis=0) if self.twin[m].size else self.twin[m]
 
 
@@ -96,6 +100,10 @@ class ValidationResult:
             "window_s": self.window_s,
         }
         out.update(mape_table(self.bundles))
+        out["bias"] = {
+            "all": _biases(self.bundles),
+            **{name: _biases(self.bundles, (lo, hi)) for name, lo, hi in BANDS},
+        }
         out["overall_ape"] = _overall(self.bundles)
         out["noise_floor"] = {HEADLINE[m]: _noise_floor(self.bundles, m) for m in METRICS}
         out.update(self.reproducibility or {})
@@ -104,6 +112,7 @@ class ValidationResult:
         out["per_bundle"] = {
             b.name: {
                 **_mapes([b]),
+                "bias": _biases([b]),
                 "overall_ape": _overall([b]),
                 "windows": len(b.t_start),
                 "mean_util": float(np.nanmean(b.util)) if len(b.util) else math.nan,
@@ -120,18 +129,41 @@ class Compared(Protocol):
     util: np.ndarray
 
 
+def _widths(b: Compared) -> np.ndarray:
+    """Each window's duration (a trailing partial window weighs by its length)."""
+    t0, t1 = getattr(b, "t_start", None), getattr(b, "t_end", None)
+    if t0 is None or t1 is None or len(t0) != len(b.util):
+        return np.ones(len(b.util))
+    return np.asarray(t1, float) - np.asarray(t0, float)
+
+
+def _weighted(items: Sequence[Compared], get: Any, band: tuple[float, float] | None) -> float:
+    vals, ws = [], []
+    for b in items:
+        a, w = get(b), _widths(b)
+        keep = np.isfinite(a)
+        if band is not None:
+            keep &= (b.util >= band[0]) & (b.util < band[1])
+        vals.append(a[keep])
+        ws.append(w[keep])
+    v = np.concatenate(vals) if vals else np.empty(0)
+    w = np.concatenate(ws) if ws else np.empty(0)
+    return float(np.sum(v * w) / np.sum(w)) if len(v) and np.sum(w) > 0 else math.nan
+
+
 def _mapes(items: Sequence[Compared], band: tuple[float, float] | None = None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for m in METRICS:
-        vals = []
-        for b in items:
-            a = b.ape[m]
-            if band is not None:
-                a = a[(b.util >= band[0]) & (b.util < band[1])]
-            vals.append(a[np.isfinite(a)])
-        v = np.concatenate(vals) if vals else np.empty(0)
-        out[HEADLINE[m]] = float(v.mean()) if len(v) else math.nan
-    return out
+    """MAPE per metric, windows weighted by their duration."""
+    return {HEADLINE[m]: _weighted(items, lambda b, m=m: b.ape[m], band) for m in METRICS}
+
+
+def _biases(items: Sequence[Any], band: tuple[float, float] | None = None) -> dict[str, float]:
+    """Mean signed relative error (twin - real) / real per metric: latency > 0 = the twin is
+    too slow, throughput < 0 = it serves too little (duration-weighted)."""
+    return {
+        m: _weighted(items, lambda b, m=m: b.sre[m], band)
+        for m in METRICS
+        if all(m in getattr(b, "sre", {}) for b in items)
+    }
 
 
 def mape_table(items: Sequence[Compared]) -> dict[str, Any]:
@@ -208,6 +240,20 @@ def window_ape(
     return out
 
 
+def window_sre(
+    pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], ape: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """(pred - ref) / ref per window, where `ape` compares the window (else NaN)."""
+    out = {}
+    for x in METRICS:
+        with np.errstate(all="ignore"):
+            den = np.maximum(np.abs(ref[x]), FLOOR.get(x, 0.0))
+            e = (pred[x] - ref[x]) / den
+        e[~np.isfinite(ape[x])] = math.nan
+        out[x] = e
+    return out
+
+
 # (window edges, per-window figures, utilisation, completions, whole-run figures)
 WindowFigures = tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]
 
@@ -261,7 +307,9 @@ def real_windows(bun: Bundle, window_s: float) -> WindowFigures:
     with np.errstate(all="ignore"):
         real["queue_wait_ms"] = np.where(items > 0, queue / np.maximum(items, 1) / 1e3, math.nan)
         real["batch_size"] = np.where(execs > 0, items / np.maximum(execs, 1), math.nan)
-        util = busy / (width * max(cap, 1.0))
+        # busy time can spill over a window edge (a batch counted when its scrape lands):
+        # the instances cannot be busier than their capacity
+        util = np.minimum(busy / (width * max(cap, 1.0)), 1.0)
     all_ok = req.latency_ms[req.ok]
     tot_items = sum(ct.total("nv_inference_count") for ct in bun.counters.values())
     tot_exec = sum(ct.total("nv_inference_exec_count") for ct in bun.counters.values())
@@ -335,9 +383,9 @@ def validate(
                 progress()
         label = bun.name if names.count(bun.name) == 1 else bun.path.name  # a name used twice
         bv = BundleValidation(label, edges[:-1], edges[1:], real, twin, util, n_ok, overall, o_twin)
-        bv.ape = window_ape(
-            {x: bv.twin_mean(x) for x in METRICS}, real, served.mean(axis=0), n_ok, min_requests
-        )
+        pred = {x: bv.twin_mean(x) for x in METRICS}
+        bv.ape = window_ape(pred, real, served.mean(axis=0), n_ok, min_requests)
+        bv.sre = window_sre(pred, real, bv.ape)
         out.append(bv)
     return ValidationResult(config, seeds, window_s, out, held_in, repeats_of_fit)
 

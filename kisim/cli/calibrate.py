@@ -75,15 +75,22 @@ def calibrate(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the estimates as JSON.")] = False,
 ) -> None:
-    """Fit a calibration (service curve, noise, overhead, concurrency, start-up) from bundles."""
+    """Fit a calibration (service curve, noise, overhead, concurrency, start-up) from bundles,
+    or from perf_analyzer runs (a folder with perf_run.yaml, or that YAML)."""
     from calibration.bundle import load_bundle
     from calibration.calibrate import calibrate as fit
+    from calibration.perf_analyzer import calibrate_command, perf_sources
     from calibration.report import clean, fit_table, write_calibration
     from kisim.core.config import load_calibration
     from kisim.core.outputs import check_out_file
 
     check_out_file(out)  # before the fit, not after it
     names = _pairs(device, "--device")
+    if perf_sources(bundles):
+        stem = out.name.removesuffix(".yaml").removesuffix(".yml")
+        print(calibrate_command(bundles, out, name or stem, prior,
+                                next(iter(names.values()), None), as_json))  # fmt: skip
+        return
     pri = load_calibration(prior) if prior is not None else None
     loaded = [load_bundle(b) for b in bundles]
     stem = out.name.removesuffix(".yaml").removesuffix(".yml")
@@ -155,6 +162,7 @@ def validate(
 ) -> None:
     """Replay bundles in the twin and report its error (MAPE per metric, per utilisation band)."""
     from calibration.bundle import load_bundle
+    from calibration.perf_analyzer import perf_sources, validate_command
     from calibration.report import clean
     from calibration.reproducibility import reproducibility, unmatched
     from calibration.validate import validate as run
@@ -164,6 +172,10 @@ def validate(
 
     if out is not None:
         check_out_dir(out)
+    if perf_sources(bundles):
+        dev = next(iter(_pairs(device, "--device").values()), None)
+        print(validate_command(bundles, config, seeds, out, as_json, dev))
+        return
     cal = load_calibration(config)
     loaded = [load_bundle(b) for b in bundles]
     _warn([w for b in loaded for w in b.warnings])

@@ -1,0 +1,106 @@
+"""The forgiving, exact reader (issue 15): every problem of a bundle at once, each located;
+unknown keys a warning; `pool` optional with one pool; threads per instance apart from the
+replica's cores; windows weighted by duration; utilisation capped at the instances' capacity."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration.bundle import load_bundle
+from calibration.manifest import BundlePool
+from calibration.validate import _mapes, real_windows
+from kisim.core.errors import TraceError
+
+
+def _rewrite(path: Path, fn) -> None:  # type: ignore[no-untyped-def]
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    rows = fn(rows)
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_every_problem_of_every_file_at_once(copy_bundle) -> None:  # type: ignore[no-untyped-def]
+    b = copy_bundle()
+
+    def bad_requests(rows: list[list[str]]) -> list[list[str]]:
+        rows[3][1] = "fast"
+        rows[7][2] = "2"
+        return rows
+
+    def bad_times(rows: list[list[str]]) -> list[list[str]]:
+        rows[2][1] = "1.5"
+        return rows
+
+    _rewrite(b / "requests.csv", bad_requests)
+    _rewrite(b / "service_times.csv", bad_times)
+    with pytest.raises(TraceError) as e:
+        load_bundle(b)
+    msg = str(e.value)
+    assert "requests.csv: 2 problem(s)" in msg
+    assert re.search(r"requests.csv: line 4, column 2 \(latency_ms\): not a number: 'fast'", msg)
+    assert re.search(r"requests.csv: line 8, column 3 \(ok\): expected 1 or 0", msg)
+    assert re.search(r"service_times.csv: line 3, column 2 \(batch_size\): not an integer", msg)
+
+
+def test_pool_column_optional_with_one_pool(copy_bundle) -> None:  # type: ignore[no-untyped-def]
+    b = copy_bundle()
+    ref = load_bundle(b)
+
+    def drop_pool(rows: list[list[str]]) -> list[list[str]]:
+        i = rows[0].index("pool")
+        return [r[:i] + r[i + 1 :] for r in rows]
+
+    _rewrite(b / "requests.csv", drop_pool)
+    got = load_bundle(b)
+    assert (got.requests.pool == "cpu").all()
+    assert np.array_equal(got.requests.latency_ms, ref.requests.latency_ms)
+
+
+def test_threads_per_instance_set_the_compute_cores() -> None:
+    base = {"device": "cpu", "replicas": 1, "resources": {"cpu": 2},
+            "batching": {"enabled": False}}  # fmt: skip
+    assert BundlePool.model_validate(base).compute_cores == 2.0  # default: the replica's cores
+    one = BundlePool.model_validate({**base, "threads_per_instance": 1})
+    assert one.compute_cores == 1.0  # one intra-op thread on a 2-core host
+    two = BundlePool.model_validate({**base, "instances": 2, "threads_per_instance": 4})
+    assert two.compute_cores == 2.0  # never more than the replica has
+
+
+def test_threads_per_instance_reaches_the_replay(copy_bundle) -> None:  # type: ignore[no-untyped-def]
+    from calibration.replay import scenario_for
+    from kisim.core.config import load_calibration
+    from kisim.core.paths import config_path
+
+    b = copy_bundle()
+    text = (b / "manifest.yaml").read_text()
+    (b / "manifest.yaml").write_text(
+        text.replace("instances: 1", "instances: 1\n    threads_per_instance: 1")
+    )
+    bun = load_bundle(b)
+    assert bun.warnings == []
+    cal = load_calibration(config_path("calibration", "rtx3080-desktop-cpu.yaml"))
+    sc = scenario_for(bun, cal, 15.0)
+    assert sc.pools["cpu"].resources.cpu == 1.0
+
+
+def test_windows_weigh_by_duration_and_utilisation_is_capped(bundles: dict[str, Path]) -> None:
+    bun = load_bundle(bundles["step"])
+    edges, _real, util, _n, _ = real_windows(bun, 15.0)
+    assert np.all(util <= 1.0) and np.nanmax(util) > 0.8  # saturates, never above capacity
+
+    class W:  # a validated bundle: one 15 s window and a trailing 1.5 s one
+        t_start = np.array([0.0, 15.0])
+        t_end = np.array([15.0, 16.5])
+        util = np.array([0.3, 0.3])
+        ape = {m: np.array([0.1, 1.0]) for m in
+               ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "queue_wait_ms", "batch_size",
+                "success_rate")}  # fmt: skip
+
+    got = _mapes([W()])["p50_mape"]
+    assert got == pytest.approx((0.1 * 15 + 1.0 * 1.5) / 16.5)
