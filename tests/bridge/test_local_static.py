@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from local_stack import USERS, needs_stack, port_open, small_scenario
 
-from kisim.core.config import POOLS
+from kisim.core.config import SEED_POOLS as POOLS
 
 pytestmark = [pytest.mark.server, needs_stack]
 DT = 8.0
