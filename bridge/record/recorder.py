@@ -203,6 +203,8 @@ class Recorder:
             devices={p: self._device(sc, p) for p in sc.pools}, steps=self.steps, info=info,
             t0=t0, t_end=t_end, users=log.users, summary=summary,
         )  # fmt: skip
+        if spec.sweep is not None:
+            write_sweep(tmp, spec, t0)
         return BundleSummary(self.out, spec.name, t0, t_end, n, ok, n - ok, triton_ok,
                              ok / dur, 0.0)  # fmt: skip
 
@@ -304,6 +306,27 @@ class Recorder:
             time.sleep(0.2)
             log.read()
         return log
+
+
+def write_sweep(bundle: Path, spec: Any, t0: float) -> Path:
+    """``perf/`` of a sweep recording: perf_analyzer's columns per level, and the perf run's
+    YAML with the bundle's pool, model, hardware and Triton (from its manifest.yaml)."""
+    import yaml
+
+    from bridge.record.perf_csv import write_perf_run
+
+    man = yaml.safe_load((bundle / "manifest.yaml").read_text())
+    (pool,) = man["pools"].values()
+    rec = bundle / "recording.yaml"
+    doc = yaml.safe_load(rec.read_text()) if rec.is_file() else {}
+    served = next(iter((doc or {}).get("pools", {}).values()), {}) if doc else {}
+    if isinstance(served, dict) and served.get("threads_per_instance"):
+        pool = {**pool, "threads_per_instance": int(served["threads_per_instance"])}
+    hw = {k: v for k, v in man.get("hardware", {}).items() if k in ("description", "cpu_model",
+                                                                     "gpu_model")}  # fmt: skip
+    sw = spec.sweep
+    meta = (man["model"], hw, man.get("triton", {}), str(man["recorded_at"]))
+    return write_perf_run(bundle, spec.name, sw.levels, sw.level_s, sw.warmup_s, t0, pool, *meta)
 
 
 def record(schedule: Path, out: Path, **kw: Any) -> BundleSummary:

@@ -83,6 +83,31 @@ class ServiceTimeSpec(_M):
     warmup: int = Field(3, ge=0, description="Unrecorded requests per batch size first.")
 
 
+class SweepSpec(_M):
+    """A perf_analyzer-style sweep: each level held for ``level_s``, the first ``warmup_s``
+    of it not measured; closed-loop users without think time (perf_analyzer's concurrency
+    mode: a request is sent as soon as the previous answer arrives)."""
+
+    mode: Literal["concurrency"] = Field(
+        "concurrency",
+        description="concurrency only: Locust users are closed-loop (perf_analyzer's "
+        "--request-rate-range output can be imported, not recorded here).",
+    )
+    levels: list[int] = Field(min_length=1, description="Concurrent requests per level.")
+    level_s: float = Field(30.0, gt=0, le=600, description="Seconds each level holds.")
+    warmup_s: float = Field(5.0, ge=0, description="Seconds of each level not measured.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepSpec:
+        if any(x < 1 for x in self.levels):
+            raise ValueError("levels: every level is at least 1")
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError("levels: each level once")
+        if self.warmup_s >= self.level_s:
+            raise ValueError("warmup_s must be below level_s")
+        return self
+
+
 class RecordSchedule(_M):
     apiVersion: Literal["kisim/v1"] = "kisim/v1"
     kind: Literal["RecordSchedule"] = "RecordSchedule"
@@ -96,9 +121,42 @@ class RecordSchedule(_M):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     scrape_interval_s: float = Field(1.0, gt=0, le=60, description="Prometheus scrape interval.")
     service_times: ServiceTimeSpec = Field(default_factory=ServiceTimeSpec)
+    sweep: SweepSpec | None = Field(
+        None,
+        description="A concurrency sweep instead of `traffic`'s schedule: the bundle also gets "
+        "perf/perf.csv in perf_analyzer's columns (bridge/record/perf_csv.py).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sweep_schedule(cls, data: Any) -> Any:
+        """A sweep writes the users schedule (and the duration) itself."""
+        if not isinstance(data, dict) or not isinstance(data.get("sweep"), dict):
+            return data
+        sw = data["sweep"]
+        levels, level_s = sw.get("levels"), sw.get("level_s", 30.0)
+        if not isinstance(levels, list) or not isinstance(level_s, int | float):
+            return data  # the field validators say what is wrong
+        traffic = dict(data.get("traffic") or {})
+        if traffic.get("schedule") is not None or traffic.get("pattern") is not None:
+            raise ValueError("sweep: give either sweep or traffic.schedule/pattern, not both")
+        if list(traffic.get("wait_time_s", (0, 0))) != [0, 0]:
+            raise ValueError("sweep: traffic.wait_time_s must be [0, 0] (no think time)")
+        traffic.update(
+            wait_time_s=(0.0, 0.0),
+            schedule=[{"t_s": i * level_s, "users": n} for i, n in enumerate(levels)],
+        )
+        out = {**data, "traffic": traffic}
+        out.setdefault("duration_s", len(levels) * level_s)
+        return out
 
     @model_validator(mode="after")
     def _ends(self) -> RecordSchedule:
+        if self.sweep is not None:
+            if len(self.pools) != 1:
+                raise ValueError("sweep: exactly one pool (a perf_analyzer run measures one)")
+            if abs(self.duration_s - len(self.sweep.levels) * self.sweep.level_s) > 1e-9:
+                raise ValueError("sweep: duration_s is len(levels) x level_s (leave it out)")
         if self.traffic.schedule and self.traffic.schedule[-1].t_s >= self.duration_s:
             raise ValueError("traffic.schedule: every t_s must be below duration_s")
         return self

@@ -198,3 +198,42 @@ def test_bad_input_is_one_clear_error_before_anything_starts(tmp_path) -> None: 
     (tmp_path / "out").mkdir()
     with pytest.raises(KisimError, match="already exists"):
         Recorder(ok, tmp_path / "out")
+
+
+SWEEP_SCHEDULE = """
+apiVersion: kisim/v1
+kind: RecordSchedule
+name: test-sweep
+scrape_interval_s: 1
+sweep: {levels: [1, 4], level_s: 8, warmup_s: 2}
+pools:
+  cpu:
+    replicas: 1
+    batching: {enabled: true, max_batch_size: 4, max_queue_delay_us: 2000}
+service_times: {batch_sizes: [1, 2, 4], repeats: 3, warmup: 1}
+"""
+
+
+def test_record_sweep_writes_perf_analyzer_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A short concurrency sweep: the bundle plus perf/ (perf_analyzer's columns), which the
+    perf_analyzer importer reads, and whose rows agree with the bundle's own requests."""
+    from bridge.record import Recorder
+    from calibration.perf_analyzer import load_perf_run
+
+    sched = tmp_path / "s.yaml"
+    sched.write_text(SWEEP_SCHEDULE)
+    out = tmp_path / "b"
+    Recorder(sched, out).run()
+    m = yaml.safe_load((out / "manifest.yaml").read_text())
+    assert m["traffic"]["wait_time_s"] == [0.0, 0.0]
+    assert [p["users"] for p in m["traffic"]["schedule"]] == [1, 4, 0]
+    run = load_perf_run(out / "perf")
+    assert [lv.level for lv in run.levels] == [1, 4] and run.warnings == []
+    req = _rows(out / "requests.csv")
+    t0 = m["start_unix_s"]
+    for k, lv in enumerate(run.levels):
+        a, b = t0 + 8 * k + 2, t0 + 8 * (k + 1)
+        done = [float(r["start_unix_s"]) + float(r["latency_ms"]) / 1e3 for r in req]
+        n = sum(a <= d < b for d in done)
+        assert lv.throughput_rps == pytest.approx(n / (b - a), abs=0.06)  # printed to 0.1/s
+        assert lv.infer_ms > 0 and lv.queue_ms >= 0
