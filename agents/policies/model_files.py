@@ -61,22 +61,31 @@ class NormStats:
 
     @classmethod
     def of(cls, vn: Any) -> NormStats:
-        o, r = vn.obs_rms, vn.ret_rms
-        return cls(np.asarray(o.mean, np.float64), np.asarray(o.var, np.float64), float(o.count),
-                   np.asarray(r.mean, np.float64), np.asarray(r.var, np.float64), float(r.count),
+        """From a VecNormalize (which has no `obs_rms` when it normalises no observations)."""
+        o, r = _rms(vn, "obs_rms"), _rms(vn, "ret_rms")
+        return cls(o[0], o[1], o[2], r[0], r[1], r[2],
                    float(vn.clip_obs), float(vn.clip_reward), float(vn.epsilon), float(vn.gamma),
                    bool(vn.norm_obs), bool(vn.norm_reward))  # fmt: skip
 
     def into(self, vn: Any) -> Any:
         """Set a fresh VecNormalize's statistics to these (fine-tuning continues from them)."""
-        vn.obs_rms.mean, vn.obs_rms.var, vn.obs_rms.count = \
-            self.obs_mean.copy(), self.obs_var.copy(), self.obs_count  # fmt: skip
-        vn.ret_rms.mean, vn.ret_rms.var, vn.ret_rms.count = \
-            self.ret_mean.copy(), self.ret_var.copy(), self.ret_count  # fmt: skip
+        parts = {"obs_rms": (self.obs_mean, self.obs_var, self.obs_count),
+                 "ret_rms": (self.ret_mean, self.ret_var, self.ret_count)}
+        for name, (mean, var, count) in parts.items():
+            rms = getattr(vn, name, None)
+            if rms is not None and mean.size:
+                rms.mean, rms.var, rms.count = mean.copy(), var.copy(), count  # fmt: skip
         vn.clip_obs, vn.clip_reward, vn.epsilon, vn.gamma = \
             self.clip_obs, self.clip_reward, self.epsilon, self.gamma  # fmt: skip
         vn.norm_obs, vn.norm_reward = self.norm_obs, self.norm_reward
         return vn
+
+
+def _rms(vn: Any, name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    rms = getattr(vn, name, None)
+    if rms is None:
+        return np.zeros(0), np.zeros(0), 0.0
+    return np.asarray(rms.mean, np.float64), np.asarray(rms.var, np.float64), float(rms.count)
 
 
 def save_stats(vn: Any, path: Path) -> None:

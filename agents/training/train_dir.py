@@ -78,7 +78,7 @@ def resolve_run(out: Path, resume: bool, scenario: Path | None, config: Path | N
 
     for p in patterns or []:  # the flag's fault, not the config file's it would land in
         if p not in PATTERNS:
-            raise ConfigError(f"--patterns {p}: unknown pattern (known: {', '.join(PATTERNS)})")
+            raise ConfigError(f"--patterns: unknown pattern '{p}' (known: {', '.join(PATTERNS)})")
     if resume:
         sc, cfg, d = read_run_config(out)
         flags = (("--patterns", patterns, cfg.envs.patterns), ("--seed", seed, cfg.seed))

@@ -37,7 +37,14 @@ CLICK_EXCEPTION = _framework_base("ClickException")
 USAGE_ERROR = _framework_base("UsageError")
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
+    """Attach the commands once (`main` may be called many times in one process: tests)."""
+    if _registered:
+        return
+    _registered.append(True)
     from kisim.cli import bench, calibrate, demo, evaluate, record, simulate, train
 
     simulate.register(app)
@@ -61,8 +68,14 @@ def usage_line(e: BaseException) -> str:
     return f"error: {path}: {msg}"
 
 
+def one_line(text: str) -> str:
+    """`text` as exactly one line: a message listing several problems, or quoting a value
+    the user typed, may hold line breaks; they become "; "."""
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def _fail(line: str, code: int) -> None:
-    print(line, file=sys.stderr)
+    print(one_line(line), file=sys.stderr)
     sys.exit(code)
 
 

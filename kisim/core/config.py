@@ -366,7 +366,8 @@ DEFAULT_PRICE: dict[str, float] = {"gpu": 4.0, "cpu": 1.0}
 
 def _fmt_errors(path: Path | str, err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    loc = ".".join(str(p) if str(p).isprintable() else repr(str(p))  # one line, even for
+                   for p in first["loc"] if not str(p).startswith("function-after"))  # odd keys
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{path}: {loc or '(top level)'}: {msg}{more}"

@@ -57,7 +57,7 @@ def huge(tmp_path: Path, level: str = "1.0e9") -> Path:
         (["simulate", "--scenario", "configs"], "configs: is a directory"),
         (["simulate", "--scenario", str(SCEN), "--out", "README.md"], "--out README.md: exists and is not a directory"),
         (["train", "--timesteps", "0"], "'--timesteps'"),
-        (["train", "--patterns", "tsunami"], "--patterns tsunami: unknown pattern"),
+        (["train", "--patterns", "tsunami"], "--patterns: unknown pattern 'tsunami'"),
         (["calibrate", "--out", "x.yaml"], "Missing argument 'bundles'"),
         (["validate", "--config", "x.yaml"], "Missing argument 'bundles'"),
         (["calibrate", "traces/cpu-b16-step", "--out", "/proc/x.yaml"], "--out /proc/x.yaml"),
