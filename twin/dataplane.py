@@ -307,13 +307,22 @@ class DataPlane:
                 setattr(self, name, b)
 
     def _ensure_draws(self, room: int) -> None:
+        """At least `room` unread draws in every stream. A stream's values do not depend on
+        how they are cut into blocks, so widening the buffer (when one call needs more than
+        a block holds, e.g. 100k users starting at once) changes no number."""
+        filled = self.rnd.shape[1]  # draws [ridx, filled) are unread
+        if room > filled:
+            wide = np.zeros((self.rnd.shape[0], 1 << (room - 1).bit_length()), np.float64)
+            wide[:, :filled] = self.rnd
+            self.rnd = wide
+        width = self.rnd.shape[1]
         for s in range(self.rnd.shape[0]):
             i = int(self.ridx[s])
-            if i + room > BLOCK:
-                rest = BLOCK - i
-                self.rnd[s, :rest] = self.rnd[s, i:]
+            if i + room > width:
+                rest = max(filled - i, 0)
+                self.rnd[s, :rest] = self.rnd[s, i:filled]
                 g, f = self._gens[s]
-                self.rnd[s, rest:] = f(g, BLOCK - rest)
+                self.rnd[s, rest:] = f(g, width - rest)
                 self.ridx[s] = 0
 
     def _grow_queues(self) -> None:

@@ -109,3 +109,21 @@ def test_identical_across_processes() -> None:
         out.append(r.stdout)
     assert out[0] == out[1]
     assert json.loads(out[0])["served"] > 0
+
+
+def test_draw_buffer_widens_without_changing_a_number() -> None:
+    """More draws at once than a block holds (100k users starting together) widen the buffer;
+    the streams' values are the same however they are cut into blocks."""
+    from kisim.core.config import load_scenario
+    from twin.dataplane import BLOCK, DataPlane
+
+    sc = load_scenario(ROOT / "configs" / "scenarios" / "default.yaml")
+    n = 3 * BLOCK + 17
+    one_by_one, at_once = DataPlane(sc, 5), DataPlane(sc, 5)
+    a = []
+    for _ in range(n):
+        one_by_one._ensure_draws(1)
+        a.append(K._draw(one_by_one.rnd, one_by_one.ridx, K.S_THINK))
+    at_once._ensure_draws(n)
+    b = [K._draw(at_once.rnd, at_once.ridx, K.S_THINK) for _ in range(n)]
+    assert at_once.rnd.shape[1] >= n and a == b
