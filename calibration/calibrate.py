@@ -22,6 +22,7 @@ from calibration import fit as F
 from calibration.bundle import Bundle
 from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
 from calibration.isolated import isolated_overheads, isolated_rows
+from calibration.service_form import FormChoice, choose_form
 from kisim.core.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
 from kisim.core.errors import TraceError
 
@@ -49,6 +50,8 @@ class DeviceFit:
     # (b = 1 exponent, per doubling of b) when the exponent depends on the batch size
     core_scaling_by_size: tuple[F.Estimate, F.Estimate] | None = None
     batch_merge: F.Estimate | None = None  # per merged request, from batched pools' counters
+    # the in-load gap as a factor k or an additive per-execution cost, by held-out likelihood
+    service_form: FormChoice | None = None
 
 
 @dataclass
@@ -167,14 +170,22 @@ def _fit_device(
     curve, ref = _fit_curve(d, iso, chunks)
     cv = curve.cv.value if math.isfinite(curve.cv.value) else prior.service.noise.cv
     in_load = _fit_in_load(d, curve, chunks, ref, cv)
+    form = _choose_form(d, curve, chunks, ref, cv, in_load)
+    additive = form is not None and form.chosen == "additive"
+    if additive:
+        in_load.k_applied = 1.0  # the gap is a per-execution cost, not a factor
     k = in_load.k_applied
     ovh = _fit_overhead(d, cv)
     st, startup = _fit_startup(d)
     cpu_req, mem = _fit_resources(d, curve, k)
+    service = _service(d, curve, k)
+    if additive:
+        assert form is not None
+        service = _shifted(d, service, form)
     device = DeviceCalibration(
         kind=kind,  # type: ignore[arg-type]
         description=_description(group),
-        service=_service(d, curve, k),
+        service=service,
         reference_cores=ref,
         core_scaling=0.0 if kind == "gpu" else prior.core_scaling,
         sharing_penalty=prior.sharing_penalty,
@@ -191,11 +202,16 @@ def _fit_device(
         startup=startup,
     )
     device, scaling, by_size = _fit_core_scaling(d, device, iso, ref)
-    replay = _ReplayBasis(ref, others, *_replay_priors(curve, in_load, k))
+    offset, rel_se = _replay_priors(curve, in_load, k)
+    if additive and offset is not None:  # the level under load vs the shifted curve at b = 1
+        lk = in_load.k.value * curve.time_ms(np.array([1.0]))[0]
+        offset = (math.log(lk / device.service.time_ms(1)), offset[1])
+    replay = _ReplayBasis(ref, others, offset, rel_se)
     device, merge = _fit_batch_merge(d, device, curve, replay)
     attr = concurrency_attr(kind, scaling is not None)
     device, conc = _fit_sharing(d, device, curve, in_load, replay, attr)
     d.notes += curve.notes + in_load.notes + ovh.notes + st.notes
+    d.notes += form.notes if form is not None else []
     return DeviceFit(
         key=key,
         kind=kind,
@@ -215,7 +231,40 @@ def _fit_device(
         core_scaling=scaling,
         core_scaling_by_size=by_size,
         batch_merge=merge,
+        service_form=form,
     )
+
+
+def _choose_form(
+    d: _Device, curve: F.CurveFit, chunks: F.Chunks, ref: float, cv: float, in_load: F.InLoad
+) -> FormChoice | None:
+    """Multiplicative k or an additive per-execution cost, by held-out likelihood on the
+    chunks of lone instances (`calibration.service_form`). Its bootstrap draws from a
+    generator spawned from `d.rng`, so the other fits' draws are what they were."""
+    if curve.source != "isolated":
+        return None
+    alone = (chunks.instances == 1) & (
+        (chunks.cores == ref) if d.kind == "cpu" else np.ones(len(chunks), bool)
+    )
+    level = in_load.weight > 0 if len(in_load.weight) == np.count_nonzero(alone) else None
+    rng = d.rng.spawn(1)[0]
+    return choose_form(chunks.select(alone), curve, cv, rng, max(d.n_boot // 2, 50), level)
+
+
+def _shifted(d: _Device, svc: ServiceCurve, form: FormChoice) -> ServiceCurve:
+    """The isolated curve plus the additive per-execution cost (applied when its interval
+    excludes 0 and it is at least `K_MIN_EFFECT` of a batch of one, as k is)."""
+    a = form.a_level or form.a
+    t1 = svc.time_ms(1)
+    if not (math.isfinite(a.lo) and not a.contains(0.0) and abs(a.value) >= F.K_MIN_EFFECT * t1):
+        d.notes.append(f"additive per-execution cost {a.fmt(' ms')} not applied (CI spans 0)")
+        return svc
+    d.notes.append(
+        f"the counters show {a.value:+.2f} ms per execution vs the isolated curve (95% CI "
+        f"{a.lo:.2f}..{a.hi:.2f}): added to every batch size, the per-item cost unchanged"
+    )
+    table = {b: max(t + a.value, 1e-6) for b, t in svc.table_ms.items()} if svc.table_ms else None
+    return svc.model_copy(update={"base_ms": max(svc.base_ms + a.value, 1e-6), "table_ms": table})
 
 
 def _warn_mixed_hardware(d: _Device) -> None:
@@ -528,6 +577,13 @@ def _provenance(
             f"device {key}: service curve from {src}; overhead from requests.csv minus "
             "Triton's queue and compute durations; start-up from events.csv."
         )
+        if d.service_form is not None:
+            f = d.service_form
+            lines.append(
+                f"device {key}: service form {f.chosen} (held-out log-likelihood: "
+                f"multiplicative {f.heldout_loglik['multiplicative']:.1f}, additive "
+                f"{f.heldout_loglik['additive']:.1f}; {f.folds})."
+            )
         if d.from_prior:
             lines.append(
                 f"device {key}: not identifiable from these bundles, taken from the prior "

@@ -93,6 +93,20 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
                 d.in_load.k.method,
             )
         )
+        if d.service_form is not None:
+            f = d.service_form
+            ll = f.heldout_loglik
+            rows.append(
+                (
+                    key,
+                    "in-load gap: form",
+                    f"{f.chosen} (held-out log-lik: multiplicative {ll['multiplicative']:.1f}, "
+                    f"additive {ll['additive']:.1f})",
+                    f"{f.n_chunks} chunks, {f.folds}; additive needs > +2",
+                )
+            )
+            rows.append((key, "in-load gap: k (multiplicative)", _e(f.k), f.k.method))
+            rows.append((key, "in-load gap: a (additive)", _e(f.a, " ms"), f.a.method))
         if d.core_scaling is not None:
             lbl = "core_scaling (one exponent)" if d.core_scaling_by_size else "core_scaling"
             rows.append((key, lbl, _e(d.core_scaling), d.core_scaling.method))

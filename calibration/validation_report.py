@@ -68,6 +68,23 @@ def validation_md(res: ValidationResult, summary: dict[str, Any]) -> str:
         *rows,
         "",
     ]
+    bias = summary.get("bias")
+    if bias:
+        bm = [m for m in METRICS if m in bias["all"]]
+        lines += [
+            "Signed bias, mean of (twin - real) / real per window (duration-weighted): latency "
+            "> 0 = the twin is too slow, throughput < 0 = it serves too little.",
+            "",
+            "| | " + " | ".join(HEADLINE[m].removesuffix("_mape") for m in bm) + " |",
+            "| --- " * (len(bm) + 1) + "|",
+            *(
+                f"| {'all windows' if name == 'all' else 'util ' + name} | "
+                + " | ".join(pct(bias[name].get(m)) for m in bm)
+                + " |"
+                for name in ("all", *(n for n, _, _ in BANDS))
+            ),
+            "",
+        ]
     if floor is not None:
         lines += [
             "Recording floor: MAPE of another recording of the same experiment against the "

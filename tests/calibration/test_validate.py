@@ -53,6 +53,14 @@ def test_a_wrong_calibration_is_caught(bundles: dict[str, Path], truth: Calibrat
     bad = validate(wrong, [b], seeds=3, window_s=12.0).summary()
     assert bad["p50_mape"] > 0.15 > good["p50_mape"]
     assert bad["bands"][">80%"]["throughput_mape"] > 2 * good["bands"][">80%"]["throughput_mape"]
+    # the signed bias says which way, per band: at light load 10 ms more overhead on ~35 ms
+    # latencies makes the twin too slow; at saturation batches 2 ms/item too cheap make it
+    # serve too much and answer too fast — opposite signs that the overall MAPE mixes
+    assert bad["bias"]["<50%"]["p50_ms"] > 0.15
+    assert bad["bias"][">80%"]["throughput_rps"] > 0.1 and bad["bias"][">80%"]["p50_ms"] < -0.2
+    for band in ("all", "<50%", ">80%"):  # the truth's bias is at its noise
+        assert abs(good["bias"][band]["p50_ms"]) <= max(good["p50_mape"], 0.06)
+        assert abs(good["bias"][band]["throughput_rps"]) < 0.03
 
 
 def test_real_windows_match_the_twin_windows_they_came_from(
