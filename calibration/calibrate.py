@@ -384,7 +384,7 @@ def _fit_resources(
     cpu_req = F.fit_cpu_per_request(
         d.group, d.kind, lambda bb: curve.slope(bb) * k, d.rng, d.n_boot
     )
-    if cpu_req is None:
+    if cpu_req is None or not math.isfinite(cpu_req.value):
         d.from_prior.append("cpu_per_request_ms")
     mem = F.fit_memory_base(d.group)
     if mem is None:
@@ -407,6 +407,13 @@ def _service(d: _Device, curve: F.CurveFit, k: float) -> ServiceCurve:
         d.from_prior.append("service.per_item_ms")
     if curve.source == "counters":
         noise = d.prior.service.noise
+    elif curve.family == "lognormal" and not math.isfinite(curve.cv.value):
+        noise = d.prior.service.noise  # one measurement per size: no spread to fit
+        d.from_prior.append("service.noise")
+        d.notes.append(
+            f"service noise cv not identifiable (one measurement per batch size): the prior's "
+            f"{noise.cv:g} is used (give n and a spread: the summary form of service_times.csv)"
+        )
     elif curve.family == "lognormal":
         noise = Dist(kind=curve.family, cv=curve.cv.value)
     else:

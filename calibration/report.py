@@ -62,6 +62,18 @@ def _e(est: Estimate | None, unit: str = "") -> str:
 # --------------------------------------------------------------------------- calibration
 
 
+def _prior_value(dev: object, dotted: str) -> str:
+    """The value the calibration holds at a dotted field name (as written in `from_prior`)."""
+    x: object = dev
+    for part in dotted.split("."):
+        x = getattr(x, part, None)
+        if x is None:
+            return "?"
+    if hasattr(x, "model_dump"):
+        return ", ".join(f"{k} {v}" for k, v in x.model_dump().items()).join("()")  # type: ignore[union-attr]
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
 def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
     """(device, parameter, estimate [95% CI], how) rows."""
     rows: list[tuple[str, str, str, str]] = []
@@ -164,6 +176,15 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
             ("memory_base_gib", d.memory_base, " GiB"),
         ):
             rows.append((key, name, _e(est, unit), est.method if est else "prior"))
+        if d.from_prior:
+            rows.append(
+                (
+                    key,
+                    "from the prior",
+                    ", ".join(f"{name}={_prior_value(dev, name)}" for name in d.from_prior),
+                    f"not identifiable from these bundles: {res.prior_path or 'built-in defaults'}",
+                )
+            )
     return rows
 
 

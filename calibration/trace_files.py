@@ -198,7 +198,22 @@ class ServiceTimes:
     overhead_ms: np.ndarray | None = None  # client_ms - queue_ms - ms, when both columns exist
 
 
+SUMMARY_COLUMNS = ("device", "batch_size", "n")  # + two of mean_ms, median_ms, p95_ms
+Z95 = 1.6448536269514722  # standard normal 95 % quantile
+
+
+def _is_summary(path: Path) -> bool:
+    with path.open(newline="") as f:
+        header = [h.strip() for h in next(csv.reader(f), [])]
+    return "ms" not in header and all(c in header for c in SUMMARY_COLUMNS)
+
+
 def read_service_times(path: Path, pools: dict[str, BundlePool]) -> ServiceTimes:
+    """service_times.csv in the long form (one row per measured request) or in summary form
+    (one row per batch size: `device,batch_size,n` and two of `mean_ms,median_ms,p95_ms`),
+    which `_read_summary` turns into its lognormal's representative sample."""
+    if _is_summary(path):
+        return _read_summary(path, pools)
     c = _Csv(path, ("device", "batch_size", "repeat", "ms"))
     known = set(pools) | {p.device for p in pools.values()}
     dev: list[str] = []
@@ -236,6 +251,74 @@ def read_service_times(path: Path, pools: dict[str, BundlePool]) -> ServiceTimes
         path,
         np.asarray(ovh) if has_ovh else None,
     )
+
+
+def _read_summary(path: Path, pools: dict[str, BundlePool]) -> ServiceTimes:
+    """Summary rows as the n-point representative sample of the lognormal they describe:
+    exp(mu + sigma z_i), z_i the standard normal quantiles at (i + 1/2) / n. The sample has
+    the row's median exactly, its mean and spread to within the quantile grid, and the fit
+    treats it as n measurements — so a size's mean carries the uncertainty of n lognormal
+    draws (sigma / sqrt(n)), where one row per size alone would carry none. sigma from
+    median and p95 (ln(p95 / median) / 1.645), else median and mean (sigma^2 =
+    2 ln(mean / median)), else mean and p95 (solved)."""
+    from statistics import NormalDist
+
+    c = _Csv(path, SUMMARY_COLUMNS)
+    have = [k for k in ("mean_ms", "median_ms", "p95_ms") if k in c.idx]
+    if len(have) < 2:
+        raise TraceError(
+            f"{path}: line 1: a summary needs two of mean_ms, median_ms, p95_ms "
+            f"(has {', '.join(have) or 'none'})"
+        )
+    known = set(pools) | {p.device for p in pools.values()}
+    dev: list[str] = []
+    bs: list[int] = []
+    ms: list[float] = []
+    nd = NormalDist()
+    for line, row in c.rows():
+        d = c.text(line, row, "device")
+        if d not in known:
+            c.bad(line, "device", f"{d!r} is neither a pool nor a device of manifest.yaml "
+                                  f"({', '.join(sorted(known))})")  # fmt: skip
+        b = c.num(line, row, "batch_size", lo=1)
+        n = c.num(line, row, "n", lo=2)
+        v = {k: c.num(line, row, k, positive=True) for k in have}
+        if not all(math.isfinite(x) for x in (b, n, *v.values())):
+            continue
+        if b != int(b) or n != int(n):
+            c.bad(line, "batch_size" if b != int(b) else "n", "not an integer")
+            continue
+        med, mean, p95 = v.get("median_ms"), v.get("mean_ms"), v.get("p95_ms")
+        if med is not None and p95 is not None:  # the robust pair first
+            if p95 < med:
+                c.bad(line, "p95_ms", f"below median_ms ({p95:g} < {med:g})")
+                continue
+            sigma = math.log(p95 / med) / Z95
+        elif med is not None and mean is not None:
+            if mean < med:
+                c.bad(line, "mean_ms", f"below median_ms ({mean:g} < {med:g}): not lognormal")
+                continue
+            sigma = math.sqrt(2 * math.log(mean / med))
+        else:
+            assert mean is not None and p95 is not None
+            # p95 / mean = exp(1.645 s - s^2 / 2): the root below s = 1.645
+            r = math.log(p95 / mean)
+            disc = Z95 * Z95 - 2 * r
+            if r <= 0 or disc < 0:
+                c.bad(line, "p95_ms", f"p95 {p95:g} and mean {mean:g} fit no lognormal")
+                continue
+            sigma = Z95 - math.sqrt(disc)
+            med = mean * math.exp(-sigma * sigma / 2)
+        mu = math.log(med)
+        k = int(n)
+        z = np.array([nd.inv_cdf((i + 0.5) / k) for i in range(k)])
+        dev += [d] * k
+        bs += [int(b)] * k
+        ms += list(np.exp(mu + sigma * z))
+    c.done()
+    if not ms:
+        raise TraceError(f"{path}: no rows (header only)")
+    return ServiceTimes(np.asarray(dev, dtype=object), np.asarray(bs), np.asarray(ms), path, None)
 
 
 @dataclass

@@ -104,3 +104,51 @@ def test_windows_weigh_by_duration_and_utilisation_is_capped(bundles: dict[str, 
 
     got = _mapes([W()])["p50_mape"]
     assert got == pytest.approx((0.1 * 15 + 1.0 * 1.5) / 16.5)
+
+
+def test_service_times_in_summary_form(copy_bundle) -> None:  # type: ignore[no-untyped-def]
+    """One row per batch size (median / mean / n) is read as n measurements of its lognormal:
+    the fit then has a noise cv and mean intervals, as from the long form."""
+    import math
+
+    from calibration import fit as F
+    from calibration.trace_files import read_service_times
+
+    b = copy_bundle()
+    long = load_bundle(b).service_times
+    assert long is not None
+    lines = ["device,batch_size,n,median_ms,mean_ms,p95_ms"]
+    for s in np.unique(long.batch_size):
+        x = long.ms[long.batch_size == s]
+        lines.append(f"cpu,{s},{len(x)},{np.median(x):.4f},{x.mean():.4f},"
+                     f"{np.percentile(x, 95):.4f}")  # fmt: skip
+    (b / "service_times.csv").write_text("\n".join(lines) + "\n")
+    summ = load_bundle(b).service_times
+    assert summ is not None and len(summ.ms) == len(long.ms)
+    rng = np.random.default_rng(0)
+    fl = F.fit_isolated(long.batch_size, long.ms, rng, 100)
+    fs = F.fit_isolated(summ.batch_size, summ.ms, rng, 100)
+    # the same curve and noise within the long form's own intervals
+    assert fl.base.contains(fs.base.value) and fl.per_item.contains(fs.per_item.value)
+    assert math.isfinite(fs.cv.value) and abs(fs.cv.value - fl.cv.value) < 0.03
+    assert np.all(fs.mean_hi - fs.mean_lo > 0)  # uncertainty per size, not a degenerate fit
+    # p95 with the median, or with the mean, fix the spread too; bad rows are all reported
+    for cols in (("median_ms", "p95_ms"), ("mean_ms", "p95_ms")):
+        head = "device,batch_size,n," + ",".join(cols)
+        rows = [
+            ",".join(
+                r.split(",")[i]
+                for i in [0, 1, 2] + [{"median_ms": 3, "mean_ms": 4, "p95_ms": 5}[c] for c in cols]
+            )
+            for r in lines[1:]
+        ]
+        (b / "service_times.csv").write_text("\n".join([head, *rows]) + "\n")
+        st = read_service_times(b / "service_times.csv", load_bundle(b).manifest.pools)
+        assert abs(F.fit_isolated(st.batch_size, st.ms, rng, 50).cv.value - fl.cv.value) < 0.05
+    (b / "service_times.csv").write_text(
+        "device,batch_size,n,median_ms,mean_ms\ncpu,1,30,10,9\ncpu,2,x,12,13\n"
+    )
+    with pytest.raises(TraceError) as e:
+        load_bundle(b)
+    assert "2 problem(s)" in str(e.value) and "below median_ms" in str(e.value)
+    assert "line 3, column 3 (n): not a number" in str(e.value)
