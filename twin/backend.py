@@ -15,6 +15,7 @@ import numpy as np
 from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import Scenario
 from kisim.core.errors import BackendError
+from kisim.core.hpa import PodSample
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
 from twin import kernel
 from twin.clock import TwinClock
@@ -152,6 +153,15 @@ class TwinBackend:
     def in_cluster_hpa(self) -> bool:
         """The twin runs controller `hpa` inside (`twin.controllers.HPAController`)."""
         return True
+
+    def pod_metric(self, pool: str, metric: str,
+                   range_s: float) -> tuple[list[PodSample], dict[str, float]]:  # fmt: skip
+        """A custom per-pod metric as the HPA's custom-metrics API serves it, with the pool's
+        pods as the controller lists them: ``queue_us`` (Triton's queue time per request,
+        `twin.observe.Observer.queue_us_per_request`). Read-only: it changes no run."""
+        if metric != "queue_us":
+            raise BackendError(f"unknown pod metric '{metric}' (known: queue_us)")
+        return self.obs.pod_samples(pool), self.obs.queue_us_per_request(pool, range_s)
 
     def pod_views(self, pool: str, window_s: float) -> list[PodView]:
         raise BackendError("the twin runs its HPA in-cluster (controller: hpa); "

@@ -92,6 +92,19 @@ class Observer:
             ))  # fmt: skip
         return out
 
+    def queue_us_per_request(self, pool: str, range_s: float) -> dict[str, float]:
+        """Triton's autoscaling metric per pod of `pool` (NVIDIA's k8s-onprem chart, the
+        prometheus-adapter rule): ``delta(nv_inference_queue_duration_us[r]) /
+        (1 + delta(nv_inference_request_success[r]))``, µs; pods with fewer than two
+        samples in the range have no value (absent from the custom metrics API)."""
+        now, out = self.env.now, {}
+        for p in self.pods.pods.get(pool, []):
+            q = self.store.delta(f"queue_s:{p.name}", now, range_s)
+            n = self.store.delta(f"success:{p.name}", now, range_s)
+            if q is not None and n is not None:
+                out[p.name] = q * 1e6 / (1.0 + n)
+        return out
+
     def utilisation(self) -> tuple[float, float, float]:
         """(cpu_util, mem_util, gpu_util) at now, averaged over ready pods / their GPUs."""
         now, rng, store = self.env.now, self.cfg.rate_window_s, self.store

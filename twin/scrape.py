@@ -143,6 +143,11 @@ class SeriesStore:
         """PromQL ``increase(key[range_s])``: ``rate x range``, computed as Prometheus does."""
         return self._extrapolated(key, at, range_s, True, False)
 
+    def delta(self, key: str, at: float, range_s: float) -> float | None:
+        """PromQL ``delta(key[range_s])``: last minus first, extrapolated to the range, no
+        counter-reset handling (what Triton's autoscaling recipe applies to its counters)."""
+        return self._extrapolated(key, at, range_s, False, False)
+
     def avg_over_time(self, key: str, at: float, range_s: float) -> float | None:
         """PromQL ``avg_over_time(key[range_s])``; fsum stands in for Go's Kahan sum."""
         s, lo, hi, _, _ = self._window(key, at, range_s)

@@ -21,6 +21,11 @@ POLICIES: dict[str, str] = {
     "hpa": "agents.policies.hpa:HPA",
     "threshold": "agents.policies.threshold:Threshold",
     "kpa": "agents.policies.kpa:KPA",
+    "triton-hpa": "agents.policies.metric_hpa:TritonHPA",
+    "keda": "agents.policies.metric_hpa:KEDA",
+    "ray": "agents.policies.ray_serve:RayServe",
+    "predictive": "agents.policies.predictive:Predictive",
+    "fixed": "agents.policies.fixed:Fixed",
     "oracle": "agents.policies.oracle:Oracle",
     "ppo": "agents.policies.ppo:PPOPolicy",
 }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.policies.base import InClusterPolicy, Policy, parse_float
+from agents.policies.params import Field, parse_params
 from kisim.core.backend import Action, PodView, PoolSetting
 from kisim.core.config import Scenario, override
 from kisim.core.hpa import HorizontalPodAutoscaler, PodSample
@@ -17,16 +18,28 @@ if TYPE_CHECKING:
     from kisim.env.environment import KisimEnv
 
 
+BEHAVIOUR = (Field("down_stab_s", 300.0, 0.0, 3600.0, lo_incl=True),
+             Field("up_stab_s", 0.0, 0.0, 3600.0, lo_incl=True))
+
+
 class HPA(InClusterPolicy):
     """`controller.name: hpa` with the scenario's HPA settings; ``hpa:0.5`` sets the target
-    CPU utilisation (averageUtilization 50 %)."""
+    CPU utilisation (averageUtilization 50 %), ``hpa:0.5:60`` also
+    ``behavior.scaleDown.stabilizationWindowSeconds`` (60 s) and ``hpa:0.5:60:15``
+    ``behavior.scaleUp.stabilizationWindowSeconds`` (15 s); left out, the scenario's."""
 
     name = "hpa"
-    arg_help = "target CPU utilisation in (0, 1], e.g. hpa:0.5"
+    arg_help = ("target CPU utilisation in (0, 1][:scale-down stabilisation s[:scale-up "
+                "stabilisation s]], e.g. hpa:0.5 or hpa:0.5:60")  # fmt: skip
 
     def __init__(self, arg: str | None = None) -> None:
         super().__init__(arg)
-        self.target = parse_float(f"hpa:{arg}", arg, 0.0, 1.0) if arg is not None else None
+        parts = arg.split(":") if arg is not None else []
+        self.target = parse_float(f"hpa:{arg}", parts[0], 0.0, 1.0) if parts else None
+        rest = ":".join(parts[1:]) or None
+        vals = parse_params(f"hpa:{parts[0] if parts else ''}", rest, BEHAVIOUR)
+        given = [i + 1 < len(parts) and parts[i + 1] != "" for i in range(len(BEHAVIOUR))]
+        self.behaviour = {f.name: vals[f.name] for f, g in zip(BEHAVIOUR, given, strict=True) if g}
 
     def scenario(self, sc: Scenario) -> Scenario:
         d: dict[str, object] = {"controller.name": "hpa"}
@@ -35,6 +48,10 @@ class HPA(InClusterPolicy):
             d["controller.hpa.pools"] = pools
         if self.target is not None:
             d["controller.hpa.target_cpu_utilization"] = self.target
+        if "down_stab_s" in self.behaviour:
+            d["controller.hpa.scale_down_stabilization_s"] = self.behaviour["down_stab_s"]
+        if "up_stab_s" in self.behaviour:
+            d["controller.hpa.scale_up_stabilization_s"] = self.behaviour["up_stab_s"]
         return override(sc, f"policy {self.name}", **d)
 
     def for_backend(self, in_cluster_hpa: bool) -> Policy:

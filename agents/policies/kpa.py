@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from agents.policies.base import Policy, parse_float
+from agents.policies.params import Field, parse_params
 from kisim.core.backend import Action, PoolSetting
 from kisim.core.config import Scenario, override
 from kisim.core.routing import RouteTable
@@ -112,13 +113,20 @@ def pool_shares(routes: RouteTable, w: Window) -> dict[str, float]:
 
 class KPA(Policy):
     name = "kpa"
-    arg_help = "target utilisation of the per-pod concurrency in (0, 1], default 0.7"
+    arg_help = ("target utilisation of the per-pod concurrency in (0, 1], default 0.7"
+                "[:stable window s (60; the panic window is 10 %)[:panic threshold (2 = 200 %)]]")
     action = "none"
     period_s = TICK_S
+    extra = (Field("stable_s", 60.0, 2 * TICK_S, 3600.0, lo_incl=True),
+             Field("panic", 2.0, 1.0, 100.0, lo_incl=True))  # fmt: skip
 
     def __init__(self, arg: str | None = None) -> None:
         super().__init__(arg)
-        self.utilisation = parse_float(f"kpa:{arg}", arg, 0.0, 1.0) if arg is not None else 0.7
+        parts = arg.split(":") if arg is not None else []
+        self.utilisation = parse_float(f"kpa:{arg}", parts[0], 0.0, 1.0) if parts else 0.7
+        p = parse_params(f"kpa:{parts[0] if parts else ''}", ":".join(parts[1:]) or None,
+                         self.extra)  # fmt: skip
+        self.stable_s, self.panic_threshold = p["stable_s"], p["panic"]
 
     def scenario(self, sc: Scenario) -> Scenario:
         return override(sc, f"policy {self.name}", **{"controller.name": "external"})
@@ -126,12 +134,13 @@ class KPA(Policy):
     def reset(self, scenario: Scenario) -> None:
         self.sc = scenario
         self.routes = RouteTable(scenario)
-        stable_n = round(60.0 / TICK_S)
+        stable_n = round(self.stable_s / TICK_S)
         self.pools = {
             pool: PoolKPA(
                 target=cfg.batching.max_batch_size * cfg.instances * self.utilisation,
-                stable_n=stable_n, panic_n=max(1, round(6.0 / TICK_S)),
+                stable_n=stable_n, panic_n=max(1, round(self.stable_s * 0.1 / TICK_S)),
                 min_scale=max(1, cfg.min_replicas), max_scale=cfg.max_replicas,
+                panic_threshold=self.panic_threshold, stable_s=self.stable_s,
             )
             for pool, cfg in ((p, scenario.pools[p]) for p in scenario.pool_names)
         }  # fmt: skip

@@ -25,13 +25,21 @@ from typing import Any
 import numpy as np
 
 from agents.policies.base import Policy, replicas_action
+from agents.policies.params import Field, help_of, parse_params
 from kisim.core.config import Scenario
 from kisim.core.window import Window
 from kisim.env.observation import LATENCY_CAP, latency_ratio
 
 
 class Threshold(Policy):
+    """``threshold[:UP_P95[:DOWN_P95[:UP_UTIL[:DOWN_UTIL[:COOLDOWN_DOWN_S]]]]]`` (the bands
+    as fractions of the SLO and of utilisation; defaults 0.8, 0.4, 0.75, 0.3, 180)."""
+
     name = "threshold"
+    fields = (Field("up_p95", 0.8, 0.0, 10.0), Field("down_p95", 0.4, 0.0, 10.0),
+              Field("up_util", 0.75, 0.0, 1.0), Field("down_util", 0.3, 0.0, 1.0),
+              Field("cooldown_down_s", 180.0, 0.0, 3600.0, lo_incl=True))  # fmt: skip
+    arg_help = help_of(fields)
 
     up_p95 = 0.8
     down_p95 = 0.4
@@ -40,6 +48,12 @@ class Threshold(Policy):
     cooldown_up_s = 60.0
     cooldown_down_s = 180.0
     gpu_backoff_s = 600.0
+
+    def __init__(self, arg: str | None = None) -> None:
+        super().__init__(arg)
+        if arg is not None:
+            for k, v in parse_params(self.name, arg, self.fields).items():
+                setattr(self, k, v)
 
     def reset(self, scenario: Scenario) -> None:
         self.sc = scenario

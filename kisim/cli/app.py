@@ -45,7 +45,7 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from kisim.cli import bench, calibrate, demo, evaluate, record, simulate, train
+    from kisim.cli import bench, benchmark, calibrate, demo, evaluate, record, simulate, train
 
     simulate.register(app)
     evaluate.register(app)
@@ -53,6 +53,7 @@ def _register() -> None:
     train.register(app)
     record.register(app)
     calibrate.register(app)
+    benchmark.register(app)
     app.add_typer(bench.app, name="bench")
 
 

@@ -281,15 +281,7 @@ class HorizontalPodAutoscaler:
             self._last_recommendation = desired
         else:
             try:
-                proposal = get_resource_replicas(
-                    current_replicas,
-                    self._target,
-                    self.cfg.tolerance,
-                    pods,
-                    now,
-                    self.cfg.cpu_initialization_period_s,
-                    self.cfg.initial_readiness_delay_s,
-                )
+                proposal = self._propose(now, current_replicas, pods)
             except ReplicaComputeError:
                 return current_replicas  # FailedComputeMetricsReplicas: no rescale
             desired = max(0, proposal)
@@ -299,6 +291,19 @@ class HorizontalPodAutoscaler:
         if desired != current_replicas:
             self._store_scale_event(now, current_replicas, desired)
         return desired
+
+    def _propose(self, now: float, current_replicas: int, pods: list[PodSample]) -> int:
+        """The metric's proposal (``computeReplicasForMetrics`` for the one metric);
+        `MetricHPA` replaces it for a Pods or External metric."""
+        return get_resource_replicas(
+            current_replicas,
+            self._target,
+            self.cfg.tolerance,
+            pods,
+            now,
+            self.cfg.cpu_initialization_period_s,
+            self.cfg.initial_readiness_delay_s,
+        )
 
     def _stabilize(self, now: float, current: int, desired: int) -> int:
         """``stabilizeRecommendationWithBehaviors``: clamp current into [min of

@@ -50,7 +50,7 @@ def test_registry_and_specs():
     ("hpa:2", "policy 'hpa:2': 2 must lie in (0, 1]"),
     ("hpa:x", "'x' is not a number"),
     ("static-cpu:0", "0 must lie in 1..1000"),
-    ("threshold:3", "takes no argument"),
+    ("threshold:0.5:0.2:2", "up_util 2 must lie in (0, 1]"),
     ("ppo", "needs a model: ppo:PATH"),
     ("ppo:/no/such/model.zip", "ppo:/no/such/model.zip: no such model file"),
     ("oracle:2:later", "expected oracle:H or oracle:H:replay"),

@@ -1,0 +1,184 @@
+"""`kisim benchmark`: tune the rule baselines, evaluate everything, write the leaderboard.
+
+For each scenario (a folder's ``*.yaml`` in name order, or the files given):
+
+1. **tune** every rule-based opponent (`agents.benchmark.opponents`: its grid) and the best
+   constant configuration on *training* seeds (`agents.benchmark.tuning`), under
+   ``OUT/<scenario>/tuning/<opponent>/`` (``tuning.json`` each);
+2. **evaluate** - through the evaluation harness (common random numbers, resumable, ``--jobs``
+   processes) - the best constant, every opponent untuned (upstream defaults) and tuned, any
+   extra policies (``ppo:PATH``), and the clairvoyant oracle, on the *evaluation* seeds
+   0 .. runs - 1, under ``OUT/<scenario>/eval/`` (its own report.md, summary.csv, ...);
+3. **rank**: `agents.benchmark.leaderboard` over every scenario: ``OUT/leaderboard.{csv,md,
+   tex,html}``, ``OUT/figures/pareto-<scenario>.{png,pdf}``, and ``OUT/tuned.json`` (every
+   opponent's tuned spec per scenario).
+
+A rerun with the same OUT skips every finished run and search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from agents.benchmark import leaderboard, tuning
+from agents.benchmark.episode import ScenarioEpisode, label
+from agents.benchmark.opponents import OPPONENTS, RULES, constant_grid
+from agents.evaluation.harness import evaluate
+from agents.evaluation.policy_run import check_policies
+from kisim.core.config import Scenario, resolved_json
+from kisim.core.errors import KisimError
+from kisim.core.guards import Limits, check, memory_watchdog
+from kisim.core.outputs import check_out_dir
+from kisim.core.prepare import prepare
+from kisim.core.rundir import collect_runs, safe_name, write_json
+from kisim.env.presets import check_presets
+
+DEFAULT_SUITE = Path("configs/scenarios/suite")
+
+
+@dataclass
+class BenchResult:
+    out: Path
+    scenarios: list[str]
+    files: dict[str, Path] = field(default_factory=dict)
+    boards: list[leaderboard.Board] = field(default_factory=list)
+    failed: int = 0
+
+
+def scenario_files(spec: Sequence[Path]) -> list[Path]:
+    """A folder's ``*.yaml`` (sorted) or the files themselves; bad input -> KisimError."""
+    files: list[Path] = []
+    for p in spec:
+        if p.is_dir():
+            found = sorted(p.glob("*.yaml"))
+            if not found:
+                raise KisimError(f"--scenarios {p}: no *.yaml in this folder")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise KisimError(f"--scenarios {p}: no such file or folder")
+    stems = [f.stem for f in files]
+    dup = {s for s in stems if stems.count(s) > 1}
+    if dup:
+        raise KisimError(f"--scenarios: two scenarios named '{sorted(dup)[0]}'")
+    return files
+
+
+def question(path: Path, sc: Scenario) -> str:
+    """The question a suite file opens with (its first comment lines), else its description."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(x for x in lines if x)
+    return text or sc.description
+
+
+def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: int = 4,
+                  jobs: int = 1, opponents: Sequence[str] | None = None, oracle: bool = True,
+                  extra: Sequence[str] = (), duration: float | None = None,
+                  progress: bool = True, limits: Limits | None = None,
+                  trust_model: bool = False) -> BenchResult:  # fmt: skip
+    """Everything is checked (flags, scenario files, policies, OUT) before any run."""
+    if runs < 2:
+        raise KisimError(f"--runs {runs}: must be >= 2 (a confidence interval needs two seeds)")
+    if runs > tuning.TRAIN_SEED0:
+        raise KisimError(f"--runs {runs}: at most {tuning.TRAIN_SEED0} (training seeds start "
+                         f"at {tuning.TRAIN_SEED0})")  # fmt: skip
+    if train < 1:
+        raise KisimError(f"--train-seeds {train}: must be >= 1")
+    if jobs < 0:
+        raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
+    opps = list(opponents) if opponents is not None else list(RULES)
+    unknown = [o for o in opps if o not in OPPONENTS]
+    if unknown:
+        raise KisimError(f"--opponents: unknown '{unknown[0]}' (known: {', '.join(RULES)})")
+    if "hpa" not in opps:
+        raise KisimError("--opponents: must include hpa (the oracle margin is measured from "
+                         "tuned HPA)")  # fmt: skip
+    check_policies(list(extra), trust_model)
+    files = scenario_files(scenarios)
+    prepared = []
+    for f in files:
+        sc = prepare(f, None, None, duration)
+        check_presets(sc)
+        prepared.append((f, sc))
+    check_out_dir(out)
+    limits = limits or Limits()
+    par = jobs or os.cpu_count() or 1
+    for _, sc in prepared:
+        check(sc, limits, parallel=par)
+    out.mkdir(parents=True, exist_ok=True)
+    res = BenchResult(out, [f.stem for f in files])
+    tuned_all: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(prepared) * (len(opps) + 3), desc="benchmark", unit="step",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    with memory_watchdog(limits):
+        try:
+            for f, sc in prepared:
+                board, tuned = _one(f, sc, out, runs, train, jobs, opps, oracle, extra,
+                                    progress, bar, trust_model)  # fmt: skip
+                res.boards.append(board)
+                tuned_all[f.stem] = tuned
+        finally:
+            bar.close()
+    write_json(out / "tuned.json", tuned_all)
+    meta = {"scenarios": ", ".join(res.scenarios), "evaluation seeds": f"0–{runs - 1}",
+            "training seeds": f"{tuning.TRAIN_SEED0}–{tuning.TRAIN_SEED0 + train - 1}",
+            "tuning": "successive halving on the scenario's reward (docs/benchmark.md)"}
+    res.files = leaderboard.write(res.boards, out, meta)
+    return res
+
+
+def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
+         opps: list[str], oracle: bool, extra: Sequence[str], progress: bool, bar: Any,
+         trust_model: bool) -> tuple[leaderboard.Board, dict[str, Any]]:  # fmt: skip
+    text = resolved_json(sc)
+    fp = hashlib.sha256(text.encode()).hexdigest()
+    data = json.loads(text)
+    pat = label(sc)
+    root = out / safe_name(f.stem)
+    seeds = tuning.train_seeds(train)
+    tuned: dict[str, Any] = {}
+    roles: dict[str, str] = {}
+    for name in ["constant", *opps]:
+        bar.set_postfix_str(f"{f.stem}: tune {name}")
+        grid = constant_grid(sc) if name == "constant" else OPPONENTS[name].grid(sc)
+        r = tuning.tune(data, pat, name, grid, seeds, root / "tuning" / name, fp, jobs,
+                        progress)  # fmt: skip
+        tuned[name] = {"spec": r["chosen"], "train_mean_reward": r["chosen_mean_reward"],
+                       "grid_size": len(grid)}  # fmt: skip
+        bar.update(1)
+    roles[tuned["constant"]["spec"]] = "best constant"
+    for name in opps:
+        roles.setdefault(OPPONENTS[name].untuned, f"untuned {name}")
+        roles[tuned[name]["spec"]] = f"tuned {name}"
+    for p in extra:
+        roles.setdefault(p, "extra")
+    if oracle:
+        roles.setdefault("oracle", "oracle")
+    policies = list(roles)
+    ref = tuned["hpa"]["spec"]
+    bar.set_postfix_str(f"{f.stem}: evaluate {len(policies)} policies")
+    ev = root / "eval"
+    evaluate(policies, [pat], list(range(runs)), ev, ScenarioEpisode(data, trust_model),
+             jobs=jobs, reference=ref, progress=progress, fingerprint=fp, figures=False,
+             meta={"scenario": str(f), "benchmark": "evaluation seeds"})  # fmt: skip
+    bar.update(1)
+    records = collect_runs(ev, policies, [pat], list(range(runs)))
+    spec_of = {k: v["spec"] for k, v in tuned.items()}
+    board = leaderboard.build(f.stem, question(f, sc), sc, records, roles, spec_of)
+    write_json(root / "tuned.json", {"roles": roles, "tuned": tuned})
+    bar.update(1)
+    return board, tuned

@@ -1,0 +1,51 @@
+"""`kisim benchmark`: rule baselines tuned on training seeds, every policy on every suite
+scenario, the leaderboard (docs/benchmark.md). Thin: the work is `agents.benchmark.run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agents.benchmark.run import DEFAULT_SUITE, run_benchmark
+from agents.evaluation.run import on_sigterm
+from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
+
+H_SCEN = "A folder of scenario YAMLs, or comma-separated files."
+H_OPP = "Comma-separated rule opponents to tune (default: all; must include hpa)."
+H_EXTRA = "Comma-separated extra policies evaluated untuned, e.g. ppo:models/gpu-fleet."
+
+
+def _split(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def benchmark_cmd(
+    scenarios: Annotated[str, typer.Option(help=H_SCEN)] = str(DEFAULT_SUITE),
+    out: Annotated[Path, typer.Option(help="Output directory (resumable).")] = Path(
+        "results/benchmark"),
+    runs: Annotated[int, typer.Option(help="Evaluation seeds 0..runs-1 per policy.")] = 10,
+    train_seeds: Annotated[int, typer.Option(help="Training seeds for tuning.")] = 4,
+    jobs: Annotated[int, typer.Option(min=0, help="Parallel processes (0 = one per CPU).")] = 1,
+    opponents: Annotated[str | None, typer.Option(help=H_OPP)] = None,
+    extra: Annotated[str, typer.Option(help=H_EXTRA)] = "",
+    oracle: Annotated[bool, typer.Option("--oracle/--no-oracle", help="The ceiling.")] = True,
+    duration: Annotated[float | None, typer.Option(help="Seconds per run.")] = None,
+    max_requests: MaxRequests = None,
+    allow_large: AllowLarge = False,
+    trust_model: TrustModel = False,
+) -> None:
+    """Tune the rule baselines, evaluate every policy per scenario, write the leaderboard."""
+    paths = [Path(p) for p in _split(scenarios)] or [Path(scenarios)]
+    res = on_sigterm(run_benchmark, paths, out, runs, train_seeds, jobs,
+                     _split(opponents) if opponents is not None else None, oracle,
+                     _split(extra), duration, True, limits(max_requests, allow_large),
+                     trust_model)  # fmt: skip
+    for b in res.boards:
+        print(f"{b.scenario}: best rule {b.best_rule}")
+    print(f"leaderboard: {res.files['md']} (also .html, .tex, .csv)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("benchmark")(benchmark_cmd)
