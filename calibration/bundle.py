@@ -81,6 +81,10 @@ def load_bundle(path: Path | str) -> Bundle:
     if not any(p.iterdir()):
         raise TraceError(f"{p}: empty bundle folder")
     warnings: list[str] = []
+    from calibration.locust_prom import CACHE, import_bundle, is_import
+
+    if is_import(p):  # Locust CSVs + Prometheus exports + import.yaml: made a bundle first
+        p = import_bundle(p, p / CACHE, warnings)
     man = read_manifest(p / "manifest.yaml", warnings)
     pools = set(man.pools)
     problems: list[str] = []  # every file's problems, reported together
