@@ -407,7 +407,7 @@ def _service(d: _Device, curve: F.CurveFit, k: float) -> ServiceCurve:
         d.from_prior.append("service.per_item_ms")
     if curve.source == "counters":
         noise = d.prior.service.noise
-    elif curve.family == "lognormal" and not math.isfinite(curve.cv.value):
+    elif not math.isfinite(curve.cv.value) or np.all(curve.counts <= 1):
         noise = d.prior.service.noise  # one measurement per size: no spread to fit
         d.from_prior.append("service.noise")
         d.notes.append(

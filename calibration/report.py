@@ -93,8 +93,12 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
             (
                 key,
                 "service.noise",
-                f"{dev.service.noise.kind}, cv {_e(c.cv)}",
-                f"AIC over {', '.join(c.loglik) or 'n/a'}",
+                f"{dev.service.noise.kind}, cv {_e(c.cv)}"
+                if "service.noise" not in d.from_prior
+                else f"{dev.service.noise.kind}, cv {dev.service.noise.cv:g} (prior)",
+                f"AIC over {', '.join(c.loglik) or 'n/a'}"
+                if "service.noise" not in d.from_prior
+                else "not identifiable (counters only, or one measurement per batch size)",
             )
         )
         rows.append(

@@ -152,3 +152,30 @@ def test_service_times_in_summary_form(copy_bundle) -> None:  # type: ignore[no-
         load_bundle(b)
     assert "2 problem(s)" in str(e.value) and "below median_ms" in str(e.value)
     assert "line 3, column 3 (n): not a number" in str(e.value)
+
+
+def test_one_measurement_per_size_names_the_prior_noise(copy_bundle) -> None:  # type: ignore[no-untyped-def]
+    """One long-form row per batch size has no spread: the noise is the prior's, and says so
+    (not cv 0 from a degenerate fit)."""
+    from calibration.calibrate import calibrate
+    from calibration.report import fit_table
+
+    b = copy_bundle()
+
+    def one_per_size(rows: list[list[str]]) -> list[list[str]]:
+        seen: set[tuple[str, str]] = set()
+        out = [rows[0]]
+        for r in rows[1:]:
+            if (r[0], r[1]) not in seen:
+                seen.add((r[0], r[1]))
+                out.append(r)
+        return out
+
+    _rewrite(b / "service_times.csv", one_per_size)
+    res = calibrate([load_bundle(b)], "one", n_boot=30)
+    d = res.devices["cpu"]
+    assert "service.noise" in d.from_prior
+    assert d.device.service.noise.cv == pytest.approx(0.1)  # the built-in prior's
+    rows = {p: e for _k, p, e, _m in fit_table(res)}
+    assert "(prior)" in rows["service.noise"] and "service.noise=" in rows["from the prior"]
+    assert "service.noise" in res.calibration.provenance
