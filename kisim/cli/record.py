@@ -66,6 +66,8 @@ def record_cmd(
     print(f"wrote {s.out}: {s.requests} requests ({s.failed} failed) in {dur:.1f} s, "
           f"{s.throughput_rps:.1f} req/s; Triton counted {s.triton_success:g} successes; "
           f"{s.wall_s:.0f} s wall")  # fmt: skip
+    if (s.out / "perf" / "perf.csv").is_file():  # a sweep: perf_analyzer's columns too
+        print(f"wrote {s.out / 'perf'}: perf.csv (perf_analyzer's columns) and perf_run.yaml")
 
 
 def register(app: typer.Typer) -> None:
