@@ -38,6 +38,7 @@ from kisim.core.config import SEED_POOLS, Scenario
 from kisim.core.errors import BackendError
 from kisim.core.outputs import tmp_dir
 from kisim.core.patterns import Pattern, make_pattern
+from kisim.core.prices import pool_rates
 from kisim.core.window import PoolReplicas, Utilisation, Window, percentiles_ms
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class ClusterBackend:
             queue_length=0 if math.isnan(view.queue_length) else int(view.queue_length),
             mean_batch_size=view.mean_batch_size,
             placement=self.placement,
+            price_per_hour=pool_rates(sc),
         )
         self._now = t_end
         self.windows.append(w)

@@ -24,7 +24,15 @@ bit. Unknown keys are errors; every error names the file and the dotted field.
 
 - `extends: other.yaml` deep-merges a scenario over another (mappings merge, lists
   and values replace): `configs/scenarios/patterns/*.yaml` extend `default.yaml`.
-- `calibration:` is a path (relative to the file that names it) or an inline mapping.
+- `calibration:` is a path (relative to the file that names it) or an inline mapping; so
+  is a load pattern's `csv` file (`replay`, `trace`).
+- `prices:` is money per hour of what pods reserve (defaults: AWS on-demand list prices,
+  `kisim.core.prices`, with their source and date in `prices.provenance`): a pod costs
+  `gpu x gpu_hour[device] + cpu x core_hour + memory_gib x memory_gib_hour` per hour while
+  it is bound to a node. Summaries report `<pool>_cost`, `cost`, `cost_per_million` and the
+  SLO attainment; the `cost` reward preset charges it (docs/environment.md).
+- `configs/scenarios/suite/` is the benchmark suite: each file opens with the question it
+  poses (README, "Scenarios").
 - CLI flags (`--pattern`, `--policy`, `--duration`, `--seed`) are applied as overrides
   and validated like file contents.
 

@@ -16,6 +16,7 @@ from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import Scenario
 from kisim.core.errors import BackendError
 from kisim.core.hpa import PodSample
+from kisim.core.prices import pool_rates
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
 from twin import kernel
 from twin.clock import TwinClock
@@ -59,6 +60,7 @@ class TwinBackend:
         self.batches = self.batch_items = 0
         self._t_last = 0.0
         self._acc = {**{pool: 0.0 for pool in scenario.pool_names}, "pending": 0.0}
+        self._rates = pool_rates(scenario)  # money per pod-hour (the scenario's templates)
         for pool, cfg in scenario.pools.items():  # the run starts on a warm service
             self.pods.scale(pool, cfg.replicas, warm=True)
         self.env.process(shaper(self.env, self.dp, scenario, self.pattern))
@@ -141,6 +143,7 @@ class TwinBackend:
             queue_length=self.dp.queue_length(),
             mean_batch_size=w.items / w.batches if w.batches else math.nan,
             placement=self.dp.placement,
+            price_per_hour=self._rates,
         )
 
     def latencies(self) -> np.ndarray:

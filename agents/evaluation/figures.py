@@ -34,6 +34,10 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "throughput_rps": ("throughput", "req/s", "higher"),
     "success_rate": ("success rate", "", "higher"),
     "slo_violation_rate": ("SLO violation rate", "", "lower"),
+    "slo_attainment": ("SLO attainment (requests)", "", "higher"),
+    "p95_attainment": ("windows meeting the p95 SLO", "", "higher"),
+    "cost": ("cost", "USD", "lower"),
+    "cost_per_million": ("cost per million requests", "USD", "lower"),
     "replica_s": ("replica-seconds, all pools", "s", "lower"),
     "mean_batch_size": ("mean batch size", "items", ""),
     "offered": ("requests offered", "", ""),
@@ -50,6 +54,7 @@ POOL_METRICS: dict[str, tuple[str, str, str]] = {
     # per-pool summary keys <pool><suffix>: (label after the pool's name, unit, better)
     "_replica_s": ("replica-seconds", "s", "lower"),
     "_ready_mean": ("replicas ready (mean)", "", ""),
+    "_cost": ("cost", "USD", "lower"),
 }
 
 
@@ -73,7 +78,7 @@ def bar_metrics(have: set[str]) -> list[str]:
     replica-seconds (in the order the summaries list them), scaling actions."""
     pools = [m for m in have if m.endswith("_replica_s") and m != "replica_s"]
     order = ["p95_ms", "p99_ms", "slo_violation_rate", "throughput_rps", "success_rate",
-             *sorted(pools, key=_pool_order), "scaling_actions"]  # fmt: skip
+             "cost_per_million", *sorted(pools, key=_pool_order), "scaling_actions"]  # fmt: skip
     return [m for m in order if m in have]
 
 

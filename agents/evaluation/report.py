@@ -40,12 +40,16 @@ HEADLINE: tuple[str, ...] = (
 """The headline columns for the seed layout; `headline` builds them over any pools."""
 
 
+MONEY_HEADLINE: tuple[str, ...] = ("slo_attainment", "p95_attainment", "cost", "cost_per_million")
+"""SLO attainment and money, shown after throughput where the runs report them."""
+
+
 def headline(metrics: set[str]) -> list[str]:
-    """Headline metrics present in `metrics`: latency, SLO, throughput, each pool's
-    replica-seconds (GPU pools first where the pools' kinds are known, else as found),
-    scaling actions."""
+    """Headline metrics present in `metrics`: latency, SLO, throughput, SLO attainment
+    (requests, windows), cost and cost per million requests, each pool's replica-seconds
+    (GPU pools first where the pools' kinds are known, else as found), scaling actions."""
     pools = [m for m in _pool_metric_order(metrics) if m.endswith("_replica_s")]
-    order = [*HEADLINE[:4], *pools, "scaling_actions"]
+    order = [*HEADLINE[:4], *MONEY_HEADLINE, *pools, "scaling_actions"]
     return [m for m in order if m in metrics]
 
 

@@ -31,6 +31,7 @@ from kisim.core.env_section import EnvConfig as EnvConfig
 from kisim.core.env_section import HPATargetActionConfig as HPATargetActionConfig
 from kisim.core.env_section import ResourceActionConfig as ResourceActionConfig
 from kisim.core.errors import ConfigError
+from kisim.core.prices import Prices
 
 SEED_POOLS: tuple[str, ...] = ("gpu", "cpu")
 """The pool names of the seed layout (one GPU pool, one CPU pool): the default observation and
@@ -286,6 +287,11 @@ class Scenario(StrictModel):
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
+    prices: Prices = Field(
+        default_factory=Prices,
+        description="Money per hour of what pods reserve (GPUs by device, cores, memory); "
+        "defaults: AWS on-demand list prices (kisim.core.prices).",
+    )
     calibration: Calibration
     _source: str = PrivateAttr("scenario")
 
@@ -443,6 +449,7 @@ def _read_scenario_data(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     cal = data.get("calibration")
     if isinstance(cal, str) and not Path(cal).is_absolute():
         data["calibration"] = str((p.parent / cal).resolve())
+    _absolute_pattern_files(data, p)
     base = data.pop("extends", None)
     if base is None:
         return data
@@ -450,6 +457,29 @@ def _read_scenario_data(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ConfigError(f"{p}: extends: expected a file path")
     base_path = Path(base) if Path(base).is_absolute() else p.parent / base
     return _merge(_read_scenario_data(base_path, (*seen, p.resolve())), data)
+
+
+FILE_PARAMS: tuple[str, ...] = ("csv",)
+"""Pattern parameters that name a file: relative paths are relative to the scenario file."""
+
+
+def _absolute_pattern_files(data: dict[str, Any], p: Path) -> None:
+    """Make the files named by `traffic.pattern.params` and `traffic.pattern_params.*`
+    absolute, relative to the scenario file `p` that names them (as `calibration:` is)."""
+    traffic = data.get("traffic")
+    if not isinstance(traffic, dict):
+        return
+    pattern = traffic.get("pattern")
+    groups = [pattern.get("params") if isinstance(pattern, dict) else None]
+    pp = traffic.get("pattern_params")
+    groups += list(pp.values()) if isinstance(pp, dict) else []
+    for params in groups:
+        if not isinstance(params, dict):
+            continue
+        for key in FILE_PARAMS:
+            f = params.get(key)
+            if isinstance(f, str) and f and not Path(f).is_absolute():
+                params[key] = str((p.parent / f).resolve())
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -474,9 +504,11 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 def with_pattern(scenario: Scenario, name: str) -> Scenario:
     """The scenario with its load pattern replaced by `name` (params from `pattern_params`)."""
     data = scenario.model_dump(mode="json")
-    data["traffic"]["pattern"] = {
+    own = scenario.traffic.pattern
+    default = own.params if name == own.name else {}  # the scenario's own pattern keeps its
+    data["traffic"]["pattern"] = {                    # parameters unless pattern_params says
         "name": name,
-        "params": scenario.traffic.pattern_params.get(name, {}),
+        "params": scenario.traffic.pattern_params.get(name, default),
     }
     return validated(Scenario, data, f"--pattern {name}")
 

@@ -61,7 +61,7 @@ class EnvConfig(StrictModel):
     action: str = Field(
         "replicas", description="Action preset: replicas | resources | hpa-target | none."
     )
-    reward: str = Field("weighted", description="Reward preset: weighted | qos.")
+    reward: str = Field("weighted", description="Reward preset: weighted | qos | cost.")
     reward_weights: dict[str, float] = Field(
         default_factory=dict, description="Weights by term name; missing terms keep defaults."
     )

@@ -14,15 +14,25 @@ import numpy as np
 
 from kisim.core.window import Window, percentiles_ms
 
+
 def summary_keys(pools: Sequence[str]) -> tuple[str, ...]:
     """The summary's keys for runs over `pools`, in the order `summarize` writes them:
-    per pool ``<pool>_replica_s`` (cost) and ``<pool>_ready_mean``."""
+    per pool ``<pool>_replica_s`` and ``<pool>_ready_mean``; then money and SLO attainment
+    (`MONEY_KEYS`, per pool ``<pool>_cost``)."""
     return (
         "p50_ms", "p95_ms", "p99_ms", "mean_ms", "mean_wait_ms", "throughput_rps",
         "success_rate", "slo_violation_rate", *(f"{p}_replica_s" for p in pools),
         "mean_batch_size", "offered", "served", "errors", "cpu_util", "mem_util", "gpu_util",
         *(f"{p}_ready_mean" for p in pools), "pending_pod_s", "scaling_actions", "duration_s",
+        *money_keys(pools),
     )  # fmt: skip
+
+
+def money_keys(pools: Sequence[str]) -> tuple[str, ...]:
+    """The keys added with money: SLO attainment (per request, per window), the cost of every
+    pool, the total and the cost per million served requests."""
+    return ("slo_attainment", "p95_attainment", *(f"{p}_cost" for p in pools), "cost",
+            "cost_per_million")  # fmt: skip
 
 
 SUMMARY_KEYS: tuple[str, ...] = summary_keys(("gpu", "cpu"))
@@ -103,4 +113,27 @@ def summarize(
         "scaling_actions": float(actions),
         "duration_s": duration,
     }
+    out["slo_attainment"] = 1.0 - out["slo_violation_rate"]
+    out["p95_attainment"] = p95_attainment(windows, slo_ms)
+    for p in pools:
+        out[f"{p}_cost"] = sum(w.pools[p].cost for w in windows)
+    out["cost"] = sum(out[f"{p}_cost"] for p in pools)
+    out["cost_per_million"] = out["cost"] / served * 1e6 if served else math.nan
     return out
+
+
+def p95_attainment(windows: Sequence[Window], target_ms: float) -> float:
+    """Share of windows whose p95 latency meets `target_ms` (the SLO), failed requests
+    counting as infinitely slow: a window meets it when p95 <= target and at most 5 % of its
+    answered requests failed. A window in which requests were offered, failed or queued but
+    none completed misses it; a window with no load at all is left out (NaN if all are)."""
+    met = n = 0
+    for w in windows:
+        p95 = w.latency_p95_ms
+        if p95 != p95:
+            if w.offered > 0 or w.errors > 0 or w.queue_length > 0:
+                n += 1
+            continue
+        n += 1
+        met += p95 <= target_ms and w.errors <= 0.05 * (w.served + w.errors)
+    return met / n if n else math.nan

@@ -24,18 +24,20 @@ class PoolReplicas(NamedTuple):
 
 
 class PoolRecord(NamedTuple):
-    """One pool in one Window: replica counts at the window's end, and the pod-seconds bound
-    to a node during the window (what the pool costs; Pending pods hold no node)."""
+    """One pool in one Window: replica counts at the window's end, the pod-seconds bound
+    to a node during the window (Pending pods hold no node), and what they cost in money
+    (`kisim.core.prices`; NaN from a backend that was given no prices)."""
 
     desired: int
     ready: int
     pending: int
     replica_s: float
+    cost: float = math.nan
 
 
 POOL_COUNT_FIELDS: tuple[str, ...] = PoolReplicas._fields
 """Per-pool columns written right after the utilisations, pool by pool."""
-POOL_COST_FIELDS: tuple[str, ...] = ("replica_s",)
+POOL_COST_FIELDS: tuple[str, ...] = ("replica_s", "cost")
 """Per-pool columns written after every pool's counts."""
 _POOL_SUFFIXES: tuple[tuple[str, str], ...] = tuple(
     ("_" + f, f) for f in (*POOL_COUNT_FIELDS, *POOL_COST_FIELDS)
@@ -65,8 +67,8 @@ class Window:
 
     Pools are records keyed by the scenario's pool names (`pools`, GPU pools first as
     `Scenario.pool_names` orders them). Flat, each pool is the columns
-    ``<pool>_desired``, ``<pool>_ready``, ``<pool>_pending`` and ``<pool>_replica_s``
-    (`as_dict`, `columns`), and every such column is also an attribute
+    ``<pool>_desired``, ``<pool>_ready``, ``<pool>_pending``, ``<pool>_replica_s`` and
+    ``<pool>_cost`` (`as_dict`, `columns`), and every such column is also an attribute
     (``w.gpu_desired`` is ``w.pool("gpu").desired``).
     """
 
@@ -125,6 +127,11 @@ class Window:
     def replica_s_total(self) -> float:
         return sum(r.replica_s for r in self.pools.values())
 
+    @property
+    def cost_total(self) -> float:
+        """Money of every pool's pods in the window (NaN when a pool has no price)."""
+        return sum(r.cost for r in self.pools.values())
+
     def __getattr__(self, name: str) -> float | int:
         """``<pool>_<field>`` columns as attributes (``w.cpu_replica_s``)."""
         if not name.startswith("_") and name != "pools":
@@ -175,7 +182,8 @@ class Window:
         """The Window of one flat row (`as_dict`'s inverse; pools found by `pools_of_columns`)."""
         names = cls.pools_of_columns(row)
         pools = {p: PoolRecord(int(row[f"{p}_desired"]), int(row[f"{p}_ready"]),
-                               int(row[f"{p}_pending"]), float(row[f"{p}_replica_s"]))
+                               int(row[f"{p}_pending"]), float(row[f"{p}_replica_s"]),
+                               float(row.get(f"{p}_cost", math.nan)))  # older rows: no cost
                  for p in names}  # fmt: skip
         kw = {f.name: row[f.name] for f in fields(cls) if f.name != "pools"}
         return cls(pools=pools, **kw)  # type: ignore[arg-type]
@@ -200,14 +208,17 @@ class Window:
         queue_length: int,
         mean_batch_size: float,
         placement: str,
+        price_per_hour: Mapping[str, float] | None = None,
     ) -> Window:
         """The Window of [t_start, t_end) from what a backend measured in it.
 
         `slow` counts completed requests over the SLO (errors are added to make
         `slo_violations`); `replicas` and `replica_s` are keyed by pool name, and the
         Window's pools are those of `replicas`, in its order. Throughput is served over
-        the window's duration.
+        the window's duration. A pool's cost is its replica-seconds at `price_per_hour`
+        (one pod-hour, `kisim.core.prices.pool_rates`); NaN for a pool it does not price.
         """
+        rates = price_per_hour or {}
         dur = t_end - t_start
         return cls(
             t_start=t_start,
@@ -226,7 +237,8 @@ class Window:
             cpu_util=util.cpu,
             mem_util=util.mem,
             gpu_util=util.gpu,
-            pools={p: PoolRecord(r.desired, r.ready, r.pending, replica_s[p])
+            pools={p: PoolRecord(r.desired, r.ready, r.pending, replica_s[p],
+                                 replica_s[p] * rates[p] / 3600.0 if p in rates else math.nan)
                    for p, r in replicas.items()},  # fmt: skip
             pending_pod_s=pending_pod_s,
             queue_length=queue_length,

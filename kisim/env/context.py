@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from kisim.core.config import SEED_POOLS, EnvConfig, Scenario
 from kisim.core.patterns import PATTERNS, make_pattern
+from kisim.core.prices import pool_rates
 
-PATTERN_SCALE_EXCLUDE = frozenset({"replay"})  # needs a file; counted only if it is the scenario's
+PATTERN_SCALE_EXCLUDE = frozenset({"replay", "trace"})  # need a file; counted if the scenario's
 
 
 @dataclass(slots=True)
@@ -51,6 +52,8 @@ class EnvContext:
     cost_max: float  # price-weighted replicas with every pool at max_replicas
     history: int
     cfg: EnvConfig
+    money_rates: dict[str, float] = field(default_factory=dict)  # money per pod-hour by pool
+    money_max: float = 1e-9  # money per hour with every pool at max_replicas
 
 
 def ideal_cycle_s(sc: Scenario) -> float:
@@ -130,6 +133,8 @@ def build_context(sc: Scenario) -> EnvContext:
         cost_max=max(sum(prices[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
         history=cfg.history_steps,
         cfg=cfg,
+        money_rates=(rates := pool_rates(sc)),
+        money_max=max(sum(rates[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
     )
 
 

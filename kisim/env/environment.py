@@ -379,7 +379,8 @@ class _Chunker:
             latency_mean_ms=mean, latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99,
             queue_wait_ms=qwait, slo_violations=sum(w.slo_violations for w in parts),
             cpu_util=last.cpu_util, mem_util=last.mem_util, gpu_util=last.gpu_util,
-            pools={p: r._replace(replica_s=sum(w.pools[p].replica_s for w in parts))
+            pools={p: r._replace(replica_s=sum(w.pools[p].replica_s for w in parts),
+                                 cost=sum(w.pools[p].cost for w in parts))
                    for p, r in last.pools.items()},
             pending_pod_s=sum(w.pending_pod_s for w in parts),
             queue_length=last.queue_length,

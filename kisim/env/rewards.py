@@ -22,6 +22,7 @@ stability   -min(settings changed in the step / 4, 1)                    [-1, 0]
 gpu_util    clip(gpu_util - ref_gpu_util, -1, 1)                         [-1, 1]
 latency_p   min(p95 / SLO, 2) / 2   (a penalty: subtracted)              [0, 1]
 qos         (SLO violations + errors) / answered  (subtracted)           [0, 1]
+cost        money of bound pods / the same at max_replicas (subtracted)  [0, 1]
 ==========  ===========================================================  =========
 """
 
@@ -92,6 +93,28 @@ def efficiency(w: Window, ctx: EnvContext, st: EnvState) -> float:
             c = c * (t.cpu / t0.cpu if t is not None and t0 is not None else 1.0)
         cost += c
     return _clip(1.0 - cost / dur / ctx.cost_max, 0.0, 1.0)
+
+
+def money(w: Window, ctx: EnvContext, st: EnvState) -> float:
+    """Money of the step's bound pods over the same with every pool at max_replicas, in [0, 1].
+
+    Prices per pod-hour are the scenario's (`kisim.core.prices`); a CPU pool's scale with its
+    template's cores over the scenario's (as in `efficiency`), since a core is what is paid
+    for. Pending pods cost nothing (they hold no node)."""
+    dur = w.duration
+    if dur <= 0:
+        return 0.0
+    spent = 0.0
+    for pool in ctx.pools:
+        rec = w.pools.get(pool)
+        if rec is None:
+            continue
+        c = ctx.money_rates[pool] * rec.replica_s
+        if ctx.kinds[pool] == "cpu":
+            t, t0 = st.templates.get(pool), ctx.templates.get(pool)
+            c = c * (t.cpu / t0.cpu if t is not None and t0 is not None else 1.0)
+        spent += c
+    return _clip(spent / dur / ctx.money_max, 0.0, 1.0)
 
 
 def stability(changes: int) -> float:
@@ -190,3 +213,23 @@ class QoS(RewardPreset):
     def terms(self, w: Window, ref: Reference, changes: int, st: EnvState) -> tuple[float, ...]:
         return (gpu_util_gain(w, ref.gpu_util), efficiency(w, self.ctx, st),
                 -latency_penalty(w, self.ctx.slo_ms), -qos_violation(w))  # fmt: skip
+
+
+@register
+class Cost(RewardPreset):
+    """-(w1 money + w2 SLO misses): what the service costs and how often it fails its users.
+
+    ``cost`` is the money the step's pods cost, as a share of the money of every pool at
+    max_replicas (so 1 is the largest bill the scenario allows); ``slo`` is the share of the
+    step's answered requests over the SLO or failed. Both are subtracted, so 0 is a free
+    service that never misses. The default weights (0.25, 0.75) make the largest bill weigh
+    a third of every request missing the SLO: in a fleet of 8 pods, adding one for a step
+    pays when it saves more than about 4 % of the step's requests from missing the SLO.
+    """
+
+    name = "cost"
+    default_weights = {"cost": 0.25, "slo": 0.75}
+    term_range = {"cost": (-1.0, 0.0), "slo": (-1.0, 0.0)}
+
+    def terms(self, w: Window, ref: Reference, changes: int, st: EnvState) -> tuple[float, ...]:
+        return (-money(w, self.ctx, st), -qos_violation(w))

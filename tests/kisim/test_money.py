@@ -1,0 +1,91 @@
+"""Money: prices per pod-hour, Window and summary cost, SLO attainment, the `cost` reward."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kisim.core.config import load_scenario, override
+from kisim.core.errors import ConfigError
+from kisim.core.paths import config_path
+from kisim.core.prices import DEFAULT_GPU_HOUR, Prices, pool_rates
+from kisim.core.summary import money_keys, p95_attainment, summary_keys
+from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
+from kisim.env.environment import KisimEnv
+from kisim.env.episode import run_windows, twin_backend
+
+THREE = config_path("scenarios", "three-pools.yaml")
+
+
+def test_default_prices_are_the_instance_list_prices() -> None:
+    p = Prices()
+    # a pod that reserves a whole g5 / g4dn / g6 xlarge costs the instance's list price
+    assert p.pod_hour("a10g", 4, 16, 1) == pytest.approx(1.006)
+    assert p.pod_hour("t4", 4, 16, 1) == pytest.approx(0.526)
+    assert p.pod_hour("l4", 4, 16, 1) == pytest.approx(0.8048)
+    assert p.pod_hour("anything", 2, 4, 0) == pytest.approx(0.096)  # 2 cores of m6i
+    assert "check before relying" in p.provenance and "2024" in p.provenance
+
+
+def test_scenario_prices_merge_over_the_defaults_and_are_validated(tmp_path) -> None:
+    sc = load_scenario(THREE)
+    assert pool_rates(sc) == pytest.approx({"a10g": 0.814 + 0.096, "t4": 0.334 + 0.096,
+                                            "cpu": 0.096})  # fmt: skip
+    sc2 = override(sc, "test", **{"prices.gpu_hour": {"t4": 0.2}})
+    assert sc2.prices.gpu_hour["t4"] == 0.2
+    assert sc2.prices.gpu_hour["a10g"] == DEFAULT_GPU_HOUR["a10g"]
+    f = tmp_path / "s.yaml"
+    f.write_text(f"extends: {THREE}\nprices: {{core_hour: -1}}\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: prices\.core_hour: "):
+        load_scenario(f)
+
+
+def test_windows_and_summaries_carry_cost() -> None:
+    sc = override(load_scenario(THREE), "test", duration_s=120.0)
+    ep = run_windows(twin_backend(), sc, 3)
+    rates = pool_rates(sc)
+    for w in ep.windows:
+        for p, r in w.pools.items():
+            assert r.cost == pytest.approx(r.replica_s * rates[p] / 3600)
+        assert w.cost_total == pytest.approx(sum(r.cost for r in w.pools.values()))
+        row = w.as_dict()
+        assert Window.from_dict(row) == w and "a10g_cost" in row
+    s = ep.summary
+    assert list(s) == list(summary_keys(list(sc.pool_names)))
+    assert set(money_keys(["a10g", "t4", "cpu"])) <= set(s)
+    assert s["cost"] == pytest.approx(sum(s[f"{p}_cost"] for p in sc.pool_names))
+    assert s["cost_per_million"] == pytest.approx(s["cost"] / s["served"] * 1e6)
+    assert 0 <= s["slo_attainment"] <= 1 and 0 <= s["p95_attainment"] <= 1
+
+
+def _w(p95: float, offered: int = 10, served: int = 10, errors: int = 0) -> Window:
+    return Window.measured(t_start=0, t_end=15, load_level=1, offered=offered, served=served,
+                           errors=errors, latency_ms=Latencies(p95, p95, p95, p95), slow=0,
+                           queue_wait_ms=0, util=Utilisation(0, 0, 0),
+                           replicas={"cpu": PoolReplicas(1, 1, 0)}, replica_s={"cpu": 15.0},
+                           pending_pod_s=0, queue_length=0, mean_batch_size=1,
+                           placement="balanced")  # fmt: skip
+
+
+def test_p95_attainment_counts_windows() -> None:
+    ws = [_w(50), _w(150), _w(math.nan, offered=5, served=0),  # stalled: a miss
+          _w(math.nan, offered=0, served=0),                    # no load: left out
+          _w(50, served=90, errors=10)]                         # 10 % failed: a miss
+    assert p95_attainment(ws, 100) == pytest.approx(1 / 4)
+    assert math.isnan(p95_attainment([_w(math.nan, offered=0, served=0)], 100))
+    assert math.isnan(_w(50).cpu_cost)  # a backend given no prices reports no cost
+
+
+def test_cost_reward_is_money_and_slo() -> None:
+    env = KisimEnv(THREE, reward="cost", step_s=30.0)
+    assert env._rew.bounds == (-1.0, 0.0)
+    env.reset(seed=0)
+    _, r, _, _, info = env.step(env.hold())
+    t = info["reward_terms"]
+    assert set(t) == {"cost", "slo"}
+    ctx = env.ctx
+    w = info["window"]
+    money = sum(ctx.money_rates[p] * w.pools[p].replica_s for p in ctx.pools) / w.duration
+    assert -t["cost"] == pytest.approx(money / ctx.money_max)
+    assert r == pytest.approx(0.25 * t["cost"] + 0.75 * t["slo"])
