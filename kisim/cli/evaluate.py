@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from agents.evaluation.run import RealTarget, on_sigterm, run_eval
-from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
+from kisim.cli.options import (
+    AllowLarge,
+    Kubeconfig,
+    KubeContext,
+    MaxRequests,
+    Namespace,
+    PrometheusUrl,
+    RealBackend,
+    TrustModel,
+    limits,
+)
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
 
@@ -16,7 +26,6 @@ SEED_PATTERNS = "ramp,spike,periodic,random"
 DEFAULT_SCENARIO = default_scenario()
 H_REF = "Policy the others are tested against."
 H_REAL = "Run on real serving (docs/real-cluster.md): one run at a time, raw traces kept."
-H_PROM = "kubernetes: the cluster's Prometheus URL (local starts its own)."
 H_DRY = "With --real: print what would start and change; start and change nothing."
 
 
@@ -34,11 +43,11 @@ def eval_cmd(
     duration: Annotated[float | None, typer.Option(help="Seconds per run.")] = None,
     reference: Annotated[str | None, typer.Option(help=H_REF)] = None,
     real: Annotated[bool, typer.Option("--real", help=H_REAL)] = False,
-    backend: Annotated[str, typer.Option(help="With --real: local | kubernetes.")] = "local",
-    kubeconfig: Annotated[Path | None, typer.Option(help="kubernetes: kubeconfig file.")] = None,
-    context: Annotated[str | None, typer.Option(help="kubernetes: kubeconfig context.")] = None,
-    namespace: Annotated[str | None, typer.Option(help="kubernetes: namespace.")] = None,
-    prometheus_url: Annotated[str | None, typer.Option(help=H_PROM)] = None,
+    backend: RealBackend = "local",
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
+    namespace: Namespace = None,
+    prometheus_url: PrometheusUrl = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=H_DRY)] = False,
     max_requests: MaxRequests = None,
     allow_large: AllowLarge = False,

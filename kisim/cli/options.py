@@ -1,8 +1,10 @@
-"""Options several commands share, declared once: the resource limits (kisim.core.guards)."""
+"""Options several commands share, declared once: the resource limits (kisim.core.guards),
+model trust, and where real serving runs (eval --real, train --real, record)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,3 +28,12 @@ def limits(max_requests: float | None, allow_large: bool) -> Limits:
     if max_requests is not None and not math.isfinite(max_requests):
         raise KisimError(f"--max-requests {max_requests}: expected a finite number")
     return Limits(max_requests=max_requests, allow_large=allow_large)
+
+
+H_PROM = "kubernetes: the cluster's Prometheus URL (local starts its own)."
+RealBackend = Annotated[str, typer.Option(help="Real serving: local | kubernetes.")]
+Kubeconfig = Annotated[Path | None, typer.Option(help="kubernetes: kubeconfig file.")]
+KubeContext = Annotated[str | None, typer.Option(help="kubernetes: kubeconfig context.")]
+Namespace = Annotated[str | None, typer.Option(help="kubernetes: namespace (default kisim).")]
+PrometheusUrl = Annotated[str | None, typer.Option(help=H_PROM)]
+

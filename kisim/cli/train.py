@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from kisim.cli.options import TrustModel
+from kisim.cli.options import (
+    Kubeconfig,
+    KubeContext,
+    Namespace,
+    PrometheusUrl,
+    RealBackend,
+    TrustModel,
+)
 from kisim.core.errors import KisimError
 
 
@@ -60,11 +67,11 @@ def train_cmd(
     config: Annotated[Path | None, typer.Option(help=H_CONFIG)] = None,
     real: Annotated[bool, typer.Option("--real", help=H_REAL)] = False,
     from_: Annotated[Path | None, typer.Option("--from", help=H_FROM)] = None,
-    backend: Annotated[str, typer.Option(help="With --real: local | kubernetes.")] = "local",
-    kubeconfig: Annotated[Path | None, typer.Option(help="kubernetes: kubeconfig file.")] = None,
-    context: Annotated[str | None, typer.Option(help="kubernetes: kubeconfig context.")] = None,
-    namespace: Annotated[str | None, typer.Option(help="kubernetes: namespace.")] = None,
-    prometheus_url: Annotated[str | None, typer.Option(help="kubernetes: Prometheus URL.")] = None,
+    backend: RealBackend = "local",
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
+    namespace: Namespace = None,
+    prometheus_url: PrometheusUrl = None,
     episodes: Annotated[int, typer.Option(min=1, help="With --real: real episodes.")] = 4,
     learning_rate: Annotated[float, typer.Option(min=0.0, help="With --real.")] = 1e-4,
     max_replicas: Annotated[str | None, typer.Option(help=H_MAX)] = None,
