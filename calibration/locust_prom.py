@@ -64,8 +64,11 @@ def _f(x: str) -> float:
 def _history(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise TraceError(f"{path}: missing (Locust's --csv PREFIX --csv-full-history file)")
-    with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise TraceError(f"{path}: not a readable CSV ({e})") from None
     need = ("Timestamp", "User Count", "Total Request Count", "Total Failure Count",
             "Total Average Response Time", "Total Min Response Time")  # fmt: skip
     if not rows or any(k not in rows[0] for k in need):
@@ -149,8 +152,15 @@ def _prom_files(src: Path, spec: dict[str, Any]) -> dict[str, Path]:
     return out
 
 
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TraceError(f"{path}: not valid JSON ({e})") from None
+
+
 def _step_of(path: Path) -> float | None:
-    doc = json.loads(path.read_text())
+    doc = _json(path)
     for s in doc.get("data", {}).get("result", []):
         ts = [float(v[0]) for v in s.get("values", [])]
         if len(ts) > 1:
@@ -161,7 +171,7 @@ def _step_of(path: Path) -> float | None:
 def _check_raw(metric: str, path: Path) -> None:
     if metric in GAUGES or metric.startswith("container_"):
         return
-    doc = json.loads(path.read_text())
+    doc = _json(path)
     for s in doc.get("data", {}).get("result", []):
         vals = [float(v[1]) for v in s.get("values", []) if v[1] not in ("NaN", "+Inf", "-Inf")]
         counts = ("nv_inference_count", "nv_inference_exec_count", "nv_inference_request_success")
@@ -177,7 +187,10 @@ def import_bundle(src: Path | str, out: Path | str, warnings: list[str] | None =
     the file for anything missing or malformed."""
     src, out = Path(src), Path(out)
     ypath = src / IMPORT_FILE
-    text = ypath.read_text()
+    try:
+        text = ypath.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(f"{ypath}: not a text (UTF-8) file") from None
     spec = load_yaml_mapping(ypath, text)
     loc = spec.get("locust") or {}
     hist = src / str(loc.get("stats_history", "locust_stats_history.csv"))

@@ -119,8 +119,11 @@ def read_perf_csv(
     if not path.is_file():
         raise TraceError(f"{path}: missing (the perf_analyzer CSV)")
     problems: list[str] = []
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise TraceError(f"{path}: not a readable CSV ({e})") from None
     rows = [(i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r)]
     if not rows:
         raise TraceError(f"{path}: empty file (expected perf_analyzer's header)")
@@ -246,8 +249,8 @@ def is_perf_run(path: Path | str) -> bool:
     if p.suffix not in (".yaml", ".yml") or not p.is_file():
         return False
     try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return False
     return isinstance(doc, dict) and doc.get("kind") == "PerfAnalyzerRun"
 
@@ -260,7 +263,10 @@ def load_perf_run(path: Path | str) -> PerfRun:
     if not p.is_file():
         raise TraceError(f"{p}: missing (a perf run's YAML, kind: PerfAnalyzerRun)")
     warnings: list[str] = []
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(f"{p}: not a text (UTF-8) file") from None
     spec = validate_all(PerfRunSpec, load_yaml_mapping(p, text), text, p, warnings)
     bmax = spec.pool.batching.max_batch_size if spec.pool.batching.enabled else 1
     if spec.client_batch_size > max(bmax, 1) and spec.pool.batching.enabled:

@@ -203,8 +203,11 @@ Z95 = 1.6448536269514722  # standard normal 95 % quantile
 
 
 def _is_summary(path: Path) -> bool:
-    with path.open(newline="") as f:
-        header = [h.strip() for h in next(csv.reader(f), [])]
+    try:
+        with path.open(newline="") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+    except (csv.Error, UnicodeDecodeError, OSError):
+        return False  # the long-form reader names what is wrong with the file
     return "ms" not in header and all(c in header for c in SUMMARY_COLUMNS)
 
 
