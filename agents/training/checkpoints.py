@@ -61,6 +61,18 @@ def save_vecnormalize_atomic(vn: Any, path: Path) -> None:
     save_stats(vn, path.with_name(NORM_STATS))
 
 
+def fresh_model_dir(tmp: Path, model: Any, vecnorm: Any) -> Path:
+    """`tmp` emptied and holding the model and its normalisation (pickle for resume, plain
+    arrays for loading without unpickling); the caller fills the rest and renames it."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save(str(tmp / "model.zip"))
+    if vecnorm is not None:
+        vecnorm.save(str(tmp / VECNORMALIZE))
+        save_stats(vecnorm, tmp / NORM_STATS)
+    return tmp
+
+
 def write_checkpoint(out: Path, model: Any, vecnorm: Any, state: RunState,
                      env_states: list[dict[str, Any]], keep: int,
                      extra: Callable[[Path], None] | None = None) -> Path:  # fmt: skip
@@ -71,13 +83,7 @@ def write_checkpoint(out: Path, model: Any, vecnorm: Any, state: RunState,
     root.mkdir(parents=True, exist_ok=True)
     n = int(model.num_timesteps)
     final = root / f"step-{n:09d}"
-    tmp = root / f".tmp-step-{n:09d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save(str(tmp / "model.zip"))
-    if vecnorm is not None:
-        vecnorm.save(str(tmp / VECNORMALIZE))
-        save_stats(vecnorm, tmp / NORM_STATS)
+    tmp = fresh_model_dir(root / f".tmp-step-{n:09d}-{os.getpid()}", model, vecnorm)
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
            "python": random.getstate()}  # fmt: skip
     with (tmp / RNG).open("wb") as f:

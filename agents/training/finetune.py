@@ -31,8 +31,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.policies.model_files import NORM_STATS, NormStats, load_ppo, save_stats, stats_beside
+from agents.policies.model_files import NORM_STATS, NormStats, load_ppo, stats_beside
 from agents.policies.ppo import VECNORMALIZE
+from agents.training.checkpoints import fresh_model_dir
 from kisim.core.backend import Backend
 from kisim.core.config import Scenario, override, resolved_json
 from kisim.core.errors import KisimError
@@ -90,13 +91,8 @@ def _save_checkpoint(out: Path, model: Any, vn: Any, state: dict[str, Any]) -> N
     k = state["episodes_done"]
     ck = out / CHECKPOINTS
     ck.mkdir(parents=True, exist_ok=True)
-    tmp = ck / f".episode-{k}.{os.getpid()}.tmp"  # mkdtemp's 0700 would stay on the result
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save(str(tmp / "model.zip"))
-    if vn is not None:
-        vn.save(str(tmp / VECNORMALIZE))
-        save_stats(vn, tmp / NORM_STATS)
+    # not mkdtemp: its 0700 would stay on the result
+    tmp = fresh_model_dir(ck / f".episode-{k}.{os.getpid()}.tmp", model, vn)
     write_json(tmp / "state.json", state)
     final = ck / f"episode-{k}"
     shutil.rmtree(final, ignore_errors=True)
