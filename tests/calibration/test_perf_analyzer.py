@@ -181,3 +181,27 @@ def test_cli_calibrate_and_validate(tmp_path: Path) -> None:
     assert s["levels"] == 4 and s["held_in"] == ["inception-graphdef-triton-docs"]
     assert math.isfinite(s["p50_ms_mape"]) and s["throughput_rps_mape"] < 0.05
     assert (tmp_path / "val" / "validation.md").is_file()
+
+
+def test_request_rate_runs_replay_open_loop(tmp_path: Path) -> None:
+    """A --request-rate-range run: open-loop arrivals at each rate. Below capacity the
+    server answers every request, so the twin's throughput is the rate (within the Poisson
+    count noise of 3 seeds x 30 s: sqrt(rate x 90) / (rate x 90) < 2 %)."""
+    fit = calibrate_perf([load_perf_run(FIX)], "inception")
+    d = tmp_path / "rate"
+    d.mkdir()
+    shutil.copy(FIX / "perf_run.yaml", d / "perf_run.yaml")
+    y = d / "perf_run.yaml"
+    y.write_text(y.read_text().replace("measurement_s: 5", "measurement_s: 5\n"
+                                       "request_distribution: poisson"))  # fmt: skip
+    head = (FIX / "perf.csv").read_text().splitlines()[0].replace("Concurrency", "Request Rate")
+    rows = [f"{r},{r},200,2000,1500,200,11700,20,0,15000,21000,24000,30000" for r in (20, 40, 60)]
+    (d / "perf.csv").write_text("\n".join([head, *rows]) + "\n")
+    run = load_perf_run(d)
+    assert run.mode == "request_rate" and [lv.level for lv in run.levels] == [20, 40, 60]
+    v = validate_perf(fit.calibration, [run], seeds=3, measure_s=30.0)
+    for c in v.levels:
+        assert c.twin["throughput_rps"] == pytest.approx(c.level, rel=0.05)
+    # queueing grows with the rate (Poisson arrivals at 24 / 47 / 71 % utilisation)
+    q = [c.twin["queue_ms"] for c in v.levels]
+    assert q[0] < q[1] < q[2]
