@@ -1,6 +1,6 @@
-"""`kisim demo`: the main job on the built-in default (what `scripts/demo.sh` runs):
-train PPO briefly on the twin, evaluate it against the baselines on the four seed
-patterns, write ``results/demo/`` and print where the report is and the headline
+"""`kisim demo`: the main job (what `scripts/demo.sh` runs) on the suite's gpu-fleet scenario:
+train PPO briefly on the twin, evaluate it against the baselines on the scenario's own load
+pattern, write ``results/demo/`` and print where the report is and the headline
 (agents.demo; docs/training.md, "The demo")."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kisim.cli.evaluate import SEED_PATTERNS, _split
+from kisim.cli.evaluate import _split
 from kisim.core.errors import KisimError
 
 H_TIMESTEPS = "Most training steps (default: the demo config's budget.timesteps)."
@@ -20,6 +20,8 @@ H_CONFIG = "Training config YAML (default: configs/train/demo.yaml)."
 H_BASELINES = "Comma-separated baselines PPO is evaluated against (hpa is the reference)."
 H_ORACLE = "Also evaluate the clairvoyant oracle (its margin over hpa; ~2-3 min more on 2 cores)."
 H_RETRAIN = "Train afresh even if OUT/train holds a finished run with the same config."
+H_PATTERNS = "Comma-separated load patterns (default: the scenario's own)."
+H_SCENARIO = "Scenario YAML (default: configs/scenarios/suite/gpu-fleet.yaml)."
 
 
 def demo(
@@ -30,22 +32,26 @@ def demo(
     minutes: Annotated[float | None, typer.Option(min=0.01, help=H_MINUTES)] = None,
     baselines: Annotated[str, typer.Option(help=H_BASELINES)] = "static,hpa,threshold,kpa",
     oracle: Annotated[bool, typer.Option("--oracle", help=H_ORACLE)] = False,
-    patterns: Annotated[str, typer.Option(help="Comma-separated load patterns.")] = SEED_PATTERNS,
+    patterns: Annotated[str, typer.Option(help=H_PATTERNS)] = "",
+    scenario: Annotated[Path | None, typer.Option(help=H_SCENARIO)] = None,
     config: Annotated[Path | None, typer.Option(help=H_CONFIG)] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help=H_RETRAIN)] = False,
 ) -> None:
-    """Train PPO briefly on the built-in default, evaluate it against the baselines, report."""
+    """Train PPO briefly on the demo scenario, evaluate it against the baselines, report."""
     t0 = time.perf_counter()
     try:
         import stable_baselines3  # noqa: F401
         import torch  # noqa: F401
     except ImportError as e:
         raise KisimError(f"kisim demo needs the rl extra: pip install -e '.[rl]' ({e})") from None
-    from agents.demo import DEMO_CONFIG, headline_lines, run_demo
+    from agents.demo import DEMO_CONFIG, DEMO_SCENARIO, headline_lines, run_demo
 
     cfg = config if config is not None else DEMO_CONFIG
     if not cfg.is_file():
         raise KisimError(f"{cfg}: no such training config file")
+    sc = scenario if scenario is not None else DEMO_SCENARIO
+    if not sc.is_file():
+        raise KisimError(f"{sc}: no such scenario file")
     over: dict[str, Any] = {}
     if timesteps is not None:
         over["budget.timesteps"] = timesteps
@@ -60,8 +66,9 @@ def demo(
             runs=runs,
             jobs=jobs,
             baselines=base,
-            patterns=_split(patterns),
+            patterns=_split(patterns) if patterns else None,
             config=cfg,
+            scenario=sc,
             overrides=over,
             retrain=retrain,
         )
