@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     old = json.loads(store.read_text()) if store.is_file() else {}
     done = {r["scenario"]: r for r in old.get("results", [])}
     settings = {"runs": a.runs, "train_seeds": a.train_seeds, "horizon": a.horizon,
-                "max_levels": a.max_levels, "keep": a.keep}  # fmt: skip
+                "horizon_rule": "p95 start-up + 2 steps", "max_levels": a.max_levels,
+                "keep": a.keep}  # fmt: skip
     runner = Runner(a.jobs)
     results = []
     t0 = time.perf_counter()
@@ -168,7 +169,8 @@ def _write(a: argparse.Namespace, store: Path, results: list[dict[str, Any]],
           "and every placement where two pools hold pods) on the first training seed, then "
           f"the best {a.keep} and their "
           "neighbours (one pod more or less in one pool, another placement) on all training "
-          "seeds. The oracle looks ahead the slowest pool's mean start-up plus one step.", ""]
+          "seeds. The oracle looks ahead the slowest pool's slow-case start-up (95th "
+          "percentile) plus two steps.", ""]
     (store.parent / "headroom.md").write_text("\n".join(md))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -19,8 +19,12 @@ every neighbour of theirs (one pool one pod up or down, or another placement) on
 seeds; the best mean wins (ties: fewer pods). Policies are
 `fixed:POOL=N` (`agents.policies.fixed`) on the scenario with its `routing.placement` set.
 
-The oracle's horizon (`oracle_horizon`) covers the slowest pool's mean start-up plus one step,
-so that it can start a pod in time for load it foresees: ``max(2, ceil(start / step_s) + 1)``.
+The oracle's horizon (`oracle_horizon`) covers the slowest pool's start-up in the slow case
+(95th percentile of its lognormal model load) plus two steps of service: the oracle scores a
+move followed by holding over the horizon, so a pod whose start-up outlasts the horizon can
+never pay for itself in it, and a short horizon makes the oracle refuse to start slow pods
+(on a seed whose next pod loads slowly it then never scales at all).
+``max(2, ceil(p95 start-up / step_s) + 2)``.
 """
 
 from __future__ import annotations
@@ -205,16 +209,25 @@ def search_constant(sc: Scenario, runner: Runner, train_seeds: Sequence[int] = T
             "rungs": [[asdict(s) for s in first], [asdict(s) for s in second]]}  # fmt: skip
 
 
+P95_Z = 1.6449  # standard normal 95th percentile
+
+
+def slow_startup_s(sc: Scenario, pool: str) -> float:
+    """A pool's pod start-up in the slow case: schedule + container start + the 95th
+    percentile of the lognormal model load (mean `model_load_s`, cv `model_load_cv`) +
+    readiness (initial delay + one period)."""
+    st = sc.calibration.devices[sc.pools[pool].device].startup
+    s2 = math.log(1.0 + st.model_load_cv**2)
+    load = st.model_load_s * math.exp(-s2 / 2 + P95_Z * math.sqrt(s2)) if st.model_load_s else 0.0
+    return (st.schedule_s + st.container_start_s + load + st.readiness_initial_delay_s
+            + st.readiness_period_s)  # fmt: skip
+
+
 def oracle_horizon(sc: Scenario) -> int:
-    """Steps the oracle looks ahead: the slowest pool's mean start-up in steps, plus one
-    (at least 2)."""
-    slowest = 0.0
-    for p in sc.pools.values():
-        st = sc.calibration.devices[p.device].startup
-        start = (st.schedule_s + st.container_start_s + st.model_load_s
-                 + st.readiness_initial_delay_s + st.readiness_period_s / 2)  # fmt: skip
-        slowest = max(slowest, start)
-    return max(2, math.ceil(slowest / sc.env.step_s) + 1)
+    """Steps the oracle looks ahead (module doc): the slowest pool's slow-case start-up in
+    steps, plus two (at least 2)."""
+    slowest = max(slow_startup_s(sc, p) for p in sc.pools)
+    return max(2, math.ceil(slowest / sc.env.step_s) + 2)
 
 
 def headroom(sc: Scenario, runner: Runner, eval_seeds: Sequence[int],
