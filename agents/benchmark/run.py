@@ -85,6 +85,15 @@ def question(path: Path, sc: Scenario) -> str:
     return text or sc.description
 
 
+def split_extra(spec: str) -> tuple[str | None, str]:
+    """``SCENARIO=POLICY`` (that scenario only, e.g. a PPO model trained on it) or ``POLICY``
+    (every scenario) -> (scenario stem or None, policy spec)."""
+    only, sep, policy = spec.partition("=")
+    if sep and ":" not in only and "/" not in only:
+        return only.strip(), policy.strip()
+    return None, spec
+
+
 def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: int = 4,
                   jobs: int = 1, opponents: Sequence[str] | None = None, oracle: bool = True,
                   extra: Sequence[str] = (), duration: float | None = None,
@@ -107,8 +116,14 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
     if "hpa" not in opps:
         raise KisimError("--opponents: must include hpa (the oracle margin is measured from "
                          "tuned HPA)")  # fmt: skip
-    check_policies(list(extra), trust_model)
     files = scenario_files(scenarios)
+    check_policies([spec for _, spec in (split_extra(e) for e in extra)], trust_model)
+    stems = {f.stem for f in files}
+    for e in extra:
+        only, _ = split_extra(e)
+        if only is not None and only not in stems:
+            raise KisimError(f"--extra {e}: no scenario '{only}' in the benchmark "
+                             f"({', '.join(sorted(stems))})")  # fmt: skip
     prepared = []
     for f in files:
         sc = prepare(f, None, None, duration)
@@ -164,8 +179,10 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
     for name in opps:
         roles.setdefault(OPPONENTS[name].untuned, f"untuned {name}")
         roles[tuned[name]["spec"]] = f"tuned {name}"
-    for p in extra:
-        roles.setdefault(p, "extra")
+    for e in extra:
+        only, p = split_extra(e)
+        if only is None or only == f.stem:
+            roles.setdefault(p, "extra")
     if oracle:
         roles.setdefault("oracle", "oracle")
     policies = list(roles)

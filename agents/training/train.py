@@ -172,6 +172,13 @@ def _open_out(sc: Scenario, cfg: TrainConfig, out: Path, resume: bool, t0: float
     return _Session(sc, cfg, out, state, Clock(state, t0), log)
 
 
+def also_scenarios(cfg: TrainConfig) -> list[Scenario]:
+    """The generalist's further scenarios (`envs.also_scenarios`), loaded as files."""
+    from kisim.core.config import load_scenario
+
+    return [load_scenario(Path(p)) for p in cfg.envs.also_scenarios]
+
+
 def _build(s: _Session, resume: bool) -> None:
     """The vectorised training envs, their VecNormalize and the PPO model (new or resumed)."""
     from stable_baselines3 import PPO
@@ -180,7 +187,7 @@ def _build(s: _Session, resume: bool) -> None:
     cfg, ck = s.cfg, s.ck
     s.venv = make_vec_env(s.sc, list(cfg.envs.patterns), cfg.envs.n_envs,
                           None if resume else cfg.seed, cfg.envs.schedule, ranges(cfg),
-                          cfg.envs.vec_env)  # fmt: skip
+                          cfg.envs.vec_env, also_scenarios(cfg))  # fmt: skip
     norm = cfg.normalize
     if norm.obs or norm.reward:
         if ck is not None and (ck / VECNORMALIZE).is_file():

@@ -68,6 +68,14 @@ class EnvsConfig(_Model):
     schedule: Literal["rotate", "sample"] = Field(
         "rotate", description="rotate: equal shares in every rollout; sample: uniform draws."
     )
+    also_scenarios: list[str] = Field(
+        default_factory=list,
+        description="A generalist: more scenario files (paths relative to the working "
+        "directory) whose episodes train the same policy; env i of n runs scenario i mod k "
+        "(the run's own first) on that scenario's own load pattern. Their observation and "
+        "action spaces must equal the run's scenario's. The held-out evaluation (best model, "
+        "stopping rule) uses the run's own scenario only.",
+    )  # fmt: skip
 
 
 class NormalizeConfig(_Model):

@@ -203,14 +203,42 @@ def env_factory(scenario: Scenario, patterns: Sequence[str], schedule: str, inde
     return make
 
 
+def check_same_spaces(scenario: Scenario, others: Sequence[Scenario]) -> None:
+    """A generalist's scenarios must share the observation and action spaces (ConfigError)."""
+    from kisim.core.errors import ConfigError
+    from kisim.env.environment import KisimEnv
+
+    ref = KisimEnv(scenario)
+    for sc in others:
+        e = KisimEnv(sc)
+        if e.observation_space != ref.observation_space or e.action_space != ref.action_space:
+            raise ConfigError(
+                f"envs.also_scenarios: {sc.name} has observation {e.observation_space.shape} / "
+                f"action {e.action_space} but {scenario.name} has "
+                f"{ref.observation_space.shape} / {ref.action_space}: a generalist needs equal "
+                "spaces (the same pools and placements)")  # fmt: skip
+
+
 def make_vec_env(scenario: Scenario, patterns: Sequence[str], n_envs: int, seed: int,
                  schedule: str = "rotate", ranges: Ranges | None = None,
-                 vec: str = "dummy") -> Any:  # fmt: skip
-    """`n_envs` training envs in a `DummyVecEnv` (default) or `SubprocVecEnv`, in a `VecMonitor`."""
+                 vec: str = "dummy", also: Sequence[Scenario] = ()) -> Any:  # fmt: skip
+    """`n_envs` training envs in a `DummyVecEnv` (default) or `SubprocVecEnv`, in a `VecMonitor`.
+
+    With `also` (a generalist), env i runs scenario i mod k of ``[scenario, *also]``; the
+    extra scenarios run their own load pattern."""
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
     r = ranges or Ranges()
-    fns = [env_factory(scenario, patterns, schedule, i, n_envs, r) for i in range(n_envs)]
+    if also:
+        check_same_spaces(scenario, also)
+    scs = [scenario, *also]
+    pats = [list(patterns)] + [[sc.traffic.pattern.name] for sc in also]
+    k = len(scs)
+    if also and n_envs < k:
+        from kisim.core.errors import ConfigError
+
+        raise ConfigError(f"envs.n_envs {n_envs}: fewer than the generalist's {k} scenarios")
+    fns = [env_factory(scs[i % k], pats[i % k], schedule, i, n_envs, r) for i in range(n_envs)]
     if vec == "subproc":
         venv = SubprocVecEnv(fns, start_method="fork")
     elif vec == "dummy":

@@ -14,7 +14,8 @@ from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
 
 H_SCEN = "A folder of scenario YAMLs, or comma-separated files."
 H_OPP = "Comma-separated rule opponents to tune (default: all; must include hpa)."
-H_EXTRA = "Comma-separated extra policies evaluated untuned, e.g. ppo:models/gpu-fleet."
+H_EXTRA = ("Comma-separated extra policies evaluated untuned, e.g. ppo:models/gpu-fleet.zip; "
+           "SCENARIO=POLICY runs one on that scenario only (a per-scenario PPO model).")
 
 
 def _split(s: str) -> list[str]:
