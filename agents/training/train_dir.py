@@ -72,8 +72,8 @@ def resolve_run(out: Path, resume: bool, scenario: Path | None, config: Path | N
     raised for ``--resume`` (other flags must agree with the stored run)."""
     from agents.training.train_config import load_train_config
     from kisim.core.config import load_scenario
-    from kisim.env.environment import DEFAULT_SCENARIO
     from kisim.core.patterns import PATTERNS
+    from kisim.env.environment import DEFAULT_SCENARIO
     from kisim.env.presets import check_presets
 
     for p in patterns or []:  # the flag's fault, not the config file's it would land in
