@@ -33,6 +33,7 @@ from agents.benchmark import leaderboard, tuning
 from agents.benchmark.episode import ScenarioEpisode, label
 from agents.benchmark.opponents import OPPONENTS, RULES, constant_grid
 from agents.evaluation.harness import evaluate
+from agents.evaluation.headroom import oracle_horizon
 from agents.evaluation.policy_run import check_policies
 from kisim.core.config import Scenario, resolved_json
 from kisim.core.errors import KisimError
@@ -183,8 +184,8 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
         only, p = split_extra(e)
         if only is None or only == f.stem:
             roles.setdefault(p, "extra")
-    if oracle:
-        roles.setdefault("oracle", "oracle")
+    if oracle:  # it must see past the slow-case start-up, or it never starts a slow pod
+        roles.setdefault(f"oracle:{oracle_horizon(sc)}", "oracle")
     policies = list(roles)
     ref = tuned["hpa"]["spec"]
     bar.set_postfix_str(f"{f.stem}: evaluate {len(policies)} policies")
