@@ -55,24 +55,8 @@ from calibration.manifest import (
 )
 from kisim.core.config import Calibration, DeviceCalibration, Dist, ServiceCurve
 from kisim.core.errors import TraceError
+from kisim.core.trace_bundle import PERF_COLUMNS, PERF_LEVEL_COLUMNS, PERF_VERBOSE_COLUMNS
 
-LEVEL_COLUMNS = {"Concurrency": "concurrency", "Request Rate": "request_rate"}
-# perf_analyzer's columns after the level, in µs except the throughput (inferences/s)
-COLUMNS: tuple[str, ...] = (
-    "Inferences/Second",
-    "Client Send",
-    "Network+Server Send/Recv",
-    "Server Queue",
-    "Server Compute Input",
-    "Server Compute Infer",
-    "Server Compute Output",
-    "Client Recv",
-    "p50 latency",
-    "p90 latency",
-    "p95 latency",
-    "p99 latency",
-)
-VERBOSE_COLUMNS: tuple[str, ...] = ("Avg latency", "request/response", "response wait")
 Z90 = 1.2815515655446004  # standard normal 90 % quantile
 MAX_LISTED = 20
 
@@ -129,8 +113,8 @@ def read_perf_csv(
         raise TraceError(f"{path}: empty file (expected perf_analyzer's header)")
     hline, header = rows[0]
     header = [h.strip() for h in header]
-    level_cols = [c for c in LEVEL_COLUMNS if c in header]
-    missing = [c for c in COLUMNS if c not in header]
+    level_cols = [c for c in PERF_LEVEL_COLUMNS if c in header]
+    missing = [c for c in PERF_COLUMNS if c not in header]
     if len(level_cols) != 1 or missing:
         what = []
         if len(level_cols) != 1:
@@ -140,7 +124,7 @@ def read_perf_csv(
         raise TraceError(
             f"{path}: line {hline}: header lacks {' and '.join(what)} (not a perf_analyzer -f CSV?)"
         )
-    known = {*COLUMNS, *VERBOSE_COLUMNS, *LEVEL_COLUMNS}
+    known = {*PERF_COLUMNS, *PERF_VERBOSE_COLUMNS, *PERF_LEVEL_COLUMNS}
     ignored = [c for c in header if c not in known]
     if ignored and warnings is not None:
         warnings.append(f"{path}: column(s) {', '.join(ignored)} ignored")
@@ -152,7 +136,7 @@ def read_perf_csv(
             problems.append(f"{path}: line {line}: {len(r)} fields, the header has {len(header)}")
             continue
         vals: dict[str, float] = {}
-        for c in (lc, *COLUMNS, *[v for v in VERBOSE_COLUMNS if v in idx]):
+        for c in (lc, *PERF_COLUMNS, *[v for v in PERF_VERBOSE_COLUMNS if v in idx]):
             raw = r[idx[c]].strip()
             try:
                 v = float(raw)
@@ -168,7 +152,7 @@ def read_perf_csv(
                 )
                 continue
             vals[c] = v
-        if len(vals) < 1 + len(COLUMNS):
+        if len(vals) < 1 + len(PERF_COLUMNS):
             continue
         if vals[lc] <= 0 or vals["Inferences/Second"] <= 0:
             c = lc if vals[lc] <= 0 else "Inferences/Second"
@@ -179,7 +163,7 @@ def read_perf_csv(
             problems.append(f"{path}: line {line}: latency percentiles decrease ({ps})")
             continue
         ms = {c: vals[c] / 1e3 for c in vals}
-        comp = sum(ms[c] for c in COLUMNS[1:8])
+        comp = sum(ms[c] for c in PERF_COLUMNS[1:8])
         levels.append(
             PerfLevel(
                 level=vals[lc], line=line,
@@ -205,7 +189,7 @@ def read_perf_csv(
     dup = sorted({x for x in seen if seen.count(x) > 1})
     if dup:
         raise TraceError(f"{path}: level(s) {dup} appear twice ({lc})")
-    return LEVEL_COLUMNS[lc], sorted(levels, key=lambda lv: lv.level)
+    return PERF_LEVEL_COLUMNS[lc], sorted(levels, key=lambda lv: lv.level)
 
 
 class PerfRunSpec(_M):

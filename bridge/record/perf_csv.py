@@ -34,24 +34,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-HEADER: tuple[str, ...] = (
-    "Concurrency",
-    "Inferences/Second",
-    "Client Send",
-    "Network+Server Send/Recv",
-    "Server Queue",
-    "Server Compute Input",
-    "Server Compute Infer",
-    "Server Compute Output",
-    "Client Recv",
-    "p50 latency",
-    "p90 latency",
-    "p95 latency",
-    "p99 latency",
-    "Avg latency",
-    "request/response",
-    "response wait",
-)
+from kisim.core.trace_bundle import PERF_COLUMNS, PERF_VERBOSE_COLUMNS
+
+HEADER: tuple[str, ...] = ("Concurrency", *PERF_COLUMNS, *PERF_VERBOSE_COLUMNS)
 SERVER = {
     "Server Queue": "nv_inference_queue_duration_us",
     "Server Compute Input": "nv_inference_compute_input_duration_us",
