@@ -36,6 +36,7 @@ from bridge.promql import Selectors
 from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import SEED_POOLS, Scenario
 from kisim.core.errors import BackendError
+from kisim.core.hpa import PodSample
 from kisim.core.outputs import tmp_dir
 from kisim.core.patterns import Pattern, make_pattern
 from kisim.core.prices import pool_rates
@@ -235,6 +236,11 @@ class ClusterBackend:
     def in_cluster_hpa(self) -> bool:
         """Whether controller 'hpa' can be a real HPA object (Kubernetes, not local)."""
         return bool(getattr(self.actuator, "has_hpa", True))
+
+    def pod_metric(self, pool: str, metric: str,
+                   range_s: float) -> tuple[list[PodSample], dict[str, float]]:  # fmt: skip
+        raise BackendError("cluster backend: no per-pod custom metrics (Triton's counters are "
+                           "read per pool)")  # fmt: skip
 
     def pod_views(self, pool: str, window_s: float) -> list[PodView]:
         """Each live pod of `pool` now, as an HPA sees it: lifecycle in episode seconds,

@@ -35,6 +35,7 @@ scenario's, 300 s as Kubernetes'). See docs/baselines.md.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
 
@@ -45,6 +46,7 @@ from agents.policies.kpa import pool_shares
 from agents.policies.params import Field, help_of, nominal_rps, parse_params
 from kisim.core.backend import Action, PoolSetting
 from kisim.core.config import Scenario, override
+from kisim.core.errors import BackendError
 from kisim.core.hpa import HorizontalPodAutoscaler, PodSample, ReplicaComputeError, _within
 from kisim.core.routing import RouteTable
 from kisim.core.window import Window
@@ -125,7 +127,7 @@ class _ProposalHPA(HorizontalPodAutoscaler):
         return self.proposal(current_replicas)  # type: ignore[no-any-return]
 
 
-class MetricHPA(Policy):
+class MetricHPA(Policy, ABC):
     """An HPA per pool on a custom metric, ticking at the HPA's sync period."""
 
     action = "none"
@@ -161,8 +163,9 @@ class MetricHPA(Policy):
     def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
         return 0
 
+    @abstractmethod
     def proposal(self, pool: str, w: Window, t: float) -> tuple[Any, float]:
-        raise NotImplementedError
+        """The pool's metric now and the HPA's proposal from it (each subclass: its metric type)."""
 
     def tick(self, w: Window, t: float) -> Action | None:
         self.observe(w, t)
@@ -193,14 +196,13 @@ class TritonHPA(MetricHPA):
 
     def proposal(self, pool: str, w: Window, t: float) -> tuple[Any, float]:
         target, tol = self.p["target_us"], self.sc.controller.hpa.tolerance
-        view = getattr(self.backend, "pod_metric", None)
-        if view is not None:
-            # the chart's [30s], widened to just over two scrape intervals: Prometheus drops a
-            # range holding fewer than two samples, and with 15 s scrapes aligned to the sync
-            # a 30 s range can hold one
-            rng = max(self.range_s, 2 * self.sc.metrics.scrape_interval_s + 1.0)
-            pods, values = view(pool, "queue_us", rng)
-        else:  # no per-pod view: every ready pod reports the Window's mean queue time
+        # the chart's [30s], widened to just over two scrape intervals: Prometheus drops a
+        # range holding fewer than two samples, and with 15 s scrapes aligned to the sync a
+        # 30 s range can hold one
+        rng = max(self.range_s, 2 * self.sc.metrics.scrape_interval_s + 1.0)
+        try:
+            pods, values = self.backend.pod_metric(pool, "queue_us", rng)
+        except BackendError:  # no per-pod view: every ready pod reports the Window's mean
             q = w.queue_wait_ms * 1e3 if w.queue_wait_ms == w.queue_wait_ms else 0.0
             n = w.pool(pool).ready
             pods = [PodSample(f"{pool}-{i}", "Running", False, True, 0.0, 0.0, 1.0, 0.0, t, 15.0)

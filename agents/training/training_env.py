@@ -29,6 +29,7 @@ import numpy as np
 
 from kisim.core.backend import Action, Applied, Backend, PodView
 from kisim.core.config import Scenario
+from kisim.core.hpa import PodSample
 from kisim.core.window import Window
 
 TRAIN_SEED_MIN = 1_000_000
@@ -133,6 +134,10 @@ class RandomizedBackend:
     @property
     def in_cluster_hpa(self) -> bool:
         return self.inner.in_cluster_hpa
+
+    def pod_metric(self, pool: str, metric: str,
+                   range_s: float) -> tuple[list[PodSample], dict[str, float]]:  # fmt: skip
+        return self.inner.pod_metric(pool, metric, range_s)
 
     def pod_views(self, pool: str, window_s: float) -> list[PodView]:
         return self.inner.pod_views(pool, window_s)

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from kisim.core.config import Scenario
+from kisim.core.hpa import PodSample
 from kisim.core.window import Window
 
 
@@ -111,6 +112,12 @@ class Backend(Protocol):
     def in_cluster_hpa(self) -> bool:
         """Whether the scenario's `hpa` controller runs inside the backend (the twin, a real
         cluster's HPA object); False: the policy runs kisim's HPA from outside on `pod_views`."""
+
+    def pod_metric(self, pool: str, metric: str,
+                   range_s: float) -> tuple[list[PodSample], dict[str, float]]:  # fmt: skip
+        """A custom per-pod metric (``queue_us``: Triton's queue time per request) as the HPA's
+        custom-metrics API serves it, with the pool's pods; BackendError where the backend
+        has no per-pod view (callers then use the Window's pool-wide figure)."""
 
     def pod_views(self, pool: str, window_s: float) -> list[PodView]:
         """Each live pod of `pool` now, as an HPA sync sees it, CPU averaged over the last

@@ -19,6 +19,7 @@ from agents.evaluation.harness import evaluate
 from agents.evaluation.policy_run import run_policy, write_policy_run
 from kisim.core.backend import Action, Applied, Backend, PodView
 from kisim.core.config import Scenario, load_scenario, override, with_pattern
+from kisim.core.errors import BackendError
 from kisim.core.paths import default_scenario
 from kisim.core.patterns import make_pattern
 from kisim.core.rundir import read_csv
@@ -100,6 +101,9 @@ class FluidBackend:
     @property
     def in_cluster_hpa(self) -> bool:
         return False
+
+    def pod_metric(self, pool: str, metric: str, range_s: float) -> tuple[list, dict]:
+        raise BackendError("fluid backend: no per-pod metrics")
 
     def pod_views(self, pool: str, window_s: float) -> list[PodView]:
         assert self.sc is not None
