@@ -218,7 +218,7 @@ def test_record_sweep_writes_perf_analyzer_columns(tmp_path) -> None:  # type: i
     """A short concurrency sweep: the bundle plus perf/ (perf_analyzer's columns), which the
     perf_analyzer importer reads, and whose rows agree with the bundle's own requests."""
     from bridge.record import Recorder
-    from calibration.perf_analyzer import load_perf_run
+    from calibration.perf_run import load_perf_run
 
     sched = tmp_path / "s.yaml"
     sched.write_text(SWEEP_SCHEDULE)

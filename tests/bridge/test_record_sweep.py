@@ -57,7 +57,7 @@ def test_two_pools_are_refused() -> None:
 def test_write_sweep_on_a_recorded_bundle(tmp_path: Path) -> None:
     """The columns come from the bundle's requests.csv and prometheus/ alone: here a real
     step recording (4 -> 12 -> 24 -> 48 users every 25 s) read as a four-level sweep."""
-    from calibration.perf_analyzer import load_perf_run
+    from calibration.perf_run import load_perf_run
 
     b = tmp_path / "b"
     shutil.copytree(ROOT / "traces" / "cpu-off-step", b)

@@ -18,14 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from calibration.perf_analyzer import (
-    calibrate_perf,
-    is_perf_run,
-    load_perf_run,
-    perf_sources,
-    read_perf_csv,
-    validate_perf,
-)
+from calibration.perf_analyzer import calibrate_perf, perf_sources
+from calibration.perf_run import is_perf_run, load_perf_run, read_perf_csv
+from calibration.perf_validate import validate_perf
 from kisim.core.errors import ConfigError, TraceError
 
 FIX = Path(__file__).parent / "fixtures" / "perf_analyzer" / "inception_graphdef"

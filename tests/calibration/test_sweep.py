@@ -18,7 +18,9 @@ import yaml
 from synthetic_truth import TRUE, true_scenario
 
 from bridge.record.perf_csv import perf_rows, write_perf_run
-from calibration.perf_analyzer import calibrate_perf, load_perf_run, validate_perf
+from calibration.perf_analyzer import calibrate_perf
+from calibration.perf_run import load_perf_run
+from calibration.perf_validate import validate_perf
 from calibration.synth import write_synthetic_bundle
 from kisim.core.config import Scenario
 
