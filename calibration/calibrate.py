@@ -12,8 +12,6 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -21,46 +19,14 @@ import numpy as np
 from calibration import fit as F
 from calibration.bundle import Bundle
 from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
+from calibration.device_fit import CalibrationResult, DeviceFit
 from calibration.isolated import isolated_overheads, isolated_rows
+from calibration.provenance import calibration_provenance
 from calibration.service_form import FormChoice, choose_form
 from kisim.core.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
 from kisim.core.errors import TraceError
 
 LOCAL_PROBE = (0.0, 0.25)  # the local bridge probes readiness every 0.25 s (docs/bridge.md)
-
-
-@dataclass
-class DeviceFit:
-    key: str
-    kind: str
-    pools: list[tuple[str, str]]  # (bundle, pool)
-    reference_cores: float
-    curve: F.CurveFit
-    in_load: F.InLoad
-    concurrency: ConcurrencyFit | None
-    chunks: F.Chunks
-    overhead: F.Overhead
-    startup: F.Startup
-    cpu_per_request: F.Estimate | None
-    memory_base: F.Estimate | None
-    device: DeviceCalibration
-    from_prior: list[str]
-    notes: list[str] = field(default_factory=list)
-    core_scaling: F.Estimate | None = None  # from isolated times at two core counts
-    # (b = 1 exponent, per doubling of b) when the exponent depends on the batch size
-    core_scaling_by_size: tuple[F.Estimate, F.Estimate] | None = None
-    batch_merge: F.Estimate | None = None  # per merged request, from batched pools' counters
-    # the in-load gap as a factor k or an additive per-execution cost, by held-out likelihood
-    service_form: FormChoice | None = None
-
-
-@dataclass
-class CalibrationResult:
-    calibration: Calibration
-    devices: dict[str, DeviceFit]
-    bundles: list[Bundle]
-    warnings: list[str]
-    prior_path: str | None
 
 
 def _prior_device(prior: Calibration | None, kind: str) -> DeviceCalibration | None:
@@ -100,7 +66,7 @@ def calibrate(
         )
     cal = Calibration(
         name=name,
-        provenance=_provenance(bundles, devices, prior_path),
+        provenance=calibration_provenance(bundles, devices, prior_path),
         devices={k: d.device for k, d in devices.items()},
     )
     return CalibrationResult(cal, devices, bundles, warnings, prior_path)
@@ -533,68 +499,3 @@ def _scaled(svc: ServiceCurve, k: float) -> ServiceCurve:
     return svc.model_copy(
         update={"base_ms": svc.base_ms * k, "per_item_ms": svc.per_item_ms * k, "table_ms": table}
     )
-
-
-def _rel(p: str | Path) -> str:
-    """A path relative to the working directory when it lies below it (stable in git)."""
-    try:
-        return str(Path(p).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
-
-
-def _provenance(
-    bundles: list[Bundle], devices: dict[str, DeviceFit], prior_path: str | None
-) -> str:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [
-        f"Fitted by `kisim calibrate` on {now} from {len(bundles)} trace bundle(s) "
-        "(docs/calibration.md describes every fit).",
-        f"fitted-on: {', '.join(b.name for b in bundles)}",
-        f"fitted-experiments: {', '.join(dict.fromkeys(b.experiment_id for b in bundles))}",
-        "bundles:",
-    ]
-    for b in bundles:
-        m = b.manifest
-        pools = ", ".join(
-            f"{p} ({c.device}, {c.replicas} replica(s) x {c.instances} instance(s), "
-            f"{c.resources.cpu:g} cores, batching "
-            + (
-                f"max {c.batching.max_batch_size} / {c.batching.max_queue_delay_us} us"
-                if c.batching.enabled
-                else "off"
-            )
-            + ")"
-            for p, c in m.pools.items()
-        )
-        lines.append(
-            f"  - {m.name} ({_rel(b.path)}): recorded {m.recorded_at}, {m.duration_s:.0f} s, "
-            f"backend {m.backend}; hardware: {m.hardware.description or '?'} "
-            f"[cpu: {m.hardware.cpu_model or '?'}; gpu: {m.hardware.gpu_model or 'none'}]; "
-            f"Triton {m.triton.version or '?'} ({m.triton.backend or '?'}); model "
-            f"{m.model.name} {m.model.format}; pools: {pools}"
-        )
-    for key, d in devices.items():
-        src = (
-            "isolated service_times.csv, reconciled with Triton's compute_infer/exec_count counters"
-            if d.curve.source == "isolated"
-            else "Triton's compute_infer/exec_count counters"
-        )
-        lines.append(
-            f"device {key}: service curve from {src}; overhead from requests.csv minus "
-            "Triton's queue and compute durations; start-up from events.csv."
-        )
-        if d.service_form is not None:
-            f = d.service_form
-            lines.append(
-                f"device {key}: service form {f.chosen} (held-out log-likelihood: "
-                f"multiplicative {f.heldout_loglik['multiplicative']:.1f}, additive "
-                f"{f.heldout_loglik['additive']:.1f}; {f.folds})."
-            )
-        if d.from_prior:
-            lines.append(
-                f"device {key}: not identifiable from these bundles, taken from the prior "
-                f"{_rel(prior_path) if prior_path else '(built-in defaults)'}: "
-                f"{', '.join(d.from_prior)}."
-            )
-    return "\n".join(lines)

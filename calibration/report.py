@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from calibration.calibrate import CalibrationResult, DeviceFit
+from calibration.calibrate import CalibrationResult
+from calibration.device_fit import DeviceFit
 from calibration.fit import Estimate, spread_bounds
 
 
