@@ -31,6 +31,7 @@ from kisim.core.env_section import EnvConfig as EnvConfig
 from kisim.core.env_section import HPATargetActionConfig as HPATargetActionConfig
 from kisim.core.env_section import ResourceActionConfig as ResourceActionConfig
 from kisim.core.errors import ConfigError
+from kisim.core.platform import PlatformConfig
 from kisim.core.prices import Prices
 
 SEED_POOLS: tuple[str, ...] = ("gpu", "cpu")
@@ -293,6 +294,10 @@ class Scenario(StrictModel):
         "defaults: AWS on-demand list prices (kisim.core.prices).",
     )
     calibration: Calibration
+    platform: PlatformConfig | None = Field(
+        None, description="The shared ML platform around the service (kisim.core.platform, "
+        "twin.platform); null = the single-service twin only.",
+    )
     _source: str = PrivateAttr("scenario")
 
     @property
@@ -317,6 +322,8 @@ class Scenario(StrictModel):
                                     or self.calibration.devices[dev].kind != "gpu"):  # fmt: skip
                 raise ValueError(f"cluster.nodes.{i}.gpu_device: '{dev}' is not a GPU device "
                                  "of the calibration")  # fmt: skip
+        if self.platform is not None:
+            self.platform.check_devices(self.calibration)
         keyed = {"controller.hpa.pools": self.controller.hpa.pools or [],
                  "env.prices": list(self.env.prices)}  # fmt: skip
         for placement, ws in (self.routing.weights or {}).items():
@@ -523,4 +530,7 @@ def override(scenario: Scenario, source: str, **dotted: Any) -> Scenario:
 
 def resolved_json(scenario: Scenario) -> str:
     """The fully resolved scenario (calibration inline) as written to config.json."""
-    return json.dumps(scenario.model_dump(mode="json"), indent=2, sort_keys=True)
+    data = scenario.model_dump(mode="json")
+    if data.get("platform") is None:  # a single-service scenario resolves (and fingerprints)
+        data.pop("platform", None)    # exactly as before the platform section existed
+    return json.dumps(data, indent=2, sort_keys=True)
