@@ -31,6 +31,7 @@ from kisim.core.env_section import EnvConfig as EnvConfig
 from kisim.core.env_section import HPATargetActionConfig as HPATargetActionConfig
 from kisim.core.env_section import ResourceActionConfig as ResourceActionConfig
 from kisim.core.errors import ConfigError
+from kisim.core.faults import FaultsConfig, check_faults
 from kisim.core.platform import PlatformConfig
 from kisim.core.prices import Prices
 
@@ -298,6 +299,11 @@ class Scenario(StrictModel):
         None, description="The shared ML platform around the service (kisim.core.platform, "
         "twin.platform); null = the single-service twin only.",
     )
+    faults: FaultsConfig = Field(
+        default_factory=FaultsConfig,
+        exclude_if=lambda f: not f.active,  # fault-free scenarios dump (and fingerprint) as before
+        description="Fault events, their randomisation and upstream timings (kisim.core.faults).",
+    )
     _source: str = PrivateAttr("scenario")
 
     @property
@@ -333,6 +339,7 @@ class Scenario(StrictModel):
                 if name not in self.pools:
                     raise ValueError(f"{field}: '{name}' is not a pool "
                                      f"(pools: {', '.join(self.pools)})")  # fmt: skip
+        check_faults(self)
         return self
 
     @property
