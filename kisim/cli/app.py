@@ -54,6 +54,9 @@ def _register() -> None:
     record.register(app)
     calibrate.register(app)
     benchmark.register(app)
+    from kisim.cli import sim2real
+
+    sim2real.register(app)
     app.add_typer(bench.app, name="bench")
 
 
