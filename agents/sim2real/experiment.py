@@ -119,7 +119,7 @@ def _record(out: Path, spec: Sim2RealSpec, sc: Scenario, real: RealTarget | None
     doc = {
         "format": "kisim-sim2real/1", "name": spec.name, "description": spec.description,
         "scenario": str(spec.scenario), "scenario_name": sc.name,
-        "calibration": str(spec.calibration) if spec.calibration else "(the scenario's own)",
+        "calibration": str(spec.calibration) if spec.calibration else "the scenario's own",
         "calibration_name": sc.calibration.name,
         "calibration_provenance": sc.calibration.provenance,
         "policies": spec.policies, "workloads": spec.workloads,

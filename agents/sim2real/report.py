@@ -113,8 +113,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
         f"{doc['seeds'][-1]} for every policy x workload on both sides; the twin's runs use the "
         f"same seeds (its random streams), the real ones one after another.",
         f"The twin uses the calibration `{doc.get('calibration_name')}` "
-        f"({doc.get('calibration')}); its provenance: "
-        f"{prov}.",
+        f"(file: {doc.get('calibration')}); its provenance: {prov.rstrip('.')}.",
         f"Host of the last invocation: {host.get('node', '?')}, {host.get('cpus', '?')} CPUs "
         f"({host.get('processor', '?')}); 1-min load average at the start of each invocation: "
         f"{loads}. Other work on the host slows the real runs and not the twin's.",
