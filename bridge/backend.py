@@ -21,7 +21,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from kisim.core.outputs import tmp_dir
 from kisim.core.patterns import Pattern, make_pattern
 from kisim.core.prices import pool_rates
 from kisim.core.window import PoolReplicas, Utilisation, Window, percentiles_ms
+
+if TYPE_CHECKING:
+    from bridge.faults import FaultInjector
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,9 @@ class ClusterBackend:
         self._now = 0.0
         self._sampled: dict[str, float] = {}
         self._episode_view: tuple[float, PromView] | None = None
+        self.faults: FaultInjector | None = None  # real faults injected in episode time
+        self.metrics_missing: list[bool] = []  # per Window: Prometheus could not be read
+        self._metrics_at = 0.0  # episode time of the last Window Prometheus could be read for
         self._closed = False
         atexit.register(self.close)
 
@@ -128,6 +134,11 @@ class ClusterBackend:
         self._now = 0.0
         self._sampled = {}
         self._episode_view = None
+        self.metrics_missing = []
+        self._metrics_at = 0.0
+        if self.faults is not None:
+            self.faults.restore(self)
+            self.faults.rearm()
         self._start_observer(scenario)
         set_controller(self.actuator, scenario)
         self.actuator.start(scenario)
@@ -205,7 +216,21 @@ class ClusterBackend:
         )
         self._now = t_end
         self.windows.append(w)
+        self.metrics_missing.append(view.missing)
+        if not view.missing:
+            self._metrics_at = t_end
         return w
+
+    @property
+    def metrics_age_s(self) -> float:
+        """Seconds since the end of the last Window whose Prometheus figures could be read
+        (0 while Prometheus answers): how stale what the policy sees of the metrics is."""
+        return self._now - self._metrics_at
+
+    def restore_faults(self) -> None:
+        """Undo every injected fault still active (SIGCONT, Prometheus back, filler gone)."""
+        if self.faults is not None:
+            self.faults.restore(self)
 
     def close(self) -> None:
         """Stop the load, remove the replicas (restore originals), stop Prometheus."""
@@ -214,7 +239,8 @@ class ClusterBackend:
         self._closed = True
         atexit.unregister(self.close)
         errors: list[str] = []
-        for step in (self.load.stop, self.actuator.close, self._stop_prometheus):
+        for step in (self.restore_faults, self.load.stop, self.actuator.close,
+                     self._stop_prometheus):  # fmt: skip
             try:
                 step()
             except Exception as e:  # noqa: BLE001 - keep cleaning up, report at the end
@@ -251,7 +277,11 @@ class ClusterBackend:
             raise BackendError("cluster backend: this actuator does not list its pods")
         at = self.t0_unix + self._now
         q = promql.pod_cpu_cores(self.selectors.pool(pool), window_s)
-        used = self.observer.by_label(q, at, "pod")
+        try:  # Prometheus down: no figure for any pod, and the HPA holds (as on a cluster
+            # whose metrics API fails); a fault must not stall the episode for retries
+            used = self.observer.by_label(q, at, "pod", self.observer.view_retries)
+        except BackendError:
+            used = {}
         req = sc.pools[pool].resources.cpu  # type: ignore[index]
         t0 = self.t0_unix
         return [PodView(p.name, p.created - t0, None if p.ready_at is None else p.ready_at - t0,
@@ -355,6 +385,8 @@ class ClusterBackend:
         """Propagate readiness to routing; sample what events cannot tell (no EventSource)."""
         if self.load.proc is None:
             return
+        if self.faults is not None:
+            self.faults.poll(self, time.time() - self.t0_unix)
         self.load.route(self._endpoints(), self._share())
         if not isinstance(self.actuator, EventSource):
             for pool in self._scenario().pools:
@@ -410,8 +442,9 @@ def check_seed_layout(sc: Scenario) -> None:
     """The real backends drive the seed layout's two Deployments (a ``gpu`` and a ``cpu``
     pool) and split traffic with `routing.gpu_share`; anything else is refused up front."""
     if not sc.seed_layout:
-        raise BackendError(f"the real backends run the pools {' and '.join(SEED_POOLS)}; this "
-                           f"scenario has {', '.join(sc.pools)} (the twin runs any pools)")  # fmt: skip
+        raise BackendError(f"the real backends run the pools {' and '.join(SEED_POOLS)}; "
+                           f"this scenario has {', '.join(sc.pools)} (the twin runs any "
+                           "pools)")  # fmt: skip
     if sc.routing.weights is not None:
         raise BackendError("the real backends split traffic by routing.gpu_share; "
                            "routing.weights is for the twin")  # fmt: skip

@@ -2,7 +2,9 @@
 
 The local supervisor records when each replica process was created, became ready, was
 taken out of the endpoints (stopping) and terminated; a Kubernetes actuator can record
-the same from pod watches. `replica_seconds` is what the Window's ``*_replica_s`` mean:
+the same from pod watches. A replica that crashes after it was ready is recorded as
+``failed`` (detail ``crashed: ...``) and ``terminated``, and replaced like a restarted
+container. `replica_seconds` is what the Window's ``*_replica_s`` mean:
 seconds a replica held its resources (created .. terminated), whether ready or not.
 """
 
@@ -12,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-EventKind = Literal["created", "ready", "stopping", "terminated", "failed"]
+EventKind = Literal["created", "ready", "stopping", "terminated", "failed", "fault", "restored"]
+"""``fault``/``restored``: an injected fault began / was undone (`bridge.faults`); the
+replica column then names the fault's target (a replica, ``prometheus`` or ``run-dir``)."""
 
 
 @dataclass(frozen=True, slots=True)

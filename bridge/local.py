@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -91,6 +92,7 @@ class LocalActuator:
         drain_s: float = 1.0,
         start_timeout_s: float = 180.0,
         stop_grace_s: float = 20.0,
+        restart_crashed: bool = True,
     ) -> None:
         paths.require_setup()
         self._own_workdir = workdir is None
@@ -103,6 +105,10 @@ class LocalActuator:
         self.drain_s = drain_s
         self.start_timeout_s = start_timeout_s
         self.stop_grace_s = stop_grace_s
+        # a replica that dies after it was ready is replaced, as the kubelet restarts a
+        # crashed container; one that dies before it was ever ready ends the run (its
+        # configuration or the machine is broken, and a restart would fail the same way)
+        self.restart_crashed = restart_crashed
         self.final_counters: dict[str, dict[str, float]] = {}
         self._pools: dict[str, _Pool] = {}
         self._events: list[ReplicaEvent] = []
@@ -180,6 +186,7 @@ class LocalActuator:
             self._closing = True
             reps = [r for p in self._pools.values() for r in p.replicas]
             for r in reps:
+                procs.signal_group(r.proc, signal.SIGCONT)  # a paused replica cannot drain
                 procs.terminate(r.proc)
         for r in reps:
             procs.reap(r.proc, self.stop_grace_s)
@@ -217,6 +224,24 @@ class LocalActuator:
         with self._lock:
             p = self._pools.get(pool)
             return [(r.name, r.http, r.metrics) for r in p.replicas] if p else []
+
+    def signal_replica(self, target: str, sig: int) -> tuple[str, str, int]:
+        """Send `sig` to every process of a replica (fault injection, `bridge.faults`).
+
+        `target` is a replica name (``cpu-0``) or a pool name (its oldest serving
+        replica). Returns (pool, replica, pid); BackendError when there is no such replica."""
+        with self._lock:
+            reps = [r for p in self._pools.values() for r in p.replicas if r.stopping_at is None]
+            named = [r for r in reps if r.name == target]
+            if not named:
+                named = sorted((r for r in reps if r.pool == target and r.serving),
+                               key=lambda r: r.created)  # fmt: skip
+            if not named:
+                live = ", ".join(r.name for r in reps) or "none"
+                raise BackendError(f"local actuator: no live replica '{target}' (live: {live})")
+            r = named[0]
+            procs.signal_group(r.proc, sig)
+            return r.pool, r.name, r.proc.pid
 
     # ----------------------------------------------------------------- internals
 
@@ -315,7 +340,10 @@ class LocalActuator:
         for r in reps:
             rc = r.proc.poll()
             if r.stopping_at is None and rc is not None:
-                self._fail(r, f"exited with code {rc} ({procs.log_tail(r.log)})")
+                if r.ready_at is not None and self.restart_crashed:
+                    self._crash(r, rc)
+                else:
+                    self._fail(r, f"exited with code {rc} ({procs.log_tail(r.log)})")
             elif r.ready_at is None and r.stopping_at is None:
                 if self._probe(r):
                     r.ready_at = time.time()
@@ -347,6 +375,15 @@ class LocalActuator:
         r.stopping_at = r.stopping_at or time.time()
         r.sigterm_at = time.time()
         procs.terminate(r.proc)
+
+    def _crash(self, r: _Replica, rc: int) -> None:
+        """A ready replica died: out of the endpoints now, reaped; `_tick` starts another."""
+        self._event(r, "failed", f"crashed: exited with code {rc}; replaced")
+        r.stopping_at = r.sigterm_at = time.time()
+        self.exporter.set_ready(r.name, False)
+        procs.reap(r.proc, 0)  # SIGKILL what is left of its group: no port stays open
+        self._retire(r)
+        self._wake.set()
 
     def _retire(self, r: _Replica) -> None:
         with self._lock:

@@ -6,7 +6,11 @@ interval, ``rate()`` range), never a privileged view. Ranges never reach back be
 episode started (older samples belong to the previous episode or to idle warm-up) by more
 than one scrape, but stay at least two scrape intervals long so `rate()` has two samples.
 A series Prometheus has no value for is NaN, as in the twin. Errors are retried with
-backoff, then end in a `BackendError` naming the address.
+backoff, then end in a `BackendError` naming the address — except in `view`, which must
+not stall the episode: when Prometheus cannot be reached (down, restarting) it tries
+`view_retries` times, then returns every figure NaN with ``missing=True`` (the env's
+documented fallback for NaN applies; the flag lets a "stale" feature tell an outage
+from an idle service).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class PromView:
     batch_items: float
     triton_success: float  # Triton's successful requests in the window (cross-check)
     triton_failures: float
+    missing: bool = False  # Prometheus could not be read: every figure above is NaN
+
+
+MISSING = PromView(*([math.nan] * 10), missing=True)  # type: ignore[arg-type]
 
 
 class Observer:
@@ -45,43 +53,58 @@ class Observer:
         *,
         retries: int = 4,
         backoff_s: float = 0.5,
+        view_retries: int = 1,
+        view_timeout_s: float = 5.0,
     ) -> None:
         from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
 
         self.url = url
         self.metrics = metrics
         self.sel = selectors or Selectors()
         self.retries = retries
         self.backoff_s = backoff_s
+        self.view_retries = view_retries
         self._prom = PrometheusConnect(url=url, disable_ssl=True)
+        # the client's own urllib3 retries take ~6 s per call on a refused connection: the
+        # window's view asks once (plus `view_retries`) and gives up within seconds
+        self._fast = PrometheusConnect(url=url, disable_ssl=True, retry=Retry(total=0),
+                                       timeout=view_timeout_s)  # type: ignore[arg-type]  # fmt: skip
 
-    def _query(self, query: str, at_unix: float) -> list[dict[str, Any]]:
+    def _query(
+        self, query: str, at_unix: float, retries: int | None = None
+    ) -> list[dict[str, Any]]:
+        """`retries` given: the fast path (no client-side retries, a timeout)."""
         delay = self.backoff_s
-        for attempt in range(self.retries + 1):
+        client = self._prom if retries is None else self._fast
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             try:
-                res: list[dict[str, Any]] = self._prom.custom_query(
+                res: list[dict[str, Any]] = client.custom_query(
                     query, params={"time": f"{at_unix:.3f}"}
                 )
                 return res
             except Exception as e:  # noqa: BLE001 - client raises requests/API errors alike
-                if attempt == self.retries:
+                if attempt == retries:
                     raise BackendError(f"{self.url}: Prometheus query failed ({e})") from None
                 time.sleep(delay)
                 delay *= 2
         return []
 
-    def scalar(self, query: str, at_unix: float) -> float:
+    def scalar(self, query: str, at_unix: float, retries: int | None = None) -> float:
         """One instant query's single value (NaN when the result is empty)."""
-        res = self._query(query, at_unix)
+        res = self._query(query, at_unix, retries)
         if not res:
             return math.nan
         v = float(res[0]["value"][1])
         return v if math.isfinite(v) else math.nan
 
-    def by_label(self, query: str, at_unix: float, label: str) -> dict[str, float]:
+    def by_label(
+        self, query: str, at_unix: float, label: str, retries: int | None = None
+    ) -> dict[str, float]:
         """An instant vector as {value of `label`: value} (non-finite values left out)."""
         out: dict[str, float] = {}
-        for r in self._query(query, at_unix):
+        for r in self._query(query, at_unix, retries):
             v = float(r["value"][1])
             if math.isfinite(v):
                 out[r["metric"].get(label, "")] = v
@@ -96,8 +119,18 @@ class Observer:
         # back: that keeps a burst right at t0 inside the first window's `increase()`
         ratio_r = max(min(max(window_s, m.rate_window_s), elapsed_s + m.scrape_interval_s), floor)
         win_r = max(window_s, floor)
-        q = self.scalar
-        return PromView(
+        failed: list[str] = []
+
+        def q(query: str, at: float) -> float:
+            if failed:  # one unreachable query is enough: do not wait on the others
+                return math.nan
+            try:
+                return self.scalar(query, at, self.view_retries)
+            except BackendError as e:
+                failed.append(str(e))
+                return math.nan
+
+        v = PromView(
             cpu_util=q(promql.cpu_util(s, rate_r), at_unix),
             mem_util=q(promql.mem_util(s), at_unix),
             gpu_util=q(promql.gpu_util(s, rate_r), at_unix),
@@ -109,3 +142,4 @@ class Observer:
             triton_success=q(promql.triton_success(s, win_r), at_unix),
             triton_failures=q(promql.triton_failures(s, win_r), at_unix),
         )
+        return MISSING if failed else v

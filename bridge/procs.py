@@ -50,6 +50,13 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` to the child's whole process group (its session: every process it
+    started), as a container runtime signals every process of a container."""
+    if proc.poll() is None:
+        _killpg(proc.pid, sig)
+
+
 def terminate(proc: subprocess.Popen[bytes]) -> None:
     """Ask politely (SIGTERM to the leader); `reap` finishes the job."""
     if proc.poll() is None:

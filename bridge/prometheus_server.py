@@ -70,8 +70,7 @@ class PrometheusServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> PrometheusServer:
-        binary = paths.prometheus_binary()
-        if binary is None:
+        if paths.prometheus_binary() is None:
             raise BackendError(f"no `prometheus` binary on PATH: run {paths.SETUP}")
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)
@@ -79,10 +78,17 @@ class PrometheusServer:
         cfg = self.dir / "prometheus.yml"
         cfg.write_text(render_config(self.scrape_interval_s, self.targets_file, self.node_exporter))
         self._log = self.dir / "prometheus.log"
+        self._spawn()
+        return self
+
+    def _spawn(self) -> None:
+        """Start the process on `port` over the TSDB in `dir`; wait until it is ready."""
+        binary = paths.prometheus_binary()
+        assert self.dir is not None and binary is not None
         self._proc = proc = procs.spawn(
             [
                 binary,
-                f"--config.file={cfg}",
+                f"--config.file={self.dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.dir / 'data'}",
                 f"--web.listen-address={HOST}:{self.port}",
                 "--storage.tsdb.retention.time=6h",
@@ -99,7 +105,22 @@ class PrometheusServer:
             tail = procs.log_tail(self._log)
             self.stop()
             raise BackendError(f"{self.url}: Prometheus exited ({tail})")
-        return self
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def pause(self) -> None:
+        """Stop the process (SIGTERM, as a pod deletion does) but keep its TSDB and port,
+        so `resume` brings back the same server with the samples it had (fault injection)."""
+        if self._proc is not None:
+            procs.stop(self._proc, grace_s=10)
+            self._proc = None
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port and TSDB (no-op when running)."""
+        if self._proc is None and self.dir is not None:
+            self._spawn()
 
     def _ready(self) -> bool:
         try:

@@ -2,7 +2,8 @@
 
 What `kisim eval --real` keeps besides the Windows: every request the load generator
 sent (``requests.csv``: start, latency, ok, pool, endpoint), the replicas' lifecycle
-(``events.csv``, when the actuator records it) and Prometheus' raw ``query_range`` of
+(``events.csv``, when the actuator records it, with the injected faults of
+`bridge.faults`: ``fault``/``restored`` rows naming their target) and Prometheus' raw ``query_range`` of
 Triton's series over the episode (``prometheus/<metric>.json`` with ``index.json``), in
 the trace-bundle formats of docs/bundle-format.md, so a disputed number can be
 recomputed from what was measured.
@@ -22,13 +23,18 @@ from kisim.core.trace_bundle import TRITON_SERIES
 
 
 def write_events(b: ClusterBackend, d: Path) -> None:
-    """``events.csv``: the replicas' lifecycle; call after `close()` to include the stops."""
-    if isinstance(b.actuator, EventSource):
+    """``events.csv``: the replicas' lifecycle and the injected faults; call after `close()`
+    to include the stops. A detail with a comma is quoted (CSV)."""
+    events = list(b.actuator.events()) if isinstance(b.actuator, EventSource) else []
+    if b.faults is not None:
+        events += b.faults.events
+    if isinstance(b.actuator, EventSource) or events:
         d.mkdir(parents=True, exist_ok=True)
         with (d / "events.csv").open("w") as f:
             f.write("t_unix_s,pool,replica,event,detail\n")
-            for e in sorted(b.actuator.events(), key=lambda e: e.t_unix):
-                f.write(f"{e.t_unix:.6f},{e.pool},{e.replica},{e.kind},{e.detail}\n")
+            for e in sorted(events, key=lambda e: e.t_unix):
+                detail = f'"{e.detail.replace(chr(34), chr(39))}"' if "," in e.detail else e.detail
+                f.write(f"{e.t_unix:.6f},{e.pool},{e.replica},{e.kind},{detail}\n")
 
 
 def write_trace(b: ClusterBackend, d: Path) -> dict[str, Any]:

@@ -6,6 +6,11 @@ restored to its original replicas afterwards), runs the policy through `KisimEnv
 `run_policy`, keeps the raw trace under ``RUN/trace/`` and writes the run directory with
 `write_run` (``summary.json`` last, so an interrupted run is retried on a rerun). Runs are
 never parallel: one serving system cannot host two experiments at once.
+
+`faults` (``--inject``, `bridge.faults`) breaks the local stack on a schedule during every
+run; the faults land in ``trace/events.csv`` and the summary counts what the env saw:
+``metrics_missing_windows`` (Windows without Prometheus figures) and the request
+accounting ``sent = served + errors + in_flight_end`` over the episode's Windows.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ class RealEpisode:
     prometheus_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in every summary
     trust_model: bool = False  # ppo:PATH may unpickle its files (--trust-model)
+    faults: str = ""  # --inject schedule (bridge.faults.parse_faults), "" for none
 
     def __call__(self, policy: str, pattern: str, seed: int, run_dir: Path) -> None:
         from agents.policies import make_policy
         from bridge.factory import make_backend
+        from bridge.faults import FaultInjector, parse_faults
         from bridge.kube_settings import KubeSettings
         from bridge.trace import write_events, write_trace
 
@@ -42,10 +49,15 @@ class RealEpisode:
         shutil.rmtree(work, ignore_errors=True)
         kube = KubeSettings.model_validate(self.kube) if self.kube is not None else None
         backend = make_backend(self.backend, work, kube, self.prometheus_url)
+        faults = parse_faults(self.faults)
+        if faults:
+            backend.faults = FaultInjector(faults, run_dir)
         got: dict[str, Any] = {}
 
         def keep_trace(b: Backend) -> None:
-            got.update(write_trace(b, trace))  # type: ignore[arg-type]
+            backend.restore_faults()  # Prometheus back before its series are read
+            got.update(write_trace(backend, trace))
+            got.update(accounting(backend))
 
         try:
             pol = make_policy(policy, self.trust_model)
@@ -55,6 +67,22 @@ class RealEpisode:
             write_events(backend, trace)
             shutil.rmtree(work, ignore_errors=True)
         write_policy_run(run_dir, run, policy, pattern, seed, self.backend, {**got, **self.extra})
+
+
+def accounting(b: Any) -> dict[str, Any]:
+    """What the summary says of requests and metrics under faults: every request sent in
+    the episode is served, failed (errors) or still in flight at its end; and how many
+    Windows had no Prometheus figures."""
+    log = b.load.log
+    t0, t1 = b.t0_unix, b.t0_unix + b.now
+    sent = log.window(t0, t1).offered if log is not None else 0
+    done = sum(w.served + w.errors for w in b.windows)
+    out: dict[str, Any] = {"sent": sent, "in_flight_end": sent - done,
+                           "metrics_missing_windows": sum(b.metrics_missing)}  # fmt: skip
+    if b.faults is not None:
+        out["faults"] = ",".join(f.spec() for f in b.faults.faults)
+        out["fault_events"] = sum(e.kind == "fault" for e in b.faults.events)
+    return out
 
 
 def _run_scenario(spec: str, sc: Scenario, backend: str) -> Scenario:

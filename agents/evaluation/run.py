@@ -32,6 +32,7 @@ class RealTarget:
     namespace: str | None = None
     prometheus_url: str | None = None
     dry_run: bool = False
+    inject: str = ""  # real faults on a schedule (--inject, bridge.faults), "" for none
 
     def kube(self) -> dict[str, Any] | None:
         if self.backend != "kubernetes":
@@ -89,17 +90,24 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
 
         kube = real.kube()
         check_real(sc, policies, real.backend, kube, real.prometheus_url)
+        if real.inject:
+            from bridge.faults import check_faults, parse_faults
+
+            check_faults(parse_faults(real.inject), real.backend, out)
         if real.dry_run:
             return _dry_run(sc, policies, patterns, runs, real)
         if jobs != 1:
             print("note: real runs are sequential (--jobs ignored)", file=sys.stderr)
         jobs = 1
         episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url,
-                              trust_model=trust_model)  # fmt: skip
+                              trust_model=trust_model, faults=real.inject)  # fmt: skip
         meta["backend"] = real.backend
         if kube is not None:
             meta.update(context=real.context, namespace=kube["namespace"])
         text += real.backend  # a twin evaluation and a real one never share OUT
+        if real.inject:
+            meta["inject"] = real.inject
+            text += f" inject {real.inject}"  # nor a faulted one and a clean one
     with memory_watchdog(limits):
         return evaluate(
             policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,

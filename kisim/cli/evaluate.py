@@ -10,6 +10,7 @@ import typer
 from agents.evaluation.run import RealTarget, on_sigterm, run_eval
 from kisim.cli.options import (
     AllowLarge,
+    Inject,
     Kubeconfig,
     KubeContext,
     MaxRequests,
@@ -52,6 +53,7 @@ def eval_cmd(
     max_requests: MaxRequests = None,
     allow_large: AllowLarge = False,
     trust_model: TrustModel = False,
+    inject: Inject = None,
 ) -> None:
     """Evaluate policies x patterns x seeds: summary.csv, significance.csv, figures, report.md."""
     target = None
@@ -59,10 +61,16 @@ def eval_cmd(
         if backend == "local" and (kubeconfig or context or namespace or prometheus_url):
             raise KisimError("--kubeconfig/--context/--namespace/--prometheus-url need "
                              "--backend kubernetes")  # fmt: skip
-        target = RealTarget(backend, kubeconfig, context, namespace, prometheus_url, dry_run)
-    elif backend != "local" or kubeconfig or context or namespace or prometheus_url or dry_run:
+        if inject:
+            from bridge.faults import parse_faults
+
+            parse_faults(inject)  # a bad schedule ends the command before anything starts
+        target = RealTarget(backend, kubeconfig, context, namespace, prometheus_url, dry_run,
+                            inject or "")  # fmt: skip
+    elif (backend != "local" or kubeconfig or context or namespace or prometheus_url or dry_run
+          or inject):  # fmt: skip
         raise KisimError("--backend/--kubeconfig/--context/--namespace/--prometheus-url/"
-                         "--dry-run need --real")  # fmt: skip
+                         "--dry-run/--inject need --real")  # fmt: skip
     res = on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,
                      duration, reference, target, limits(max_requests, allow_large),
                      trust_model)  # fmt: skip

@@ -37,3 +37,7 @@ KubeContext = Annotated[str | None, typer.Option(help="kubernetes: kubeconfig co
 Namespace = Annotated[str | None, typer.Option(help="kubernetes: namespace (default kisim).")]
 PrometheusUrl = Annotated[str | None, typer.Option(help=H_PROM)]
 
+H_INJECT = ("--backend local: break the stack on a schedule, e.g. kill:cpu-0@20s,"
+            "sigstop:cpu@30s+10s,prometheus-restart@40s+10s,disk-full@50s+5s "
+            "(docs/faults.md).")  # fmt: skip
+Inject = Annotated[str | None, typer.Option(help=H_INJECT)]
