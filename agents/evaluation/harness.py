@@ -7,24 +7,19 @@ evaluation leaves complete seed blocks, and a run with a `summary.json` on disk 
 never run again. A failing run is recorded (and left incomplete, so a rerun retries
 it) while the others finish. Statistics and the report come from `report.render`.
 
-Worker processes die with the harness (`_worker_init`: a parent-death signal, and
-SIGINT left to the parent), and the harness kills them when it stops early; Ctrl-C,
-SIGTERM (`run.on_sigterm`) and the memory watchdog mark ``eval.json`` ``interrupted``
-or ``stopped`` and say where the finished runs are.
+Where the runs execute is an `agents.evaluation.executor.Executor`: this process, local
+worker processes (``--jobs``; they die with the harness and are killed when it stops early)
+or a Ray cluster (``--ray``); the run directories - and so every table computed from them -
+are the same wherever the runs went. Ctrl-C, SIGTERM (`run.on_sigterm`) and the memory
+watchdog mark ``eval.json`` ``interrupted`` or ``stopped`` and say where the finished runs are.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import pickle
-import signal
 import sys
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +27,13 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.evaluation import report
+from agents.evaluation.executor import EpisodeFn, Executor, LocalExecutor, Task, current, run_one
 from kisim.core.errors import Interrupted, KisimError, ResourceError
 from kisim.core.outputs import HIDDEN_TEMP, check_out_dir, remove_stale
-from kisim.core.rundir import ERROR, atomic_write, is_complete, run_path, safe_name, write_json
+from kisim.core.rundir import is_complete, run_path, safe_name, write_json
 
-EpisodeFn = Callable[[str, str, int, Path], None]
-"""(policy spec, pattern, seed, run_dir) -> None; writes run_dir via `write_run`."""
+_run_one = run_one  # the name older callers and tests used
+__all__ = ["EpisodeFn", "EvalResult", "RunFailure", "Task", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -68,30 +64,6 @@ class EvalResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-Task = tuple[str, str, int, Path]
-
-
-def _run_one(episode: EpisodeFn, task: Task) -> str | None:
-    """Run one episode in a worker; None on success, else the error (traceback in error.txt)."""
-    policy, pattern, seed, run_dir = task
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR).unlink(missing_ok=True)
-        episode(policy, pattern, seed, run_dir)
-        if not is_complete(run_dir):
-            raise RuntimeError("episode returned without writing summary.json (use write_run)")
-        return None
-    except BaseException as e:  # noqa: BLE001 - a run's failure must not stop the others
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-        try:
-            atomic_write(run_dir / ERROR, traceback.format_exc())
-        except OSError:
-            pass
-        return msg
 
 
 def _validate(policies: Sequence[str], patterns: Sequence[str], seeds: Sequence[int]) -> None:
@@ -131,12 +103,16 @@ def evaluate(
     fingerprint: str | None = None,
     meta: dict[str, Any] | None = None,
     figures: bool = True,
+    executor: Executor | None = None,
+    render: bool = True,
 ) -> EvalResult:
     """Run what is missing of policies x patterns x seeds under OUT, then render the report.
 
     `reference` None means the first policy. `fingerprint` (e.g. a hash of the resolved
-    scenario) is stored in OUT/eval.json and must match on resume. `jobs` 0 means
-    one process per CPU; jobs = 1 runs in this process (no pickling, easy debugging).
+    scenario) is stored in OUT/eval.json and must match on resume. Runs execute on
+    `executor`, else on the one an enclosing `executor.using` chose, else locally: `jobs` 0
+    means one process per CPU; jobs = 1 runs in this process (no pickling, easy debugging).
+    `render` False leaves the tables and report to the caller (`kisim sweep` writes its own).
     """
     out = Path(out)
     policies, patterns, seeds = list(policies), list(patterns), [int(s) for s in seeds]
@@ -151,12 +127,12 @@ def evaluate(
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_fingerprint(out, fingerprint)
-    jobs = jobs or (os.cpu_count() or 1)
-    if jobs > 1:
+    ex = executor or current() or LocalExecutor(jobs)
+    if not isinstance(ex, LocalExecutor) or ex.jobs > 1:
         try:
             pickle.dumps(episode)
         except Exception as e:  # noqa: BLE001
-            raise TypeError(f"episode must be picklable for jobs > 1 ({e})") from None
+            raise TypeError(f"episode must be picklable for jobs > 1 or Ray ({e})") from None
 
     t0 = time.perf_counter()
     res = EvalResult(out, policies, patterns, seeds, ref)
@@ -172,7 +148,8 @@ def evaluate(
     manifest: dict[str, Any] = {
         "format": "kisim-eval/1", "policies": policies, "patterns": patterns, "seeds": seeds,
         "reference": ref, "dirs": {p: safe_name(p) for p in policies},
-        "fingerprint": fingerprint, "meta": meta or {}, "jobs": jobs,
+        "fingerprint": fingerprint, "meta": meta or {},
+        "jobs": getattr(ex, "jobs", jobs), "executor": ex.name,
     }  # fmt: skip
     write_json(out / report.MANIFEST, {**manifest, "status": "running"})
 
@@ -197,11 +174,8 @@ def evaluate(
                 f"{len(tasks) + res.skipped}); rerun with the same --out to resume")  # fmt: skip
 
     try:
-        if jobs == 1 or len(tasks) <= 1:
-            for t in tasks:
-                done(t, _run_one(episode, t))
-        else:
-            _run_pool(episode, tasks, min(jobs, len(tasks)), done)
+        if tasks:
+            ex.run(episode, tasks, done)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {stopped('interrupted', 'Ctrl-C or SIGTERM')}") from None
     except ResourceError as e:
@@ -216,76 +190,8 @@ def evaluate(
         **manifest, "status": "complete" if not failed else "incomplete", "failed": failed,
         "ran": res.ran, "skipped": res.skipped, "elapsed_s": round(res.elapsed_s, 3),
     })  # fmt: skip
-    if res.ran + res.skipped > 0:
+    if render and res.ran + res.skipped > 0:
         remove_stale(out / "figures", HIDDEN_TEMP)  # left by a render that was killed
         res.files = report.render(out, figures=figures)
     res.elapsed_s = time.perf_counter() - t0  # runs + statistics + figures + report
     return res
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _worker_init(parent: int) -> None:
-    """Pool worker set-up: die with the parent, leave Ctrl-C to it.
-
-    ``PR_SET_PDEATHSIG`` = SIGKILL (Linux) kills the worker when the process that forked it
-    exits, even by ``kill -9``: without it, orphaned workers finished their queue and then
-    blocked forever on the pool's pipe. SIGINT is ignored: the terminal sends it to the
-    whole process group, and the parent alone decides (it kills the workers, `_stop`).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the pool's own broken-pipe detection remains
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
-                               initargs=(os.getpid(),))  # fmt: skip
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """End a pool now: pending runs cancelled, running workers killed (their runs stay
-    incomplete on disk, so a rerun redoes them)."""
-    procs = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        p.kill()
-    for p in procs:
-        p.join(timeout=5)
-
-
-def _run_pool(
-    episode: EpisodeFn, tasks: list[Task], jobs: int, done: Callable[[Task, str | None], None]
-) -> None:
-    """Run tasks over `jobs` processes; if a worker dies, retry the lost runs one by one.
-
-    A crash (segfault, OOM kill) breaks the whole pool and every run in flight; rerunning
-    those in single-run pools isolates the culprit so the innocent ones still complete.
-    """
-    lost: list[Task] = []
-    with _pool(jobs) as pool:
-        futs: dict[Future, Task] = {pool.submit(_run_one, episode, t): t for t in tasks}
-        pending = set(futs)
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    try:
-                        done(futs[f], f.result())
-                    except BrokenProcessPool:
-                        lost.append(futs[f])
-        except BaseException:
-            _stop(pool)
-            raise
-    for t in lost:
-        try:
-            with _pool(1) as solo:
-                err = solo.submit(_run_one, episode, t).result()
-        except BrokenProcessPool:
-            err = "worker process died (crash or out of memory)"
-        done(t, err)

@@ -45,7 +45,17 @@ def _register() -> None:
     if _registered:
         return
     _registered.append(True)
-    from kisim.cli import bench, benchmark, calibrate, demo, evaluate, record, simulate, train
+    from kisim.cli import (
+        bench,
+        benchmark,
+        calibrate,
+        demo,
+        evaluate,
+        record,
+        simulate,
+        sweep,
+        train,
+    )
 
     simulate.register(app)
     evaluate.register(app)
@@ -57,6 +67,7 @@ def _register() -> None:
     from kisim.cli import sim2real
 
     sim2real.register(app)
+    sweep.register(app)
     app.add_typer(bench.app, name="bench")
 
 
@@ -83,9 +94,29 @@ def _fail(line: str, code: int) -> None:
     sys.exit(code)
 
 
+OPTIONAL_VALUES = {"--ray": "local"}
+"""Options whose value may be left out (the CLI framework has no such options): a bare
+``--ray`` means ``--ray local`` (start Ray on this machine; agents.evaluation.ray_executor)."""
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """`argv` with the implied value after a bare option of `OPTIONAL_VALUES` (one followed
+    by nothing or by another option); everything after ``--`` is left alone."""
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if a == "--":
+            return out + argv[i:]
+        out.append(a)
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a in OPTIONAL_VALUES and (nxt is None or nxt.startswith("-")):
+            out.append(OPTIONAL_VALUES[a])
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """`kisim`: exit 0 on success, 2 on any user or usage error, 130 when interrupted."""
     _register()
+    argv = optional_values(sys.argv[1:] if argv is None else list(argv))
     try:
         rc = app(args=argv, prog_name="kisim", standalone_mode=False)
         if isinstance(rc, int) and rc:
