@@ -22,6 +22,7 @@ from twin import kernel
 from twin.clock import TwinClock
 from twin.controllers import HPAController
 from twin.dataplane import DataPlane
+from twin.faults import FaultInjector
 from twin.observe import Observer
 from twin.pods import PodManager
 from twin.rollout import Rollouts
@@ -56,6 +57,8 @@ class TwinBackend:
             if scenario.controller.name == "hpa"
             else None
         )
+        self.faults = (FaultInjector(self.env, self.pods, self.sched, self.obs, self.dp, scenario, seed)
+                       if scenario.faults.active else None)  # fault-free runs: no fault paths
         self._lat, self._wait = [], []
         self.batches = self.batch_items = 0
         self._t_last = 0.0

@@ -10,6 +10,7 @@ last two CPU samples per pod at its own resolution, like the kubelet summary API
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import simpy
 
@@ -17,6 +18,9 @@ from kisim.core.config import MetricsConfig
 from kisim.core.hpa import PodSample
 from twin.pods import Phase, Pod, PodManager
 from twin.scrape import SeriesStore
+
+if TYPE_CHECKING:
+    from twin.faults import FaultInjector
 
 COUNTERS = ("success", "exec", "items")
 
@@ -26,6 +30,7 @@ class Observer:
         self.env, self.pods, self.cfg = env, pods, cfg
         self.store = SeriesStore(retention_s=max(4 * cfg.rate_window_s, 600.0))
         self.ms: dict[str, tuple[float, float, float, float]] = {}  # pod -> t0, v0, t1, v1
+        self.faults: FaultInjector | None = None  # scrape failures, outages (twin.faults)
         env.process(self._scrape())
         env.process(self._metrics_server())
 
@@ -37,9 +42,10 @@ class Observer:
         while True:
             t = env.now
             gpus = {}
-            for p in self._all_pods():
+            fx = self.faults
+            for p in self._all_pods() if fx is None or fx.prometheus_up() else ():
                 r = p.replica
-                if r is None:
+                if r is None or (fx is not None and not fx.scraped(p, t)):
                     continue
                 store.add(t, f"cpu:{p.name}", r.cpu_s)
                 store.add(t, f"mem:{p.name}", r.memory_gib())
@@ -60,6 +66,9 @@ class Observer:
             t = env.now
             for p in self._all_pods():
                 if p.running_at is None or p.phase is Phase.GONE:
+                    continue
+                if self.faults is not None and not self.faults.metrics_served(p):
+                    self.ms.pop(p.name, None)  # absent from the metrics API
                     continue
                 v = p.replica.cpu_s if p.replica is not None else 0.0
                 prev = self.ms.get(p.name)

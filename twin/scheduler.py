@@ -27,11 +27,16 @@ class Node:
     cpu_used: float = 0.0
     mem_used: float = 0.0
     gpu_slots_used: list[int] = field(default_factory=list)
+    # faults (twin.faults): a NotReady node is tainted NoSchedule; an unhealthy GPU leaves
+    # the device plugin's allocatable list
+    schedulable: bool = True
+    gpu_healthy: list[bool] = field(default_factory=list)
 
     def fits(self, cpu: float, mem: float, gpu: int) -> bool:
         if self.cpu_used + cpu > self.cpu + 1e-9 or self.mem_used + mem > self.memory_gib + 1e-9:
             return False
-        return gpu == 0 or sum(self.gpu_sharing - u for u in self.gpu_slots_used) >= gpu
+        return gpu == 0 or sum(self.gpu_sharing - u for i, u in enumerate(self.gpu_slots_used)
+                               if self.gpu_healthy[i]) >= gpu  # fmt: skip
 
     def score(self, cpu: float, mem: float) -> float:
         return ((self.cpu - self.cpu_used - cpu) / self.cpu
@@ -59,12 +64,13 @@ class Scheduler:
                 gpus = [GPU(f"{name}/gpu{g}", n_gpu + g) for g in range(nc.gpus)]
                 n_gpu += nc.gpus
                 self.nodes.append(Node(name, nc.cpu, nc.memory_gib, gpus, nc.gpu_sharing,
-                                       nc.gpu_device, gpu_slots_used=[0] * nc.gpus))  # fmt: skip
+                                       nc.gpu_device, gpu_slots_used=[0] * nc.gpus,
+                                       gpu_healthy=[True] * nc.gpus))  # fmt: skip
 
     def bind(self, cpu: float, mem: float, gpu: int, device: str | None = None) -> Binding | None:
         """Place a pod with these requests, or None (it stays Pending). A GPU pod of `device`
         only goes to nodes whose `gpu_device` is unset or that device."""
-        fit = [n for n in self.nodes if n.fits(cpu, mem, gpu)
+        fit = [n for n in self.nodes if n.schedulable and n.fits(cpu, mem, gpu)
                and (gpu == 0 or n.gpu_device is None or n.gpu_device == device)]
         if not fit:
             return None
@@ -73,7 +79,8 @@ class Scheduler:
         node.mem_used += mem
         dev = None
         if gpu:
-            g = min(range(len(node.gpus)), key=lambda i: node.gpu_slots_used[i])
+            g = min((i for i in range(len(node.gpus)) if node.gpu_healthy[i]),
+                    key=lambda i: node.gpu_slots_used[i])  # fmt: skip
             node.gpu_slots_used[g] += gpu
             dev = node.gpus[g]
         return Binding(node, dev, cpu, mem, gpu)
@@ -83,3 +90,10 @@ class Scheduler:
         b.node.mem_used -= b.mem
         if b.gpu is not None:
             b.node.gpu_slots_used[b.node.gpus.index(b.gpu)] -= b.gpu_count
+
+    def node(self, name: str) -> Node:
+        """The node called `name` (KeyError if none)."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
