@@ -9,6 +9,7 @@ template through a rolling update: `twin.rollout`), placement or the HPA target.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,7 @@ class TwinBackend:
             self.pods.scale(pool, cfg.replicas, warm=True)
         self.env.process(shaper(self.env, self.dp, scenario, self.pattern))
         self.rollouts = Rollouts(self.pods, self.dp)
+        self.platform = None if scenario.platform is None else _platform(self, scenario, seed)
 
     @property
     def now(self) -> float:
@@ -155,6 +157,14 @@ class TwinBackend:
     def waits(self) -> np.ndarray:
         return np.concatenate(self._wait) if self._wait else np.empty(0)
 
+    def platform_summary(self) -> dict[str, float]:
+        """The shared platform's figures (`twin.platform.report`); none without a platform."""
+        if getattr(self, "platform", None) is None:
+            return {}
+        from twin.platform.report import platform_summary
+
+        return platform_summary(self.platform, float(self.env.now))
+
     @property
     def in_cluster_hpa(self) -> bool:
         """The twin runs controller `hpa` inside (`twin.controllers.HPAController`)."""
@@ -172,3 +182,14 @@ class TwinBackend:
     def pod_views(self, pool: str, window_s: float) -> list[PodView]:
         raise BackendError("the twin runs its HPA in-cluster (controller: hpa); "
                            "it lists no pods to an outside controller")  # fmt: skip
+
+
+def _platform(backend: TwinBackend, sc: Scenario, seed: int) -> Any:
+    """The scenario's shared platform on the backend's clock (imported only when used, so the
+    single-service path is untouched); model load follows the pattern's level over its peak."""
+    from twin.platform.world import PlatformWorld
+
+    peak = max((backend.pattern.level(float(t)) for t in range(int(sc.duration_s) + 1)),
+               default=0.0)  # fmt: skip
+    return PlatformWorld(backend.env, sc, seed,
+                         lambda t: backend.pattern.level(t) / peak if peak > 0 else 0.0)

@@ -118,6 +118,8 @@ class ModelSpec(StrictModel):
     memory_gib: Pos = 2.0
     gpu: int = Field(0, ge=0, description="nvidia.com/gpu slots (a shared slot when sharing).")
     max_batch_size: int = Field(8, ge=1)
+    max_queue_size: int = Field(
+        0, ge=0, description="default_queue_policy.max_queue_size; 0 = unbounded.")
     rate_rps: NonNeg = Field(description="Mean Poisson arrival rate at load level 1.")
     follow_pattern: bool = Field(
         True, description="Scale the rate by the scenario's load pattern (level / its max).")

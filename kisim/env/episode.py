@@ -11,6 +11,7 @@ import numpy as np
 from kisim.core.backend import Backend
 from kisim.core.backends import make_backend
 from kisim.core.config import Scenario
+from kisim.core.platform import PlatformReport
 from kisim.core.summary import latency_histogram, summarize
 from kisim.core.window import Window
 
@@ -51,4 +52,6 @@ def finish(backend: Backend, scenario: Scenario, windows: list[Window]) -> Episo
     lat = backend.latencies()
     summ = summarize(windows, lat, backend.waits(), backend.batch_items, backend.batches,
                      scenario.slo_ms)  # fmt: skip
+    if isinstance(backend, PlatformReport):  # the shared platform's figures, when there is one
+        summ |= backend.platform_summary()
     return Episode(windows, summ, latency_histogram(lat), lat)
