@@ -129,9 +129,14 @@ class LoadGenerator:
         key = (json.dumps(endpoints, sort_keys=True), gpu_share)
         if key == self._routing:
             return
-        self._routing = key
         msg = {"endpoints": endpoints, "gpu_share": gpu_share, "t0_unix": self._t0}
-        atomic_write(self.routing_file, json.dumps(msg))
+        try:
+            atomic_write(self.routing_file, json.dumps(msg))
+        except OSError as e:  # a full disk: the load keeps the old lists; retried next tick
+            if self._t0 is None:
+                raise BackendError(f"{self.routing_file}: cannot write ({e})") from None
+            return
+        self._routing = key
 
     def collect(self, until_unix: float, timeout_s: float = 10.0) -> RequestLog:
         """Read records until every event before `until_unix` is in (the watermark)."""

@@ -42,11 +42,16 @@ from kisim.core.patterns import make_pattern  # noqa: E402
 
 
 class EventLog:
-    """Buffered writer of the event file; `flush` appends a watermark."""
+    """Buffered writer of the event file; `flush` appends a watermark.
+
+    Written with ``os.write`` and exact byte accounting: when the disk is full (ENOSPC)
+    the unwritten tail stays here and the next flush tries again, so a full disk delays
+    the records (the parent waits for the watermark) but never loses or repeats one."""
 
     def __init__(self, path: Path) -> None:
-        self._f = path.open("a")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._buf: list[str] = []
+        self._pending = b""
 
     def add(self, line: str) -> None:
         self._buf.append(line)
@@ -54,9 +59,14 @@ class EventLog:
     def flush(self) -> None:
         now = time.time()  # every event stamped before now is in the buffer
         self._buf.append(f"w,{now:.6f}")
-        self._f.write("\n".join(self._buf) + "\n")
-        self._f.flush()
+        self._pending += ("\n".join(self._buf) + "\n").encode()
         self._buf.clear()
+        while self._pending:
+            try:
+                n = os.write(self._fd, self._pending)
+            except OSError:  # ENOSPC and the like: keep the tail for the next flush
+                return
+            self._pending = self._pending[n:]
 
 
 class Sender:

@@ -3,9 +3,9 @@
 What `kisim eval --real` keeps besides the Windows: every request the load generator
 sent (``requests.csv``: start, latency, ok, pool, endpoint), the replicas' lifecycle
 (``events.csv``, when the actuator records it, with the injected faults of
-`bridge.faults`: ``fault``/``restored`` rows naming their target) and Prometheus' raw ``query_range`` of
-Triton's series over the episode (``prometheus/<metric>.json`` with ``index.json``), in
-the trace-bundle formats of docs/bundle-format.md, so a disputed number can be
+`bridge.faults`: ``fault``/``restored`` rows naming their target) and Prometheus' raw
+``query_range`` of Triton's series over the episode (``prometheus/<metric>.json`` with
+``index.json``), in the trace-bundle formats of docs/bundle-format.md, so a disputed number can be
 recomputed from what was measured.
 """
 

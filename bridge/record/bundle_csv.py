@@ -64,7 +64,19 @@ def write_events(path: Path, events: Iterable[ReplicaEvent], t_close: float) -> 
                 stopping.add(e.replica)
             rows.append((e.t_unix, e.pool, e.replica, "stopped"))
         elif e.kind == "failed":
-            raise BackendError(f"replica {e.replica} failed: {e.detail}")
+            if not e.detail.startswith("crashed"):  # a crash under --inject is replaced
+                raise BackendError(f"replica {e.replica} failed: {e.detail}")
+            rows.append((e.t_unix, e.pool, e.replica, "failed"))
     rows.sort()
     path.write_text("t_unix_s,pool,replica,event\n"
                     + "".join(f"{t:.6f},{p},{r},{k}\n" for t, p, r, k in rows))  # fmt: skip
+
+
+def write_faults(path: Path, events: Iterable[ReplicaEvent]) -> int:
+    """``faults.csv`` of a recording with ``--inject``: each injected fault and its undo
+    (t_unix_s, event fault|restored, target, detail); events.csv keeps the lifecycle
+    vocabulary of docs/bundle-format.md. Returns the number of faults."""
+    rows = sorted((e.t_unix, e.kind, e.replica, e.detail.replace(",", ";")) for e in events)
+    path.write_text("t_unix_s,event,target,detail\n"
+                    + "".join(f"{t:.6f},{k},{r},{d}\n" for t, k, r, d in rows))  # fmt: skip
+    return sum(k == "fault" for _, k, _, _ in rows)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bridge.record.bundle_csv import copy_locust, write_events, write_requests
+from bridge.record.bundle_csv import copy_locust, write_events, write_faults, write_requests
 from bridge.record.host import HostSampler
 from bridge.record.manifest import Provenance, write_manifest
 from bridge.record.prometheus_export import export_series, get_json, wait_scraped
@@ -70,6 +70,7 @@ class Recorder:
         kube: Any = None,  # bridge.kube_settings.KubeSettings for --backend kubernetes
         prometheus_url: str | None = None,
         echo: Callable[[str], None] | None = None,
+        inject: str = "",
     ) -> None:
         if backend not in ("local", "kubernetes"):
             raise KisimError(f"--backend {backend}: expected local or kubernetes")
@@ -92,6 +93,10 @@ class Recorder:
                 "--backend kubernetes needs --prometheus-url (the cluster's Prometheus)"
             )
         self.echo = echo or (lambda msg: print(msg, file=sys.stderr))
+        from bridge.faults import check_faults, parse_faults
+
+        self.faults = parse_faults(inject)  # --inject: real faults during the load (bridge.faults)
+        check_faults(self.faults, backend, self.out.parent)
         self.steps = steps(self.spec)
         # validate the whole configuration now: a bad file fails before anything starts
         self._check_dir = tmp_dir("record-check")
@@ -142,6 +147,10 @@ class Recorder:
         self.echo(f"record {spec.name}: starting {', '.join(sc.pools)} "
                   f"({self.backend_kind} backend)")  # fmt: skip
         b = self._make_backend(work)
+        if self.faults:
+            from bridge.faults import FaultInjector
+
+            b.faults = FaultInjector(self.faults, tmp)
         sampler: HostSampler | None = None
         t_close = math.nan
         try:
@@ -166,7 +175,9 @@ class Recorder:
             t0 = b.t0_unix
             t_end_sched = t0 + spec.duration_s
             self._wait_out(b, sc, t_end_sched)
+            b.restore_faults()  # SIGCONT, Prometheus back: the drain and the export need them
             log = self._drain(b, t_end_sched)
+            replica_of.update(self._replica_names(b, sc))  # replacements of crashed replicas
             done = [s + lat / 1000.0 for s, lat in zip(log.start, log.latency_ms, strict=True)]
             t_end = max([t_end_sched, *done])
             b.load.stop()
@@ -190,6 +201,9 @@ class Recorder:
             sampler.write(tmp / "host.csv")
         events = b.actuator.events() if hasattr(b.actuator, "events") else []
         write_events(tmp / "events.csv", events, t_close)
+        if b.faults is not None:
+            n_faults = write_faults(tmp / "faults.csv", b.faults.events)
+            self.echo(f"record {spec.name}: {n_faults} faults injected (faults.csv)")
         if abs(triton_ok - ok) > 0.5:
             self.echo(f"record {spec.name}: warning: {ok} successful requests in requests.csv, "
                       f"Triton counted {triton_ok:g}")  # fmt: skip
@@ -289,6 +303,9 @@ class Recorder:
             time.sleep(min(0.5, left))
             if b.load.proc is None or b.load.proc.poll() is not None:
                 b.load.collect(until, timeout_s=0.1)  # raises with the load process's log tail
+            if self.faults:  # faults due, routing to replacements; replicas may be down now
+                b._tick()
+                continue
             for pool, cfg in sc.pools.items():
                 s = b.actuator.state(pool)  # raises on a failed replica
                 if s.ready < cfg.replicas:

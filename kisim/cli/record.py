@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kisim.cli.options import Inject
 from kisim.core.errors import KisimError
 
 
@@ -28,6 +29,7 @@ def record_cmd(
         str | None,
         typer.Option(help="kubernetes: the cluster's Prometheus (local starts its own)."),
     ] = None,  # fmt: skip
+    inject: Inject = None,
 ) -> None:
     """Drive a load schedule against a fixed configuration and write a trace bundle
     (docs/bundle-format.md): manifest, requests, Locust CSVs, Prometheus series, events,
@@ -48,7 +50,7 @@ def record_cmd(
     from bridge.record import Recorder
 
     rec = Recorder(schedule, out, backend=backend, scenario=scenario, kube=kube,
-                   prometheus_url=prometheus_url)  # fmt: skip
+                   prometheus_url=prometheus_url, inject=inject or "")  # fmt: skip
 
     def _term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: no half bundle, no processes
