@@ -37,9 +37,11 @@ class PriorityClassSpec(StrictModel):
 
 
 def _default_priorities() -> dict[str, PriorityClassSpec]:
-    # system-critical as Kubernetes' system-cluster-critical (2000000000); the rest are the
-    # platform's own choice (any value below 1e9 is allowed for user classes).
-    return {"system-critical": PriorityClassSpec(value=2_000_000_000),
+    # system-critical at 1000000000, the highest value a user PriorityClass may have (larger
+    # ones are reserved for system-cluster-critical and system-node-critical: Kubernetes docs,
+    # "Pod Priority and Preemption"); the others are the platform's own choice. The manifests
+    # name it platform-system-critical: the "system-" prefix is reserved for Kubernetes.
+    return {"system-critical": PriorityClassSpec(value=1_000_000_000),
             "interactive": PriorityClassSpec(value=100_000),
             "batch": PriorityClassSpec(value=1_000),
             "maintenance": PriorityClassSpec(value=0, preemption_policy="Never")}  # fmt: skip
