@@ -103,23 +103,26 @@ class RayExecutor:
     """One Ray task per run (see the module doc); at most `window` runs in flight."""
 
     def __init__(self, address: str = LOCAL_RAY, jobs: int = 0) -> None:
+        """Checks, before any work starts, that Ray is installed and the address answers;
+        starts or joins Ray only when the first runs are submitted."""
         self.address = address
         self.jobs = jobs
         self.name = "ray (local)" if address == LOCAL_RAY else f"ray {address}"
         self._ray: Any = None
         self._started = False
-
-    def connect(self) -> Any:
-        """Start or join Ray once per executor; the module, ready for tasks."""
-        if self._ray is not None:
-            return self._ray
-        if self.address != LOCAL_RAY:
-            check_reachable(self.address)
+        if address != LOCAL_RAY:
+            check_reachable(address)
         elif "ray" not in sys.modules:
             # One machine: keep every Ray component on loopback (Ray's own switch for
             # single-node Ray, read when ray is imported; docs/ray.md)
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import_ray()
+
+    def connect(self) -> Any:
+        """Start or join Ray once per executor; the module, ready for tasks."""
+        if self._ray is not None:
+            return self._ray
         ray = import_ray()
         kw: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING",
                               "configure_logging": True}  # fmt: skip

@@ -59,16 +59,21 @@ def _check_counts(policies: list[str], patterns: list[str], runs: int, jobs: int
 def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int, out: Path,
              jobs: int, duration: float | None, reference: str | None,
              real: RealTarget | None = None, limits: Limits | None = None,
-             trust_model: bool = False) -> object:  # fmt: skip
+             trust_model: bool = False, ray: str | None = None) -> object:  # fmt: skip
     """Check everything (flags, scenario, policies, OUT, the resource budget), then evaluate
-    under the memory watchdog; Ctrl-C / SIGTERM end in `Interrupted` (harness.evaluate)."""
+    under the memory watchdog; Ctrl-C / SIGTERM end in `Interrupted` (harness.evaluate).
+    `ray` (HOST:PORT, or "local") runs the twin runs on Ray (agents.evaluation.ray_executor)."""
     import os
 
+    from agents.evaluation.executor import using
+    from agents.evaluation.fanout import make_executor
     from agents.evaluation.harness import evaluate
     from agents.evaluation.policy_run import TwinEpisode, check_policies
     from kisim.core.patterns import PATTERNS
 
     _check_counts(policies, patterns, runs, jobs)
+    if ray is not None and real is not None:
+        raise KisimError("--ray runs twin episodes; real runs go one after another (drop --ray)")
     sc = prepare(scenario, None, None, duration)
     check_presets(sc)
     check_policies(policies, trust_model)
@@ -108,7 +113,7 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
         if real.inject:
             meta["inject"] = real.inject
             text += f" inject {real.inject}"  # nor a faulted one and a clean one
-    with memory_watchdog(limits):
+    with memory_watchdog(limits), using(make_executor(jobs, ray)):
         return evaluate(
             policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
             fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,

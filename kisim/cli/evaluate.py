@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from agents.evaluation.run import RealTarget, on_sigterm, run_eval
+from kisim.cli.fanout import RayAddress
 from kisim.cli.options import (
     AllowLarge,
     Inject,
@@ -54,6 +55,7 @@ def eval_cmd(
     allow_large: AllowLarge = False,
     trust_model: TrustModel = False,
     inject: Inject = None,
+    ray: RayAddress = None,
 ) -> None:
     """Evaluate policies x patterns x seeds: summary.csv, significance.csv, figures, report.md."""
     target = None
@@ -73,7 +75,7 @@ def eval_cmd(
                          "--dry-run/--inject need --real")  # fmt: skip
     res = on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,
                      duration, reference, target, limits(max_requests, allow_large),
-                     trust_model)  # fmt: skip
+                     trust_model, ray)  # fmt: skip
     if res is not None:
         _print_result(res, out)
 
