@@ -11,6 +11,10 @@ Money came later and only adds: summaries gain exactly `money_keys` (SLO attainm
 pool, total, cost per million requests) and Windows the ``<pool>_cost`` columns. Everything
 recorded is compared as before; the additions are checked to be exactly those keys, and to be
 consistent with what was recorded (cost = replica-seconds x the pool's price).
+
+The recording kept every request's latency: these runs use ``metrics.latency_stats: exact``
+(the default streams them into a sketch; tests/twin/test_sketch_default.py bounds how far
+that moves the same summaries).
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ def _assert_summary(got: dict, want: dict) -> None:
 def test_policy_runs_bit_identical(key: str) -> None:
     rel, pol = key.split("|")
     sc = load_scenario(SCENARIOS / rel)
-    sc = override(sc, "golden", duration_s=min(sc.duration_s, 300.0))
+    sc = override(sc, "golden", **{"duration_s": min(sc.duration_s, 300.0),
+                                   "metrics.latency_stats": "exact"})  # fmt: skip
     run = run_policy(pol, sc, 7)
     want = GOLDEN["policy_runs"][key]
     _assert_summary(dict(run.episode.summary), want["summary"])
@@ -77,7 +82,7 @@ def test_policy_runs_bit_identical(key: str) -> None:
 def test_simulate_bit_identical(key: str) -> None:
     rel, pol = key.split("|")
     sc = override(load_scenario(SCENARIOS / rel), "golden",
-                  **{"controller.name": pol, "duration_s": 300.0})
+                  **{"controller.name": pol, "duration_s": 300.0, "metrics.latency_stats": "exact"})
     ep = run_windows(twin_backend(), sc, 11)
     want = GOLDEN["simulate"][key]
     _assert_summary(dict(ep.summary), want["summary"])

@@ -18,6 +18,7 @@ from kisim.core.config import Scenario
 from kisim.core.errors import BackendError
 from kisim.core.hpa import PodSample
 from kisim.core.prices import pool_rates
+from kisim.core.sketch import LatencySketch
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
 from twin import kernel
 from twin.clock import TwinClock
@@ -38,6 +39,9 @@ class TwinBackend:
         self.scenario: Scenario | None = None
         self._lat: list[np.ndarray] = []
         self._wait: list[np.ndarray] = []
+        self._sketch = False  # metrics.latency_stats: sketch (the run's sketches, merged)
+        self._lat_sk = LatencySketch()
+        self._wait_sk = LatencySketch()
         self.batches = 0
         self.batch_items = 0
         self._pct = np.zeros(4)
@@ -61,6 +65,8 @@ class TwinBackend:
         self.faults = (FaultInjector(self.env, self.pods, self.sched, self.obs, self.dp, scenario, seed)
                        if scenario.faults.active else None)  # fault-free runs: no fault paths
         self._lat, self._wait = [], []
+        self._lat_sk, self._wait_sk = LatencySketch(), LatencySketch()
+        self._sketch = self.dp.sketch
         self.batches = self.batch_items = 0
         self._t_last = 0.0
         self._acc = {**{pool: 0.0 for pool in scenario.pool_names}, "pending": 0.0}
@@ -112,10 +118,24 @@ class TwinBackend:
     def _window(self, t0: float, t1: float) -> Window:
         assert self.scenario is not None
         w = self.dp.cut()
-        lat = np.asarray(w.lats)
-        wait = np.asarray(w.waits)
-        self._lat.append(lat)
-        self._wait.append(wait)
+        latency = Latencies(math.nan, math.nan, math.nan, math.nan)
+        wait_ms = math.nan
+        if isinstance(w.lats, LatencySketch) and isinstance(w.waits, LatencySketch):
+            self._lat_sk.merge(w.lats)
+            self._wait_sk.merge(w.waits)
+            if len(w.lats):
+                p50, p95, p99 = w.lats.quantiles((0.5, 0.95, 0.99))
+                latency = Latencies(w.lats.mean() * 1e3, p50 * 1e3, p95 * 1e3, p99 * 1e3)
+                wait_ms = w.waits.mean() * 1e3
+        else:
+            lat, wait = np.asarray(w.lats), np.asarray(w.waits)
+            self._lat.append(lat)
+            self._wait.append(wait)
+            if len(lat):
+                kernel.percentiles_ms(lat, self._pct)
+                latency = Latencies(*(float(x) for x in self._pct))
+            if len(wait):
+                wait_ms = float(wait.mean() * 1e3)
         self.batches += w.batches
         self.batch_items += w.items
         self.pods.accrue()
@@ -124,11 +144,6 @@ class TwinBackend:
         acc = {**{pool: rs.get(pool, 0.0) for pool in pools}, "pending": self.pods.pending_s}
         spent = {k: v - self._acc[k] for k, v in acc.items()}  # since the last window
         self._acc = acc
-        latency = Latencies(math.nan, math.nan, math.nan, math.nan)
-        if len(lat):
-            kernel.percentiles_ms(lat, self._pct)
-            latency = Latencies(*(float(x) for x in self._pct))
-        slo = self.scenario.slo_ms * 1e-3
         util = Utilisation(*self.obs.utilisation())
         replicas = {pool: PoolReplicas(*self.pods.counts(pool)) for pool in pools}
         return Window.measured(
@@ -139,8 +154,8 @@ class TwinBackend:
             served=w.served,
             errors=w.errors,
             latency_ms=latency,
-            slow=int(np.count_nonzero(lat > slo)),
-            queue_wait_ms=float(wait.mean() * 1e3) if len(wait) else math.nan,
+            slow=w.slow,
+            queue_wait_ms=wait_ms,
             util=util,
             replicas=replicas,
             replica_s=spent,
@@ -151,10 +166,16 @@ class TwinBackend:
             price_per_hour=self._rates,
         )
 
-    def latencies(self) -> np.ndarray:
+    def latencies(self) -> np.ndarray | LatencySketch:
+        """Every request's latency (s), or their sketch (`metrics.latency_stats: sketch`)."""
+        if self._sketch:
+            return self._lat_sk
         return np.concatenate(self._lat) if self._lat else np.empty(0)
 
-    def waits(self) -> np.ndarray:
+    def waits(self) -> np.ndarray | LatencySketch:
+        """Every request's queue wait (s), or their sketch."""
+        if self._sketch:
+            return self._wait_sk
         return np.concatenate(self._wait) if self._wait else np.empty(0)
 
     def platform_summary(self) -> dict[str, float]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from kisim.core.config import DeviceCalibration, PoolConfig, Scenario
 from kisim.core.routing import RouteTable
+from kisim.core.sketch import N_BUCKETS, LatencySketch, resolve_latency_stats
 from twin import kernel as K
 from twin.batcher import BatchRule
 from twin.draws import multiplier, stream_seed
@@ -29,14 +30,18 @@ BLOCK = 1 << 13
 
 
 class WindowCounts:
-    """What the data plane accumulated since the last cut."""
+    """What the data plane accumulated since the last cut: counts, and the completed
+    requests' latencies and queue waits (s) — every one (exact mode) or a sketch of them
+    (`metrics.latency_stats: sketch`); `slow` counts those over the SLO, exactly."""
 
-    __slots__ = ("offered", "served", "errors", "lats", "waits", "batches", "items")
+    __slots__ = ("offered", "served", "errors", "lats", "waits", "batches", "items", "slow")
 
-    def __init__(self, offered: int, served: int, errors: int, lats: np.ndarray,
-                 waits: np.ndarray, batches: int, items: int) -> None:  # fmt: skip
+    def __init__(self, offered: int, served: int, errors: int,
+                 lats: np.ndarray | LatencySketch, waits: np.ndarray | LatencySketch,
+                 batches: int, items: int, slow: int) -> None:  # fmt: skip
         self.offered, self.served, self.errors = offered, served, errors
         self.lats, self.waits, self.batches, self.items = lats, waits, batches, items
+        self.slow = slow
 
 
 class DataPlane:
@@ -46,7 +51,9 @@ class DataPlane:
         cal = scenario.calibration
         self.maxb = max(BatchRule(p.batching).max_batch for p in scenario.pools.values())
         self.max_inst = max(p.instances for p in scenario.pools.values())
-        r, q, h, nb, oc = 16, 256, 1024, 64, 8192
+        self.sketch = resolve_latency_stats(scenario) == "sketch"
+        r, q, h, nb = 16, 256, 1024, 64
+        oc = 1 if self.sketch else 8192  # per-request outputs (exact mode)
         self.ri = np.zeros((r, K.NRI), np.int64)
         self.rf = np.zeros((r, K.NRF), np.float64)
         self.pref = np.zeros((r, 16), np.int64)
@@ -73,6 +80,9 @@ class DataPlane:
         self.gi = np.zeros(K.NGI, np.int64)
         self.gi[K.RR_MODE] = 1 if scenario.routing.mode == "round_robin" else 0
         self.gfl = np.zeros(K.NGF, np.float64)
+        self.gfl[K.SLO_S] = scenario.slo_ms * 1e-3
+        self.gi[K.SKETCH] = 1 if self.sketch else 0
+        self.sk = np.zeros((2, N_BUCKETS), np.int64)  # the window's latency, wait buckets
         # pools by slot (`Scenario.pool_names`: GPU pools first) and routing groups
         self.pool_index = {p: i for i, p in enumerate(scenario.pool_names)}
         self.routes = RouteTable(scenario)
@@ -210,7 +220,8 @@ class DataPlane:
         if new <= 0:
             return
         if self.n_users + new > self.alive.shape[0]:
-            self.alive = np.concatenate([self.alive, np.zeros(max(self.n_users + new, 256), np.bool_)])
+            more = np.zeros(max(self.n_users + new, 256), np.bool_)
+            self.alive = np.concatenate([self.alive, more])
         self._ensure_heap(new)
         self._ensure_draws(new)
         users = np.arange(self.n_users, self.n_users + new, dtype=np.int64)
@@ -243,20 +254,32 @@ class DataPlane:
         return float(self.gf[i, 1] + (now - self.gf[i, 0] if self.gbusy[i] else 0.0))
 
     def queue_length(self) -> int:
-        live = (self.ri[: self.n_slots, K.STATE] == K.READY) | (self.ri[: self.n_slots, K.STATE] == K.DRAINING)
+        state = self.ri[: self.n_slots, K.STATE]
+        live = (state == K.READY) | (state == K.DRAINING)
         return int(self.ri[: self.n_slots, K.QLEN][live].sum())
 
     def cut(self) -> WindowCounts:
-        """Counts and per-request records since the last cut."""
-        gi = self.gi
-        n = int(gi[K.NOUT])
-        parts = self._flushed + [(self.olat[:n].copy(), self.owait[:n].copy())]
-        self._flushed = []
-        gi[K.NOUT] = 0
-        w = WindowCounts(int(gi[K.W_OFFERED]), int(gi[K.W_SERVED]), int(gi[K.W_ERRORS]),
-                         np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                         int(gi[K.W_BATCHES]), int(gi[K.W_ITEMS]))  # fmt: skip
+        """Counts and latency records (arrays or sketches) since the last cut."""
+        gi, gfl = self.gi, self.gfl
+        counts = (int(gi[K.W_OFFERED]), int(gi[K.W_SERVED]), int(gi[K.W_ERRORS]))
+        if self.sketch:
+            lats: np.ndarray | LatencySketch = LatencySketch(self.sk[0].copy(),
+                                                             float(gfl[K.W_LATSUM]))
+            waits: np.ndarray | LatencySketch = LatencySketch(self.sk[1].copy(),
+                                                              float(gfl[K.W_WAITSUM]))
+            self.sk[:] = 0
+            gfl[K.W_LATSUM] = gfl[K.W_WAITSUM] = 0.0
+        else:
+            n = int(gi[K.NOUT])
+            parts = self._flushed + [(self.olat[:n].copy(), self.owait[:n].copy())]
+            self._flushed = []
+            gi[K.NOUT] = 0
+            lats = np.concatenate([p[0] for p in parts])
+            waits = np.concatenate([p[1] for p in parts])
+        w = WindowCounts(*counts, lats, waits, int(gi[K.W_BATCHES]), int(gi[K.W_ITEMS]),
+                         int(gi[K.W_SLOW]))  # fmt: skip
         gi[K.W_OFFERED : K.W_ITEMS + 1] = 0
+        gi[K.W_SLOW] = 0
         return w
 
     # ------------------------------------------------------------------ event loop
@@ -269,7 +292,7 @@ class DataPlane:
                 self.gbusy, self.gf, self.bi, self.bf, self.bt, self.bu, self.ht, self.hs,
                 self.hk, self.hx,
                 self.gi, self.gfl, self.rnd, self.ridx, self.ready, self.nready, self.rr,
-                self.gw, self.alive, self.olat, self.owait, self.drained, mh, md, mo,
+                self.gw, self.alive, self.olat, self.owait, self.sk, self.drained, mh, md, mo,
             )  # fmt: skip
             self._notify_drained()
             if code == K.FINISHED:
@@ -288,7 +311,7 @@ class DataPlane:
         mh, md, mo = self.margins
         self._ensure_heap(mh)
         self._ensure_draws(md)
-        if self.gi[K.NOUT] + mo > self.olat.shape[0]:
+        if not self.sketch and self.gi[K.NOUT] + mo > self.olat.shape[0]:
             n = int(self.gi[K.NOUT])
             self._flushed.append((self.olat[:n].copy(), self.owait[:n].copy()))
             self.gi[K.NOUT] = 0
@@ -357,8 +380,8 @@ class DataPlane:
             b[tuple(slice(0, s) for s in a.shape)] = a
             return b
 
-        self.ri, self.rf, self.pref, self.curve = grow(self.ri), grow(self.rf), grow(self.pref), grow(self.curve)
-        self.cexp = grow(self.cexp)
+        self.ri, self.rf, self.pref = grow(self.ri), grow(self.rf), grow(self.pref)
+        self.curve, self.cexp = grow(self.curve), grow(self.cexp)
         self.qt, self.qu, self.drained = grow(self.qt), grow(self.qu), grow(self.drained)
         self.ready = grow(self.ready, axis=1)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kisim.core.sketch import LOG_GAMMA, MIN_S, N_BUCKETS
+
 # event kinds
 ARRIVE, DONE, TIMER, OPEN = 0, 1, 2, 3
 # return codes
@@ -31,10 +33,13 @@ UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
 # global int slots
 HN, SEQ, BFREE, NOUT, OPEN_GEN, RR_MODE, NDRAINED = range(7)
 W_OFFERED, W_SERVED, W_ERRORS, W_BATCHES, W_ITEMS, QMAX, NG = range(7, 14)
-NGI = 14
-# global float slots
-OPEN_RATE, NOW = range(2)
-NGF = 2
+# W_SLOW: completed requests over the SLO in the window; SKETCH: 1 = latencies go into the
+# window's sketch buckets (`kisim.core.sketch`), 0 = into the per-request arrays olat/owait
+W_SLOW, SKETCH = range(14, 16)
+NGI = 16
+# global float slots (SLO_S: the SLO in s; W_LATSUM, W_WAITSUM: the window's exact sums)
+OPEN_RATE, NOW, SLO_S, W_LATSUM, W_WAITSUM = range(5)
+NGF = 5
 # random streams: three shared ones, then per pool slot p: service noise S_POOLS + 2p,
 # overhead noise S_POOLS + 2p + 1 (`stream_index`)
 S_ROUTE, S_THINK, S_OPEN = range(3)
@@ -101,6 +106,15 @@ def _draw(rnd, ridx, s):  # type: ignore[no-untyped-def]
     i = ridx[s]
     ridx[s] = i + 1
     return rnd[s, i]
+
+
+@njit(cache=True, inline="always")
+def _bucket(x):  # type: ignore[no-untyped-def]
+    """`kisim.core.sketch.bucket_of`, compiled."""
+    if x < MIN_S:
+        return 0
+    k = 1 + int(np.ceil(np.log(x / MIN_S) / LOG_GAMMA))
+    return k if k < N_BUCKETS else N_BUCKETS - 1
 
 
 @njit(cache=True, inline="always")
@@ -235,7 +249,7 @@ def _route(gi, nready, rr, gw, ready, rnd, ridx):  # type: ignore[no-untyped-def
 @njit(cache=True)
 def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, bu,
               ht, hs, hk, hx, gi, gfl, rnd, ridx, ready, nready, rr, gw, alive, olat, owait,
-              drained, margin_heap, margin_draw, margin_out):  # type: ignore[no-untyped-def]  # fmt: skip
+              sk, drained, margin_heap, margin_draw, margin_out):  # type: ignore[no-untyped-def]  # fmt: skip
     """Process events with time <= t_end. Returns FINISHED or NEED_SPACE.
 
     The state, in five groups (all owned by `twin.dataplane.DataPlane`, same names):
@@ -251,8 +265,10 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
       ``rnd``/``ridx`` random streams and read positions;
     * routing and outputs: ``ready``/``nready``/``rr``/``gw`` ready slots, counts,
       round-robin positions and weights per routing group, ``alive`` users, ``olat``/
-      ``owait`` per-request latency and queue wait, ``drained`` replicas that finished
-      draining; the margins are the most heap entries, draws and outputs one event can use.
+      ``owait`` per-request latency and queue wait (exact mode), ``sk`` the window's
+      latency and wait sketch buckets (sketch mode, `kisim.core.sketch`), ``drained``
+      replicas that finished draining; the margins are the most heap entries, draws and
+      outputs one event can use.
 
     They stay positional arrays: grouping them into NamedTuples cost ~7 % of the twin's
     speed (numba types every tuple argument on each call; measured with `kisim bench twin`).
@@ -264,8 +280,9 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
     budget = 0  # events that can run before any buffer might overflow
     while gi[HN] > 0 and ht[0] <= t_end:
         if budget == 0:
-            budget = min((hcap - gi[HN]) // margin_heap, (ocap - gi[NOUT]) // margin_out,
-                         qcap - 1 - gi[QMAX])  # fmt: skip
+            budget = min((hcap - gi[HN]) // margin_heap, qcap - 1 - gi[QMAX])
+            if gi[SKETCH] == 0:  # per-request outputs: room for one event's batch
+                budget = min(budget, (ocap - gi[NOUT]) // margin_out)
             for s in range(rnd.shape[0]):
                 budget = min(budget, (blk - ridx[s]) // margin_draw)
             if budget <= 0 or gi[BFREE] < 0:
@@ -331,6 +348,9 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
             n = gi[NOUT]
             qs = 0.0
             rs = 0.0
+            ls = 0.0
+            slo = gfl[SLO_S]
+            sketch = gi[SKETCH] == 1
             for j in range(b):
                 ta = bt[slot, j]
                 u = bu[slot, j]
@@ -338,13 +358,24 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
                 rs += lat
                 if ovh > 0.0:
                     lat += ovh * _draw(rnd, ridx, so)
-                olat[n] = lat
-                owait[n] = t0 - ta
-                qs += t0 - ta
-                n += 1
+                wt = t0 - ta
+                if sketch:  # streaming: two bucket counts, no per-request record
+                    sk[0, _bucket(lat)] += 1
+                    sk[1, _bucket(wt)] += 1
+                    ls += lat
+                else:
+                    olat[n] = lat
+                    owait[n] = wt
+                    n += 1
+                if lat > slo:
+                    gi[W_SLOW] += 1
+                qs += wt
                 if u >= 0 and alive[u]:
                     heap_push(ht, hs, hk, hx, gi, ta + lat + _draw(rnd, ridx, S_THINK), ARRIVE, u)
             gi[NOUT] = n
+            if sketch:
+                gfl[W_LATSUM] += ls
+                gfl[W_WAITSUM] += qs
             rf[r, QSUM] += qs
             rf[r, RSUM] += rs
             bi[slot, 2] = gi[BFREE]

@@ -30,6 +30,7 @@ import numpy as np
 from kisim.core.backend import Action, Applied, Backend, PodView
 from kisim.core.config import Scenario
 from kisim.core.hpa import PodSample
+from kisim.core.sketch import LatencySketch
 from kisim.core.window import Window
 
 TRAIN_SEED_MIN = 1_000_000
@@ -117,10 +118,10 @@ class RandomizedBackend:
     def close(self) -> None:
         self.inner.close()
 
-    def latencies(self) -> np.ndarray:
+    def latencies(self) -> np.ndarray | LatencySketch:
         return self.inner.latencies()
 
-    def waits(self) -> np.ndarray:
+    def waits(self) -> np.ndarray | LatencySketch:
         return self.inner.waits()
 
     @property

@@ -22,6 +22,7 @@ import numpy as np
 
 from kisim.core.config import Scenario
 from kisim.core.hpa import PodSample
+from kisim.core.sketch import LatencySketch
 from kisim.core.window import Window
 
 
@@ -91,12 +92,15 @@ class Backend(Protocol):
 
     # ---------------------------------------------------------------- the episode's records
 
-    def latencies(self) -> np.ndarray:
-        """Latencies (s) of every request answered since `reset`, in completion order."""
+    def latencies(self) -> np.ndarray | LatencySketch:
+        """Latencies (s) of every request answered since `reset`, in completion order — or,
+        where the backend streams them, their `LatencySketch` (the twin with
+        ``metrics.latency_stats: sketch``, or `auto` on a large run; memory flat in
+        requests)."""
 
-    def waits(self) -> np.ndarray:
+    def waits(self) -> np.ndarray | LatencySketch:
         """Queue waits (s) since `reset`: per request, or fewer elements where the backend
-        only sees aggregates (the cluster: one element, the episode's mean)."""
+        only sees aggregates (the cluster: one element, the episode's mean), or a sketch."""
 
     @property
     def batches(self) -> int:

@@ -266,6 +266,12 @@ class MetricsConfig(StrictModel):
     metrics_server_resolution_s: Pos = Field(
         15.0, description="metrics-server --metric-resolution."
     )
+    latency_stats: Literal["auto", "sketch", "exact"] = Field(
+        "auto",
+        description="Per-request latency statistics: exact (every request kept) | sketch "
+        "(streamed, quantiles within 0.5 %, memory flat in requests; kisim.core.sketch) | "
+        "auto (exact up to 2 M estimated requests, sketch beyond).",
+    )
 
 
 class Scenario(StrictModel):

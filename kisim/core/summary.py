@@ -1,7 +1,10 @@
 """Run summary: one flat record per episode, identical for twin and cluster.
 
 Latency percentiles are over every request of the run (not an average of window
-percentiles); utilisations are time-weighted means of the windows' Prometheus view.
+percentiles): exact from every request's latency, or — from a streaming backend (the
+twin's `metrics.latency_stats: sketch`, and `auto` on large runs) — from the run's merged
+`LatencySketch`, within its stated relative error (0.5 %); the SLO counts stay exact (the
+windows count them). Utilisations are time-weighted means of the windows' Prometheus view.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from kisim.core.window import Window, percentiles_ms
+from kisim.core.sketch import LatencySketch
+from kisim.core.window import Latencies, Window, percentiles_ms
 
 
 def summary_keys(pools: Sequence[str]) -> tuple[str, ...]:
@@ -53,10 +57,30 @@ LATENCY_BINS_MS: np.ndarray = np.geomspace(0.1, 1e5, 241)
 """Log-spaced histogram edges (0.1 ms .. 100 s, 40 bins a decade) for latency CDFs."""
 
 
-def latency_histogram(latencies_s: np.ndarray) -> dict[str, list[float]]:
-    """Counts per `LATENCY_BINS_MS` bin; runs store this instead of every request."""
-    counts, _ = np.histogram(np.asarray(latencies_s) * 1000.0, bins=LATENCY_BINS_MS)
+def latency_histogram(latencies_s: np.ndarray | LatencySketch) -> dict[str, list[float]]:
+    """Counts per `LATENCY_BINS_MS` bin; runs store this instead of every request. From a
+    sketch each bucket counts at its representative value (within 0.5 % of its members,
+    so a request lands at most one bin off, next to a bin edge)."""
+    if isinstance(latencies_s, LatencySketch):
+        counts = latencies_s.histogram(LATENCY_BINS_MS * 1e-3)
+    else:
+        counts, _ = np.histogram(np.asarray(latencies_s) * 1000.0, bins=LATENCY_BINS_MS)
     return {"edges_ms": LATENCY_BINS_MS.tolist(), "counts": counts.tolist()}
+
+
+def _latencies_ms(latencies_s: np.ndarray | LatencySketch) -> Latencies:
+    if not isinstance(latencies_s, LatencySketch):
+        return percentiles_ms(latencies_s)
+    if len(latencies_s) == 0:
+        return Latencies(math.nan, math.nan, math.nan, math.nan)
+    p50, p95, p99 = latencies_s.quantiles((0.5, 0.95, 0.99))
+    return Latencies(latencies_s.mean() * 1e3, p50 * 1e3, p95 * 1e3, p99 * 1e3)
+
+
+def _mean_wait_ms(waits_s: np.ndarray | LatencySketch) -> float:
+    if isinstance(waits_s, LatencySketch):
+        return waits_s.mean() * 1000.0
+    return float(np.mean(waits_s) * 1000.0) if len(waits_s) else math.nan
 
 
 def _twmean(windows: Sequence[Window], attr: str) -> float:
@@ -67,20 +91,24 @@ def _twmean(windows: Sequence[Window], attr: str) -> float:
 
 def summarize(
     windows: Sequence[Window],
-    latencies_s: np.ndarray,
-    waits_s: np.ndarray,
+    latencies_s: np.ndarray | LatencySketch,
+    waits_s: np.ndarray | LatencySketch,
     batch_items: int,
     batches: int,
     slo_ms: float,
 ) -> dict[str, float]:
-    """Summary of a run from its windows and its per-request records."""
+    """Summary of a run from its windows and its per-request records (arrays, or sketches:
+    then requests over the SLO are the windows' exact counts)."""
     offered = sum(w.offered for w in windows)
     served = sum(w.served for w in windows)
     errors = sum(w.errors for w in windows)
     duration = windows[-1].t_end - windows[0].t_start if windows else 0.0
-    mean, p50, p95, p99 = percentiles_ms(latencies_s)
+    mean, p50, p95, p99 = _latencies_ms(latencies_s)
     answered = served + errors
-    slow = int(np.count_nonzero(np.asarray(latencies_s) * 1000.0 > slo_ms))
+    if isinstance(latencies_s, LatencySketch):
+        slow = sum(w.slo_violations - w.errors for w in windows)
+    else:
+        slow = int(np.count_nonzero(np.asarray(latencies_s) * 1000.0 > slo_ms))
     pools = list(windows[0].pools) if windows else []
     actions = 0
     for a, b in itertools.pairwise(windows):
@@ -90,7 +118,7 @@ def summarize(
         "p95_ms": p95,
         "p99_ms": p99,
         "mean_ms": mean,
-        "mean_wait_ms": float(np.mean(waits_s) * 1000.0) if len(waits_s) else math.nan,
+        "mean_wait_ms": _mean_wait_ms(waits_s),
         "throughput_rps": served / duration if duration > 0 else math.nan,
         "success_rate": served / answered if answered else math.nan,
         "slo_violation_rate": (slow + errors) / answered if answered else math.nan,

@@ -39,6 +39,7 @@ from kisim.core.config import Scenario, load_scenario, override, resolved_json, 
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.paths import default_scenario
 from kisim.core.patterns import Pattern, make_pattern
+from kisim.core.sketch import LatencySketch
 from kisim.core.window import Window, percentiles_ms
 from kisim.env.actions import ACTIONS
 from kisim.env.context import EnvContext, EnvState, build_context
@@ -315,12 +316,26 @@ class _Chunker:
         self.b = backend
         self.grids = [_Grid(p, cb) for p, cb in grids]
         self.served_total = 0
+        # a backend that streams latencies into a sketch (the twin on large runs): copies of
+        # its running sketches where a merged window starts, by requests served before
+        self._snaps: dict[int, tuple[LatencySketch, LatencySketch]] = {}
+        self._step_first = 0
+
+    def _snapshot(self) -> None:
+        lat, wait = self.b.latencies(), self.b.waits()
+        if isinstance(lat, LatencySketch) and isinstance(wait, LatencySketch):
+            if self.served_total not in self._snaps:
+                self._snaps[self.served_total] = (lat.copy(), wait.copy())
+            keep = min([g.first for g in self.grids] + [self._step_first])
+            for k in [k for k in self._snaps if k < keep]:
+                del self._snaps[k]
 
     def advance(self, dt: float) -> Window:
         b = self.b
         t_end = b.now + dt
         step: list[Window] = []
-        step_first = self.served_total
+        step_first = self._step_first = self.served_total
+        self._snapshot()
         while b.now < t_end - _EPS:
             edge = t_end
             for g in self.grids:
@@ -345,6 +360,7 @@ class _Chunker:
     def _close(self, g: _Grid) -> None:
         w = self._merge(g.parts, g.first)
         g.first = self.served_total
+        self._snapshot()
         g.parts = []
         while g.next_edge <= self.b.now + _EPS:
             g.next_edge += g.period
@@ -360,8 +376,15 @@ class _Chunker:
         wait_fn = getattr(self.b, "waits", None)
         last = parts[-1]
         served = sum(w.served for w in parts)
-        if lat_fn is not None and wait_fn is not None:
-            lat = lat_fn()[first : first + served]
+        lat_all = lat_fn() if lat_fn is not None and wait_fn is not None else None
+        if isinstance(lat_all, LatencySketch) and first in self._snaps and wait_fn is not None:
+            snap_lat, snap_wait = self._snaps[first]  # the parts' requests, sketched
+            lat_sk = lat_all.since(snap_lat)
+            mean, p50, p95, p99 = (v * 1e3 for v in (lat_sk.mean(), *lat_sk.quantiles(
+                (0.5, 0.95, 0.99))))  # fmt: skip
+            qwait = wait_fn().since(snap_wait).mean() * 1e3
+        elif lat_all is not None and not isinstance(lat_all, LatencySketch) and wait_fn is not None:
+            lat = lat_all[first : first + served]
             wait = wait_fn()[first : first + served]
             mean, p50, p95, p99 = percentiles_ms(lat)
             qwait = float(wait.mean() * 1e3) if len(wait) else math.nan

@@ -12,6 +12,7 @@ from kisim.core.backend import Backend
 from kisim.core.backends import make_backend
 from kisim.core.config import Scenario
 from kisim.core.platform import PlatformReport
+from kisim.core.sketch import LatencySketch
 from kisim.core.summary import latency_histogram, summarize
 from kisim.core.window import Window
 
@@ -21,7 +22,7 @@ class Episode:
     windows: list[Window]
     summary: dict[str, Any]
     latency_hist: dict[str, list[float]]
-    latencies_s: np.ndarray = field(repr=False)
+    latencies_s: np.ndarray | LatencySketch = field(repr=False)  # a sketch from the twin
 
 
 def twin_backend() -> Backend:

@@ -44,7 +44,8 @@ def queue_scenario(default_scenario: Scenario) -> Callable[..., Scenario]:
     service), batching off, `servers` = `instance_group.count` concurrent
     executions, static controller. Open loop: `traffic.pattern` is a constant rate
     `lam` (req/s); closed loop: a constant number of users `users` with think time
-    uniform on `think`.
+    uniform on `think`. Every request's latency is kept (`metrics.latency_stats: exact`):
+    the queueing-theory tests read them one by one.
     """
 
     def make(
@@ -74,6 +75,7 @@ def queue_scenario(default_scenario: Scenario) -> Callable[..., Scenario]:
                 "pattern": {"name": "constant", "params": {"level": users}},
             }
         data["controller"] = {"name": "static"}
+        data["metrics"]["latency_stats"] = "exact"
         data["calibration"]["devices"] = {
             "station": {
                 "kind": "cpu",

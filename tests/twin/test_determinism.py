@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kisim.core.config import Scenario
+from kisim.core.config import Scenario, override
+from kisim.core.sketch import LatencySketch
 from kisim.env.episode import Episode, run_windows
 from twin import kernel as K
 from twin.backend import TwinBackend
@@ -36,19 +37,43 @@ def default_runs(default_scenario: Scenario) -> dict[str, tuple[Episode, TwinBac
     return runs
 
 
+def _records(b: TwinBackend) -> tuple[np.ndarray, ...]:
+    """The run's latency and wait records: arrays (exact mode) or sketch counts and sums."""
+    out: list[np.ndarray] = []
+    for r in (b.latencies(), b.waits()):
+        out += [r.counts, np.array([r.total_s])] if isinstance(r, LatencySketch) else [r]
+    return tuple(out)
+
+
 def test_same_seed_identical(default_runs) -> None:  # type: ignore[no-untyped-def]
     (ea, ba), (eb, bb) = default_runs["a"], default_runs["b"]
     assert dumps(ea) == dumps(eb)
-    assert np.array_equal(ba.latencies(), bb.latencies())
-    assert np.array_equal(ba.waits(), bb.waits())
+    for x, y in zip(_records(ba), _records(bb), strict=True):
+        assert np.array_equal(x, y)
     assert ea.summary["served"] > 10_000  # a real run, not an empty one
+
+
+def _sketched(sc: Scenario) -> Scenario:
+    return override(sc, "sketch", **{"metrics.latency_stats": "sketch"})
+
+
+def test_sketch_mode_same_seed_identical(default_scenario: Scenario) -> None:
+    """Streaming latencies keeps runs bit-identical per seed: timeline, summary, buckets."""
+    sc = _sketched(default_scenario)
+    (ea, ba), (eb, bb) = [(run_windows(b, sc, 0), b) for b in (TwinBackend(), TwinBackend())]
+    assert isinstance(ba.latencies(), LatencySketch)
+    assert dumps(ea) == dumps(eb)
+    for x, y in zip(_records(ba), _records(bb), strict=True):
+        assert np.array_equal(x, y)
 
 
 def test_other_seed_differs(default_runs) -> None:  # type: ignore[no-untyped-def]
     ea, eo = default_runs["a"][0], default_runs["other"][0]
     assert dumps(ea)[1] != dumps(eo)[1]
-    for key in ("p50_ms", "p95_ms", "mean_ms", "served"):
+    for key in ("mean_ms", "mean_wait_ms", "served"):
         assert ea.summary[key] != eo.summary[key], key
+    # quantiles come from sketch buckets 1 % wide: two seeds may share one, not all three
+    assert any(ea.summary[k] != eo.summary[k] for k in ("p50_ms", "p95_ms", "p99_ms"))
 
 
 def test_reset_reuses_nothing(default_scenario: Scenario, default_runs) -> None:  # type: ignore[no-untyped-def]
@@ -61,13 +86,21 @@ def test_reset_reuses_nothing(default_scenario: Scenario, default_runs) -> None:
 
 def test_window_length_does_not_change_the_run(default_scenario: Scenario, default_runs) -> None:  # type: ignore[no-untyped-def]
     """Cutting windows only reads the state: 40 windows of 15 s, 600 windows of 1 s and
-    one of 600 s see the same requests."""
-    ref = default_runs["a"][1]
+    one of 600 s see the same requests (every one compared: exact mode), and the streaming
+    default counts the same latencies into the same buckets."""
+    exact = override(default_scenario, "exact", **{"metrics.latency_stats": "exact"})
+    ref = TwinBackend()
+    run_windows(ref, exact, 0)
+    streamed = TwinBackend()
+    run_windows(streamed, _sketched(default_scenario), 0)
+    sketch = streamed.latencies()
+    assert isinstance(sketch, LatencySketch)
     for dt in (1.0, 600.0):
         b = TwinBackend()
-        b.reset(default_scenario, 0)
+        b.reset(exact, 0)
         ws = [b.advance(dt) for _ in range(round(600.0 / dt))]
         assert np.array_equal(b.latencies(), ref.latencies()), dt
+        assert np.array_equal(LatencySketch.of(b.latencies()).counts, sketch.counts), dt
         assert sum(w.served for w in ws) == sum(w.served for w in default_runs["a"][0].windows)
 
 
