@@ -32,6 +32,8 @@ from tqdm import tqdm
 from agents.benchmark import leaderboard, tuning
 from agents.benchmark.episode import ScenarioEpisode, label
 from agents.benchmark.opponents import OPPONENTS, RULES, constant_grid
+from agents.evaluation.executor import using
+from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
 from agents.evaluation.headroom import oracle_horizon
 from agents.evaluation.policy_run import check_policies
@@ -99,8 +101,9 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
                   jobs: int = 1, opponents: Sequence[str] | None = None, oracle: bool = True,
                   extra: Sequence[str] = (), duration: float | None = None,
                   progress: bool = True, limits: Limits | None = None,
-                  trust_model: bool = False) -> BenchResult:  # fmt: skip
-    """Everything is checked (flags, scenario files, policies, OUT) before any run."""
+                  trust_model: bool = False, ray: str | None = None) -> BenchResult:  # fmt: skip
+    """Everything is checked (flags, scenario files, policies, OUT) before any run. `ray`
+    (HOST:PORT, or "local") runs every tuning and evaluation run on Ray."""
     if runs < 2:
         raise KisimError(f"--runs {runs}: must be >= 2 (a confidence interval needs two seeds)")
     if runs > tuning.TRAIN_SEED0:
@@ -140,7 +143,7 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
     tuned_all: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(prepared) * (len(opps) + 3), desc="benchmark", unit="step",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-    with memory_watchdog(limits):
+    with memory_watchdog(limits), using(make_executor(jobs, ray)):
         try:
             for f, sc in prepared:
                 board, tuned = _one(f, sc, out, runs, train, jobs, opps, oracle, extra,

@@ -10,6 +10,7 @@ import typer
 
 from agents.benchmark.run import DEFAULT_SUITE, run_benchmark
 from agents.evaluation.run import on_sigterm
+from kisim.cli.fanout import RayAddress
 from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
 
 H_SCEN = "A folder of scenario YAMLs, or comma-separated files."
@@ -36,13 +37,14 @@ def benchmark_cmd(
     max_requests: MaxRequests = None,
     allow_large: AllowLarge = False,
     trust_model: TrustModel = False,
+    ray: RayAddress = None,
 ) -> None:
     """Tune the rule baselines, evaluate every policy per scenario, write the leaderboard."""
     paths = [Path(p) for p in _split(scenarios)] or [Path(scenarios)]
     res = on_sigterm(run_benchmark, paths, out, runs, train_seeds, jobs,
                      _split(opponents) if opponents is not None else None, oracle,
                      _split(extra), duration, True, limits(max_requests, allow_large),
-                     trust_model)  # fmt: skip
+                     trust_model, ray)  # fmt: skip
     for b in res.boards:
         print(f"{b.scenario}: best rule {b.best_rule}")
     print(f"leaderboard: {res.files['md']} (also .html, .tex, .csv)")
