@@ -197,8 +197,8 @@ class FaultInjector:
     def _begin(self, ev: FaultEvent) -> Any:
         """Start a fault that lasts until undone; returns the undo."""
         if isinstance(ev, CrashLoop):
-            ready = sorted((p for p in self.pods.active(ev.pool) if self.pods.running(p)),
-                           key=lambda p: (p.phase is not Phase.READY, p.seq))[: ev.pods]  # fmt: skip
+            up = [p for p in self.pods.active(ev.pool) if self.pods.running(p)]
+            ready = sorted(up, key=lambda p: (p.phase is not Phase.READY, p.seq))[: ev.pods]
             for p in ready:
                 p.crash_until = self.env.now + (ev.duration_s or math.inf)
                 self.pods.crash(p, "crash")
@@ -220,15 +220,14 @@ class FaultInjector:
             return undo_gpu
         if isinstance(ev, NoisyNeighbour):
             self.noisy[ev.node] = self.noisy.get(ev.node, 1.0) * ev.slowdown
-            for p in self._all():
-                if p.replica is not None and p.binding is not None and p.binding.node.name == ev.node:
+            for p in self._on_node(ev.node):
+                if p.replica is not None:
                     self._slow(p.replica.slot, ev.slowdown)
 
             def undo_noise() -> None:
                 self.noisy[ev.node] /= ev.slowdown
-                for p in self._all():
-                    b = p.binding
-                    if p.replica is not None and b is not None and b.node.name == ev.node:
+                for p in self._on_node(ev.node):
+                    if p.replica is not None:
                         self._slow(p.replica.slot, 1.0 / ev.slowdown)
 
             return undo_noise

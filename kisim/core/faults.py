@@ -40,7 +40,7 @@ class CrashLoop(_Event):
     kind: Literal["crash_loop"]
     pool: str = Field(description="Pool whose pods crash.")
     pods: int = Field(1, ge=1, description="How many of its ready pods crash (oldest first).")
-    crash_after_s: Pos = Field(5.0, description="A restarted container runs this long, then crashes.")
+    crash_after_s: Pos = Field(5.0, description="A restarted container runs this long, then dies.")
 
 
 class NodeLoss(_Event):
@@ -49,7 +49,7 @@ class NodeLoss(_Event):
     its pods are evicted after the default toleration (`toleration_s`)."""
 
     kind: Literal["node_loss"]
-    node: str = Field(description="Node name: a node group's name, or '<group>-<i>' when count > 1.")
+    node: str = Field(description="Node name: its group's name, or '<group>-<i>' when count > 1.")
 
 
 class GPULoss(_Event):
@@ -67,7 +67,7 @@ class ImagePull(_Event):
 
     kind: Literal["image_pull"]
     pool: str = Field(description="Pool whose new pods pull the image.")
-    mode: Literal["fail", "slow"] = Field("fail", description="fail: ErrImagePull; slow: a slow pull.")
+    mode: Literal["fail", "slow"] = Field("fail", description="fail: ErrImagePull; slow: slow.")
     pull_delay_s: NonNeg = Field(60.0, description="Extra seconds per pull (mode: slow).")
 
 
@@ -150,12 +150,12 @@ class FaultsConfig(StrictModel):
         "queued batch items, calibration memory_*_gib) exceeds its memory limit; it restarts "
         "with the kubelet's back-off.",
     )
-    oom_check_s: Pos = Field(1.0, description="How often the working set is compared with the limit.")
+    oom_check_s: Pos = Field(1.0, description="How often the working set is checked, s.")
     # kubelet: pkg/kubelet/kubelet.go `backOffPeriod = 10 * time.Second`,
     # `MaxContainerBackOff = 300 * time.Second`; the back-off entry is forgotten when it was
     # last updated longer ago than 2 x max (client-go util/flowcontrol/backoff.go `hasExpired`),
     # i.e. after 10 min of running (docs: Pod Lifecycle, "Container restarts").
-    backoff_initial_s: Pos = Field(10.0, description="First CrashLoopBackOff / ImagePullBackOff delay.")
+    backoff_initial_s: Pos = Field(10.0, description="First Crash/ImagePull back-off delay.")
     backoff_max_s: Pos = Field(300.0, description="Back-off cap (kubelet MaxContainerBackOff).")
     backoff_reset_s: Pos = Field(600.0, description="Running this long resets the back-off.")
     # kube-controller-manager --node-monitor-grace-period: 50 s since Kubernetes v1.32
@@ -189,8 +189,10 @@ def node_names(scenario: Scenario) -> list[str]:
 
 def check_faults(scenario: Scenario) -> None:
     """Raise ValueError naming `faults.events.<i>.<field>` when a pool, node or GPU is unknown."""
-    nodes = {n: nc.gpus for nc in scenario.cluster.nodes
-             for n in ([nc.name] if nc.count == 1 else [f"{nc.name}-{i}" for i in range(nc.count)])}  # fmt: skip
+    nodes: dict[str, int] = {}  # node name -> its GPUs
+    for nc in scenario.cluster.nodes:
+        names = [nc.name] if nc.count == 1 else [f"{nc.name}-{i}" for i in range(nc.count)]
+        nodes |= {n: nc.gpus for n in names}
     for i, ev in enumerate(scenario.faults.events):
         pool = getattr(ev, "pool", None)
         if pool is not None and pool not in scenario.pools:
