@@ -11,6 +11,7 @@ import numpy as np
 from kisim.core.backend import Backend
 from kisim.core.backends import make_backend
 from kisim.core.config import Scenario
+from kisim.core.faults import episode_events, fault_spans, split_attainment
 from kisim.core.platform import PlatformReport
 from kisim.core.sketch import LatencySketch
 from kisim.core.summary import latency_histogram, summarize
@@ -46,13 +47,19 @@ def run_windows(
         t = w.t_end
         if on_window is not None:
             on_window(w)
-    return finish(backend, scenario, windows)
+    return finish(backend, scenario, windows, seed)
 
 
-def finish(backend: Backend, scenario: Scenario, windows: list[Window]) -> Episode:
+def finish(backend: Backend, scenario: Scenario, windows: list[Window],
+           seed: int | None = None) -> Episode:
+    """The episode's summary; a run with faults adds SLO attainment during and outside them
+    (`kisim.core.faults.split_attainment`; random faults only when `seed` is given)."""
     lat = backend.latencies()
     summ = summarize(windows, lat, backend.waits(), backend.batch_items, backend.batches,
                      scenario.slo_ms)  # fmt: skip
+    if scenario.faults.active:
+        events = episode_events(scenario, seed) if seed is not None else scenario.faults.events
+        summ |= split_attainment(windows, fault_spans(events, scenario.duration_s), scenario.slo_ms)
     if isinstance(backend, PlatformReport):  # the shared platform's figures, when there is one
         summ |= backend.platform_summary()
     return Episode(windows, summ, latency_histogram(lat), lat)
