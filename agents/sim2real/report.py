@@ -43,7 +43,21 @@ def _load(side_dir: Path, policies: Sequence[str], workloads: Sequence[str],
             slo = float(cfg["slo_ms"]) if isinstance(cfg.get("slo_ms"), (int, float)) else slo
         except (OSError, ValueError, KeyError):
             continue
-    return cells_of(recs), tl, slo
+    cells = cells_of(recs)
+    for runs in cells.values():
+        for m in runs.values():
+            fill_cost(m)
+    return cells, tl, slo
+
+
+def fill_cost(m: dict[str, float]) -> None:
+    """A run's total `cost` from its pools' costs where the summary left it empty (the local
+    backend reports ``gpu_cost`` None for a scenario without a GPU pool, and so no total)."""
+    if math.isfinite(m.get("cost", math.nan)):
+        return
+    parts = [v for k, v in m.items() if k.endswith("_cost") and k != "cost" and math.isfinite(v)]
+    if parts:
+        m["cost"] = float(sum(parts))
 
 
 def render(out: Path, figures: bool = True) -> dict[str, Path]:

@@ -103,3 +103,14 @@ def test_config_field_errors_name_file_and_field(tmp_path: Path,
         "scenario: local-scenario.yaml", f"scenario: {CONFIG.parent / 'local-scenario.yaml'}"))
     code, err = _main(["--config", str(bad), "--no-real"], capsys)
     assert code == 2 and "bad.yaml" in err and "seeds" in err
+
+
+def test_total_cost_filled_from_pool_costs_only_where_missing() -> None:
+    from agents.sim2real.report import fill_cost
+
+    m = {"cpu_cost": 0.002, "gpu_cost": float("nan"), "cost": float("nan")}
+    fill_cost(m)
+    assert m["cost"] == pytest.approx(0.002)
+    kept = {"cpu_cost": 0.002, "cost": 0.005}
+    fill_cost(kept)
+    assert kept["cost"] == 0.005
