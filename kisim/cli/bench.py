@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from bench.train_bench import DEFAULT_STEPS  # a light import: torch loads inside bench_train
 
 H_STEPS = "Environment steps of each timed PPO loop."
+H_SCALE_OUT = "Folder for scale.csv, scale.json, scale.png and scale.pdf."
 app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 
 
@@ -35,3 +37,30 @@ def train(
     from bench.train_bench import bench_train
 
     bench_train(steps=steps, subproc=subproc, json_out=as_json)
+
+
+@app.command("scale")
+def scale(
+    out: Annotated[Path, typer.Option(help=H_SCALE_OUT)] = Path("results/scale"),
+    quick: Annotated[bool, typer.Option(help="Stop at 10 M requests (CI, tests).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every point.")] = 0,
+) -> None:
+    """Simulated req/s and peak RSS against the number of requests (1 M, 10 M, 100 M) and
+    against cluster size (10, 100, 1,000 replicas), each point in its own process, each
+    sweep against its smallest point measured in the same run."""
+    import json
+
+    from bench.scale_bench import bench_scale, table
+    from kisim.core.outputs import check_out_dir
+
+    check_out_dir(out)
+    try:
+        result = bench_scale(out, quick=quick, seed=seed)
+    except RuntimeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(table(result))
+    typer.echo(f"wrote {out}/scale.csv, scale.json, scale.png, scale.pdf")
+    if as_json:
+        typer.echo(json.dumps(result["verdict"]))
