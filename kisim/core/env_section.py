@@ -57,7 +57,10 @@ class EnvConfig(StrictModel):
     """The Gymnasium view (used by `kisim.env.environment`; see docs/environment.md)."""
 
     step_s: Pos = Field(30.0, description="Simulated seconds per agent step.")
-    observation: str = Field("default", description="Observation preset: default | extended.")
+    observation: str = Field(
+        "default",
+        description="Observation preset: default | extended | default-stale | extended-stale.",
+    )
     action: str = Field(
         "replicas", description="Action preset: replicas | resources | hpa-target | none."
     )

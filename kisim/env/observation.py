@@ -5,10 +5,18 @@ a Window (no completed request, no ready pod, no GPU pod) become documented fini
 values: utilisations 0 (nothing is running, nothing is used); latency 0 when there
 was no load and the latency cap when requests were offered or queued but none
 completed (the service is stalled, which is the worst case, not the best).
+
+When monitoring fails (scrapes fail, Prometheus is down: `twin.faults`, or a real outage)
+the utilisations are NaN although pods are Ready, and "nothing is used" would be a lie. The
+``*-stale`` presets (`default-stale`, `extended-stale`) keep the last value Prometheus gave
+instead and add ``metrics_stale``: the time since the utilisations were last complete over
+Prometheus' 5-min lookback delta, clipped to 1. The plain presets are unchanged, so trained
+policies and their observation sizes keep working.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
@@ -174,3 +182,85 @@ class Extended(Default):
             _clip(w.queue_length / max(ctx.throughput_scale, 1.0), 0.0, 1.0),
         ]
         return np.asarray(base + extra + onehot + [hpa], np.float32)
+
+
+Layout = tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]
+"""(feature names, lower bounds, upper bounds)."""
+STALE_HORIZON_S = 300.0
+"""Prometheus' default lookback delta (5 min): a gauge missing this long is gone from queries,
+so `metrics_stale` reaches 1 there."""
+
+
+class StaleMetrics:
+    """Last utilisations Prometheus gave, and since when they are missing (see module doc)."""
+
+    def __init__(self, ctx: EnvContext) -> None:
+        self.gpu_pools = [p for p in ctx.layout if ctx.kinds.get(p) == "gpu"]
+        self.reset()
+
+    def reset(self) -> None:
+        self.last = {"cpu_util": 0.0, "mem_util": 0.0, "gpu_util": 0.0}
+        self.fresh_at = 0.0
+
+    def fill(self, w: Window) -> tuple[Window, float]:
+        """`w` with missing utilisations replaced by their last values, and the staleness."""
+        ready = sum(r.ready for r in w.pools.values())
+        gpu_ready = sum(w.pools[p].ready for p in self.gpu_pools if p in w.pools)
+        expected = {"cpu_util": ready > 0, "mem_util": ready > 0, "gpu_util": gpu_ready > 0}
+        fix: dict[str, float] = {}
+        complete = True
+        for name, want in expected.items():
+            v = getattr(w, name)
+            if v == v:  # not NaN
+                self.last[name] = v
+            elif want:
+                fix[name] = self.last[name]
+                complete = False
+        if complete:
+            self.fresh_at = w.t_end
+        stale = _clip((w.t_end - self.fresh_at) / STALE_HORIZON_S, 0.0, 1.0)
+        return (dataclasses.replace(w, **fix) if fix else w), stale
+
+
+@register
+class DefaultStale(Default):
+    """`default` with the last utilisations when metrics are missing, plus `metrics_stale`."""
+
+    name = "default-stale"
+
+    def __init__(self, ctx: EnvContext) -> None:
+        self.memory = StaleMetrics(ctx)
+        super().__init__(ctx)
+
+    def _layout(self, ctx: EnvContext) -> Layout:
+        features, low, high = super()._layout(ctx)
+        return features + ("metrics_stale",), low + (0.0,), high + (1.0,)
+
+    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
+        if w is None:
+            self.memory.reset()
+            return np.append(super().observe(None, st), np.float32(0.0))
+        filled, stale = self.memory.fill(w)
+        return np.append(super().observe(filled, st), np.float32(stale))
+
+
+@register
+class ExtendedStale(Extended):
+    """`extended` with the last utilisations when metrics are missing, plus `metrics_stale`."""
+
+    name = "extended-stale"
+
+    def __init__(self, ctx: EnvContext) -> None:
+        self.memory = StaleMetrics(ctx)
+        super().__init__(ctx)
+
+    def _layout(self, ctx: EnvContext) -> Layout:
+        features, low, high = super()._layout(ctx)
+        return features + ("metrics_stale",), low + (0.0,), high + (1.0,)
+
+    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
+        if w is None:
+            self.memory.reset()
+            return np.append(super().observe(None, st), np.float32(0.0))
+        filled, stale = self.memory.fill(w)
+        return np.append(super().observe(filled, st), np.float32(stale))
