@@ -186,7 +186,7 @@ class ClusterBackend:
         a = self.t0_unix + self._now
         b = a + dt
         self._sleep_until(b)
-        log_ = self.load.collect(b)
+        log_ = self.load.collect(b, on_wait=self._poll_faults)
         rec = log_.window(a, b)
         assert self.observer is not None
         view = self.observer.view(b, dt, b - self.t0_unix)
@@ -343,8 +343,7 @@ class ClusterBackend:
                     want,
                     targets,
                     exporter.address if exporter is not None else None,
-                    workdir=self.workdir,
-                ).start()
+                ).start()  # TSDB in the system temp dir: a full run-dir disk must not stop it
             url = self.prometheus.url
         self.observer = Observer(url, sc.metrics, self.selectors)
 
@@ -385,8 +384,7 @@ class ClusterBackend:
         """Propagate readiness to routing; sample what events cannot tell (no EventSource)."""
         if self.load.proc is None:
             return
-        if self.faults is not None:
-            self.faults.poll(self, time.time() - self.t0_unix)
+        self._poll_faults()
         self.load.route(self._endpoints(), self._share())
         if not isinstance(self.actuator, EventSource):
             for pool in self._scenario().pools:
@@ -397,6 +395,10 @@ class ClusterBackend:
                 self._sampled["pending"] = (
                     self._sampled.get("pending", 0.0) + s.pending * self.tick_s
                 )
+
+    def _poll_faults(self) -> None:
+        if self.faults is not None and self.load.proc is not None:
+            self.faults.poll(self, time.time() - self.t0_unix)
 
     def _replica_s(self, pool: str, a: float, b: float) -> float:
         if isinstance(self.actuator, EventSource):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge import procs
@@ -138,8 +140,11 @@ class LoadGenerator:
             return
         self._routing = key
 
-    def collect(self, until_unix: float, timeout_s: float = 10.0) -> RequestLog:
-        """Read records until every event before `until_unix` is in (the watermark)."""
+    def collect(
+        self, until_unix: float, timeout_s: float = 10.0, on_wait: Callable[[], None] | None = None
+    ) -> RequestLog:
+        """Read records until every event before `until_unix` is in (the watermark);
+        `on_wait()` runs between reads (the backend keeps injecting and undoing faults)."""
         if self.log is None or self.proc is None:
             raise BackendError("load generator: not started")
         deadline = time.monotonic() + timeout_s
@@ -155,8 +160,19 @@ class LoadGenerator:
             if time.monotonic() > deadline:
                 raise BackendError(
                     f"load generator: no records up to {until_unix:.1f} after {timeout_s:.0f} s"
+                    + self._disk_note()
                 )
+            if on_wait is not None:
+                on_wait()
             time.sleep(self.flush_s / 2)
+
+    def _disk_note(self) -> str:
+        """Why records may be stuck: the disk of the event file is full."""
+        try:
+            free = shutil.disk_usage(self.workdir).free
+        except OSError:
+            return ""
+        return f" (the disk of {self.workdir} is full)" if free < 1 << 20 else ""
 
     def stop(self) -> None:
         if self.proc is not None:
