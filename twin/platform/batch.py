@@ -112,13 +112,18 @@ class BatchRunner:
             else:
                 input_id = n
                 self.inputs[tenant] = n + 1
-            run = Run(next(self._ids), tenant, name, self.cfg.workflows[name],
-                      int(rng.integers(ts.users)), input_id, self.env.now)  # fmt: skip
-            self.runs.append(run)
-            if self.queues[tenant].submit(run.user, run):
-                self._start(tenant)
-            else:
-                run.failed = True
+            self.submit(tenant, name, int(rng.integers(ts.users)), input_id)
+
+    def submit(self, tenant: str, template: str, user: int = 0, input_id: int = 0) -> Run:
+        """A user submits a workflow (to the coordinator): queued, started or rejected."""
+        run = Run(next(self._ids), tenant, template, self.cfg.workflows[template], user,
+                  input_id, float(self.env.now))  # fmt: skip
+        self.runs.append(run)
+        if self.queues[tenant].submit(run.user, run):
+            self._start(tenant)
+        else:
+            run.failed = True
+        return run
 
     def _start(self, tenant: str) -> None:
         for _, run in self.queues[tenant].pop_startable():
@@ -204,32 +209,34 @@ class BatchRunner:
                 self._create_pod(a)
 
     def _reclaim(self, tenant: str, req: tuple[float, float]) -> bool:
-        """Evict borrowers' workloads so `tenant` gets its guaranteed quota (reclaim)."""
+        """Evict borrowers' workloads, newest and least important first, until `tenant`'s
+        request fits — only when it stays within its guaranteed quota (reclaim restores
+        guarantees) and only what is needed; True when enough was freed."""
         quotas = [{t: ts.quota_cpu for t, ts in self.cfg.tenants.items()},
                   {t: ts.quota_gpu for t, ts in self.cfg.tenants.items()}]  # fmt: skip
-        takes = []
+        need = [req[i] - (self.cap[i] - sum(u[i] for u in self.used.values())) for i in (0, 1)]
+        if all(n <= 1e-9 for n in need):
+            return False
         for i in (0, 1):
-            tot = sum(u[i] for u in self.used.values())
-            need = req[i] - (self.cap[i] - tot)
-            if need <= 1e-9:
-                takes.append({})
-                continue
-            take = reclaimable({t: u[i] for t, u in self.used.items()}, quotas[i], tenant, need)
-            if not take:
+            used = {t: u[i] for t, u in self.used.items()}
+            if need[i] > 1e-9 and not reclaimable(used, quotas[i], tenant, need[i]):
                 return False
-            takes.append(take)
-        victims = [p for p in self.w.cluster_step_pods() if p.tenant != tenant
-                   and any(p.tenant in tk for tk in takes)]  # fmt: skip
-        for p in sorted(victims, key=lambda p: (p.priority, -p.created)):
-            if all(sum(self.used[q][i] for q in tk) <= sum(quotas[i][q] for q in tk) + 1e-9
-                   or not tk for i, tk in enumerate(takes)):  # fmt: skip
+        freed = [0.0, 0.0]
+        for p in sorted(self.w.cluster_step_pods(), key=lambda p: (p.priority, -p.created)):
+            if all(freed[i] >= need[i] - 1e-9 for i in (0, 1)):
                 break
-            if all(self.used[p.tenant][i] <= quotas[i][p.tenant] + 1e-9 for i in (0, 1)):
-                continue  # this tenant is back within its quota
+            if p.tenant == tenant:
+                continue
+            held = (p.cpu, float(p.gpu))
+            useful = [i for i in (0, 1) if freed[i] < need[i] - 1e-9 and held[i] > 0
+                      and self.used[p.tenant][i] > quotas[i][p.tenant] + 1e-9]  # fmt: skip
+            if not useful:
+                continue
             self.reclaims += 1
             self.reclaimed[p.tenant] += 1
             self.w.cluster.evict(p, "reclaimed", self.cfg.termination_grace_s)
-        return True
+            freed = [freed[0] + held[0], freed[1] + held[1]]
+        return all(freed[i] >= need[i] - 1e-9 for i in (0, 1))
 
     def _create_pod(self, a: Attempt) -> None:
         step, run = a.step, a.run

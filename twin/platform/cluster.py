@@ -36,6 +36,7 @@ class Node:
     pods: list[Pod] = field(default_factory=list)
     gpu_busy: dict[int, int] = field(default_factory=dict)  # physical GPU -> busy pods
     removed: float | None = None
+    notice: float | None = None  # spot interruption notice received
 
     def __post_init__(self) -> None:
         self.slot_pod = [None] * len(self.slots)

@@ -116,6 +116,7 @@ class PlatformWorld:
         if node.state == "gone":
             return
         self.interruptions += 1  # the notice: cordon and drain (AWS Node Termination Handler)
+        node.notice = float(self.env.now)
         self._drain(node, min(self.cfg.termination_grace_s, spec.notice_s))
         self.kick()
         yield self.env.timeout(spec.notice_s)
@@ -209,10 +210,11 @@ class PlatformWorld:
                    if p.state == "pending" and p.nominated is None]  # fmt: skip
         if not pending:
             return
-        # upcoming nodes absorb what fits on them first (CA counts them as capacity)
+        # pods that fit on ready nodes (the scheduler has not run yet) or on upcoming ones are
+        # no reason to scale up (CA's filterOutSchedulable; upcoming nodes count as capacity)
         left: list[Pod] = []
-        room = {n: [n.cpu, n.memory_gib, len(n.slots)] for n in self.cluster.nodes
-                if n.state == "provisioning"}  # fmt: skip
+        room = {n: [n.cpu - n.cpu_used, n.memory_gib - n.mem_used, len(n.free_slots())]
+                for n in self.cluster.nodes if n.state in ("ready", "provisioning")}  # fmt: skip
         for p in pending:
             for n, r in room.items():
                 if n.pool in p.pools and r[0] >= p.cpu and r[1] >= p.memory_gib and r[2] >= p.gpu:
