@@ -3,12 +3,15 @@
 scenario's reward. `agents.evaluation.headroom` does the work; this writes the results.
 
     .venv/bin/python -m bench.suite_headroom [SCENARIO.yaml ... | --suite DIR] \
-        [--out results/suite-headroom] [--runs 5] [--jobs 2] [--horizon H]
+        [--out results/suite-headroom] [--runs 5] [--jobs 2] [--horizon H] [--merge DIR ...]
 
 Writes OUT/headroom.json (every number, the search's rungs, provenance: command, commit,
 host, seeds, date), OUT/headroom.md (the table) and OUT/headroom.csv. A scenario already in
 OUT/headroom.json with the same scenario fingerprint and settings is not run again.
-Exit code 1 when a scenario's gap is below `--min-gap` (default 0.10).
+Exit code 1 when a scenario's gap is below `--min-gap` (default 0.10). `--merge DIR` folds
+the results of runs made beside this one (another OUT, e.g. one scenario per process on a
+shared machine) into OUT first - their provenance is kept under `provenance.runs` - so that
+they count as done.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                     "coarse grid (default: every count while the grid stays within 120 points)")
     ap.add_argument("--keep", type=int, default=4)
     ap.add_argument("--min-gap", type=float, default=MIN_GAP)
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="other OUT folders whose results count as done")  # fmt: skip
     a = ap.parse_args(argv)
     files = a.scenarios or sorted(a.suite.glob("*.yaml"))
     try:
@@ -109,9 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     store = a.out / "headroom.json"
     old = json.loads(store.read_text()) if store.is_file() else {}
     done = {r["scenario"]: r for r in old.get("results", [])}
+    runs: dict[str, Any] = {}
+    for d in a.merge:
+        other = d / "headroom.json"
+        if not other.is_file():
+            print(f"error: {other}: no such file (--merge)", file=sys.stderr)
+            return 2
+        got = json.loads(other.read_text())
+        done.update({r["scenario"]: r for r in got.get("results", [])})
+        runs[str(d)] = got.get("provenance", {})
     settings = {"runs": a.runs, "train_seeds": a.train_seeds, "horizon": a.horizon,
-                "horizon_rule": "p95 start-up + 2 steps", "max_levels": a.max_levels,
-                "keep": a.keep}  # fmt: skip
+                "horizon_rule": "p95 start-up + 2 steps", "oracle_mode": "plan",
+                "max_levels": a.max_levels, "keep": a.keep}  # fmt: skip
     runner = Runner(a.jobs)
     results = []
     t0 = time.perf_counter()
@@ -134,28 +148,32 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)  # fmt: skip
             results.append(r)
             done[sc.name] = r
-            _write(a, store, list(done.values()), argv)
+            _write(a, store, list(done.values()), argv, runs)
     finally:
         runner.close()
     _write(a, store, [done[r["scenario"]] for r in results] + [r for n, r in done.items()
-           if n not in {x["scenario"] for x in results}], argv)  # fmt: skip
+           if n not in {x["scenario"] for x in results}], argv, runs)  # fmt: skip
     print(table(results, a.min_gap))
     print(f"({time.perf_counter() - t0:.0f} s) -> {a.out}", file=sys.stderr)
     return 0 if all(r["gap"] >= a.min_gap for r in results) else 1
 
 
 def _write(a: argparse.Namespace, store: Path, results: list[dict[str, Any]],
-           argv: list[str] | None) -> None:  # fmt: skip
+           argv: list[str] | None, runs: dict[str, Any]) -> None:  # fmt: skip
+    from kisim.core.rundir import atomic_write
+
     cmd = ".venv/bin/python -m bench.suite_headroom " + shlex.join(
         argv if argv is not None else sys.argv[1:])
-    prov = {"command": cmd, "commit": _commit(), "host": _host(),
+    prov: dict[str, Any] = {"command": cmd, "commit": _commit(), "host": _host(),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "definition": "gap = (R_oracle - R_constant) / |R_oracle|, mean episode rewards "
                           "(the scenario's env.reward) over the evaluation seeds; best "
                           "constant searched on the training seeds "
                           "(agents/evaluation/headroom.py)"}  # fmt: skip
-    store.write_text(json.dumps({"provenance": prov, "results": results}, indent=1,
-                                allow_nan=True) + "\n")  # fmt: skip
+    if runs:
+        prov["runs"] = runs
+    atomic_write(store, json.dumps({"provenance": prov, "results": results}, indent=1,
+                                   allow_nan=True) + "\n")  # fmt: skip
     md = ["# Headroom of the benchmark suite: best constant configuration vs the oracle", "",
           f"- command: `{prov['command']}`", f"- commit: `{prov['commit']}`",
           f"- host: {prov['host']['node']} ({prov['host']['cpus']} CPUs, load "
@@ -170,8 +188,13 @@ def _write(a: argparse.Namespace, store: Path, results: list[dict[str, Any]],
           f"the best {a.keep} and their "
           "neighbours (one pod more or less in one pool, another placement) on all training "
           "seeds. The oracle looks ahead the slowest pool's slow-case start-up (95th "
-          "percentile) plus two steps.", ""]
-    (store.parent / "headroom.md").write_text("\n".join(md))
+          "percentile) plus two steps, in `plan` mode (other traffic splits for its best "
+          "three moves, and those moves deferred by 1, 2 or 4 steps; "
+          "agents/policies/oracle.py).", ""]
+    if runs:
+        md[4:4] = [f"- merged from `{d}`: `{p.get('command', '?')}` at commit "
+                   f"`{p.get('commit', '?')}`, {p.get('date', '?')}" for d, p in runs.items()]
+    atomic_write(store.parent / "headroom.md", "\n".join(md))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["scenario", "policy", "seed", "reward"])
@@ -180,7 +203,7 @@ def _write(a: argparse.Namespace, store: Path, results: list[dict[str, Any]],
             s = r[role]
             for seed, rew in zip(s["seeds"], s["rewards"], strict=True):
                 w.writerow([r["scenario"], s["policy"], seed, repr(rew)])
-    (store.parent / "headroom.csv").write_text(buf.getvalue())
+    atomic_write(store.parent / "headroom.csv", buf.getvalue())
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ twin is deterministic, so both give identical scores (tested), replay at O(T^2) 
 Candidates per step: every combination of per-pool moves - GPU pools -1/0/+1, CPU pools
 -2..+2 (seed layout: 15, <= 17 with placements) - at the current placement (moves that clamp
 to the same targets are tried once), then the best of those with each other placement when
-two or more pools keep pods (otherwise placement cannot matter); "hold" comes first, so ties keep things as they are. docs/baselines.md compares it with
-an exhaustive search over short episodes (`brute_force`).
+two or more pools keep pods (otherwise placement cannot matter); "hold" comes first, so ties
+keep things as they are. docs/baselines.md compares it with an exhaustive search over short
+episodes (`brute_force`). ``oracle:H:plan`` searches wider (`Oracle`).
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ Score = Callable[[Sequence[np.ndarray], int], list[float]]
 
 
 def _rollout(env: KisimEnv, first: Any, horizon: int) -> float:
-    """Reward of `first`, then `hold` for the rest of the horizon (or the episode)."""
-    _, r, _, trunc, _ = env.step(first)
-    total = r
-    for _ in range(horizon - 1):
+    """Reward of `first` (an action, or a list of actions taken one per step: a plan), then
+    `hold` for the rest of the horizon (or the episode)."""
+    plan = first if isinstance(first, list) else [first]
+    total, trunc = 0.0, False
+    for k in range(horizon):
         if trunc:
             break
-        _, r, _, trunc, _ = env.step(env.hold())
+        _, r, _, trunc, _ = env.step(plan[k] if k < len(plan) else env.hold())
         total += r
     return total
 
@@ -122,18 +124,33 @@ class ReplayScorer:
 
 
 class Oracle(Policy):
-    """``oracle`` / ``oracle:H`` (look-ahead horizon in steps, default 2) / ``oracle:H:replay``."""
+    """``oracle`` / ``oracle:H`` (look-ahead horizon in steps, default 2) / ``oracle:H:replay``
+    / ``oracle:H:plan`` (the wider search below; combines with ``:replay``).
+
+    ``plan`` fixes two blind spots of scoring "a move, then hold": (1) other placements are
+    tried for the best ``PLAN_TOP`` moves, not only the best one (a GPU pod pays only with a
+    split that sends it traffic, so "add a GPU pod at a new split" is missed when adding
+    at the current split looks worse than holding); (2) the best ``PLAN_TOP`` moves are also
+    scored *deferred* - hold for d steps (`PLAN_DELAYS`), then the move - and when a deferred
+    plan beats every immediate move the oracle holds now: with "move, then hold" over a long
+    horizon, ordering a pod minutes before a surge (or removing one inside a surge, since the
+    hold cannot scale down after it) scores better than holding, though later is better
+    than both.
+    """
 
     name = "oracle"
-    arg_help = "look-ahead horizon in agent steps (default 2), optionally ':replay'"
+    arg_help = "look-ahead horizon in agent steps (default 2), optionally ':plan', ':replay'"
 
     def __init__(self, arg: str | None = None) -> None:
         super().__init__(arg)
         parts = arg.split(":") if arg else []
         self.horizon = parse_int(f"oracle:{arg}", parts[0], 1, 20) if parts else 2
-        mode = parts[1] if len(parts) > 1 else ("fork" if hasattr(os, "fork") else "replay")
-        if mode not in ("fork", "replay") or len(parts) > 2:
-            raise KisimError(f"policy 'oracle:{arg}': expected oracle:H or oracle:H:replay")
+        self.plan = "plan" in parts[1:]
+        rest = [x for x in parts[1:] if x != "plan"]
+        mode = rest[0] if rest else ("fork" if hasattr(os, "fork") else "replay")
+        if mode not in ("fork", "replay") or len(rest) > 1 or parts[1:].count("plan") > 1:
+            raise KisimError(f"policy 'oracle:{arg}': expected oracle:H or oracle:H:replay, "
+                             "either optionally with :plan")  # fmt: skip
         self.mode = mode
         self.decisions: list[tuple[float, list[int], float]] = []  # (t, action, score)
 
@@ -160,22 +177,56 @@ class Oracle(Policy):
         moves = [DG if ctx.kinds.get(p, p) == "gpu" else DC for p in ctx.layout]
         cands = candidates(ctx.layout, st.desired, ctx.min_replicas, ctx.max_replicas, pl, moves)
         scores = self._score(cands, h)
-        best = int(np.argmax(scores))
-        a = cands[best]
-        # placement only matters with pods in two pools or more (else traffic has one way to go)
-        kept = sum(st.desired.get(p, 0) + int(a[i]) - 2 > 0 for i, p in enumerate(ctx.layout))
-        others = [np.array([*a[:-1], p], dtype=np.int64)
-                  for p in range(len(ctx.placements)) if p != pl] if kept >= 2 else []  # fmt: skip
-        s2 = self._score(others, h) if others else []
-        if s2 and max(s2) > scores[best]:
-            a, score = others[int(np.argmax(s2))], max(s2)
+        if self.plan:
+            a, score = self._plan(cands, scores, pl, h)
         else:
-            score = scores[best]
+            a, score = self._placed(cands, scores, [int(np.argmax(scores))], pl, h)
         self.decisions.append((t, [int(x) for x in a], float(score)))
         if self._replay is not None:
             self._replay.prefix.append(a)
         return a
 
+    def _placed(self, cands: list[np.ndarray], scores: list[float], top: Sequence[int],
+                pl: int, h: int) -> tuple[np.ndarray, float]:  # fmt: skip
+        """The best of `cands` and of the moves `top` at every other placement."""
+        env = self.env
+        assert env is not None and env.state is not None
+        st, ctx = env.state, env.ctx
+        best = int(np.argmax(scores))
+        a, score = cands[best], scores[best]
+        others = []
+        for i in top:
+            # placement only matters with pods in two pools or more (else one way to go)
+            kept = sum(st.desired.get(p, 0) + int(cands[i][k]) - 2 > 0
+                       for k, p in enumerate(ctx.layout))  # fmt: skip
+            if kept >= 2:
+                others += [np.array([*cands[i][:-1], p], dtype=np.int64)
+                           for p in range(len(ctx.placements)) if p != pl]  # fmt: skip
+        s2 = self._score(others, h) if others else []
+        if s2 and max(s2) > score:
+            a, score = others[int(np.argmax(s2))], max(s2)
+        return a, score
+
+    def _plan(self, cands: list[np.ndarray], scores: list[float], pl: int,
+              h: int) -> tuple[np.ndarray, float]:  # fmt: skip
+        """``plan`` mode (class doc): placements for the best moves, then deferral."""
+        top = [int(i) for i in np.argsort(scores)[::-1][:PLAN_TOP]]
+        a, score = self._placed(cands, scores, top, pl, h)
+        hold = cands[0]  # candidates() puts hold (at the current placement) first
+        if np.array_equal(a, hold):
+            return a, score
+        ranked = sorted(range(len(cands)), key=lambda i: -scores[i])
+        movers = [a] + [cands[i] for i in ranked if not np.array_equal(cands[i], hold)
+                        and not np.array_equal(cands[i], a)][: PLAN_TOP - 1]  # fmt: skip
+        plans = [[hold] * d + [m] for m in movers for d in PLAN_DELAYS if d < h]
+        s3 = self._score(plans, h) if plans else []  # type: ignore[arg-type]
+        if s3 and max(s3) > score:
+            return hold, max(s3)
+        return a, score
+
+
+PLAN_TOP = 3  # moves whose other placements and deferrals `plan` tries
+PLAN_DELAYS: tuple[int, ...] = (1, 2, 4)  # steps a deferred move waits
 
 DG: tuple[int, ...] = (0, 1, -1)  # a GPU pool's moves
 DC: tuple[int, ...] = (0, 1, -1, 2, -2)  # a CPU pool's moves
@@ -194,7 +245,8 @@ def candidates(layout: Sequence[str], desired: dict[str, int], lo: dict[str, int
         if target in seen:
             continue
         seen.add(target)
-        out.append(np.array([d + 2 if p in desired else 2 for p, d in zip(layout, combo, strict=True)]
+        out.append(np.array([d + 2 if p in desired else 2
+                             for p, d in zip(layout, combo, strict=True)]
                             + [placement], dtype=np.int64))  # fmt: skip
     return out
 
