@@ -66,7 +66,9 @@ def write_events(path: Path, events: Iterable[ReplicaEvent], t_close: float) -> 
         elif e.kind == "failed":
             if not e.detail.startswith("crashed"):  # a crash under --inject is replaced
                 raise BackendError(f"replica {e.replica} failed: {e.detail}")
-            rows.append((e.t_unix, e.pool, e.replica, "failed"))
+            rows += [(e.t_unix, e.pool, e.replica, "failed"),
+                     (e.t_unix, e.pool, e.replica, "stopping")]  # fmt: skip
+            stopping.add(e.replica)
     rows.sort()
     path.write_text("t_unix_s,pool,replica,event\n"
                     + "".join(f"{t:.6f},{p},{r},{k}\n" for t, p, r, k in rows))  # fmt: skip
