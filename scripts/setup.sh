@@ -2,11 +2,11 @@
 # Set up kisim on a fresh machine (idempotent): .venv with kisim and its extras.
 # torch is pinned to 2.13.0, the CPU build on disk here; a looser pin pulls a multi-GB
 # CUDA build (see docs/install.md). Re-running only installs what changed.
-# Usage: scripts/setup.sh [extras]      default extras: rl,bridge,dev
+# Usage: scripts/setup.sh [extras]      default extras: rl,bridge,dev,ray
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-extras=${1:-rl,bridge,dev}
+extras=${1:-rl,bridge,dev,ray}
 py=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv with $($py --version)"

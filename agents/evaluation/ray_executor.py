@@ -64,8 +64,11 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> None:
         raise KisimError(f"--ray {address}: cannot reach a Ray head there ({e})") from None
 
 
-def _run_remote(episode: EpisodeFn, task: Task) -> tuple[dict[str, bytes], str | None]:
-    """On a Ray worker: `run_one` into a private directory, then its files as bytes."""
+def _run_remote(episode: EpisodeFn, task: Task) -> tuple[dict[str, bytes], str | None, str]:
+    """On a Ray worker: `run_one` into a private directory, then its files as bytes, the
+    error if any, and the node it ran on."""
+    import ray
+
     policy, pattern, seed, _ = task
     tmp = Path(tempfile.mkdtemp(prefix="kisim-ray-"))
     try:
@@ -73,7 +76,7 @@ def _run_remote(episode: EpisodeFn, task: Task) -> tuple[dict[str, bytes], str |
         err = run_one(episode, (policy, pattern, seed, d))
         files = {p.relative_to(d).as_posix(): p.read_bytes()
                  for p in sorted(d.rglob("*")) if p.is_file()}  # fmt: skip
-        return files, err
+        return files, err, ray.get_runtime_context().get_node_id()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -110,6 +113,7 @@ class RayExecutor:
         self.name = "ray (local)" if address == LOCAL_RAY else f"ray {address}"
         self._ray: Any = None
         self._started = False
+        self.nodes: dict[str, int] = {}  # runs per Ray node id (stderr says it at close)
         if address != LOCAL_RAY:
             check_reachable(address)
         elif "ray" not in sys.modules:
@@ -163,11 +167,12 @@ class RayExecutor:
                 for ref in ready:
                     t = flight.pop(ref)
                     try:
-                        files, err = ray.get(ref)
+                        files, err, node = ray.get(ref)
                     except ray.exceptions.RayError as e:  # the worker or its node died
                         done(t, f"{type(e).__name__}: {str(e).splitlines()[0][:250]}")
                         continue
                     write_back(t[3], files)
+                    self.nodes[node] = self.nodes.get(node, 0) + 1
                     done(t, err)
         except BaseException:
             for ref in flight:  # Ctrl-C, the memory watchdog: stop what is running
@@ -178,7 +183,12 @@ class RayExecutor:
             raise
 
     def close(self) -> None:
-        """Shut down a Ray instance this executor started; a joined cluster keeps running."""
+        """Say where the runs went; shut down a Ray instance this executor started (a joined
+        cluster keeps running)."""
+        if self.nodes:
+            print(f"ray: {sum(self.nodes.values())} runs on {len(self.nodes)} nodes "
+                  f"({self.name})", file=sys.stderr)  # fmt: skip
+            self.nodes = {}
         if self._ray is not None and self._started:
             self._ray.shutdown()
         self._ray, self._started = None, False
