@@ -194,10 +194,12 @@ def fig_timeseries(
     colors: Mapping[str, str],
     load_unit: str = "users",
     slo_ms: float | None = None,
+    faults: Sequence[tuple[float, float, str]] = (),
 ) -> Figure:
     """Load, ready replicas per pool and p95 over time; line = mean, band = 95 % CI over seeds.
 
-    One replica panel per pool found in the timelines (``<pool>_ready`` columns)."""
+    One replica panel per pool found in the timelines (``<pool>_ready`` columns); fault
+    windows (start s, end s, kind) shaded on every panel."""
     everything = [t for p in policies for t in timelines.get(p, [])]
     pools = _timeline_pools(everything)
     fig = Figure(figsize=(WIDTH_IN, 6.2 + 1.3 * max(0, len(pools) - 2)), layout="constrained")
@@ -242,8 +244,23 @@ def fig_timeseries(
     p95.set_ylabel("p95 latency\n(ms)")
     p95.set_xlabel("time (min)")
     axes[0].set_title(f"{pattern} — line: mean over seeds; band: 95 % CI of the mean", loc="left")
+    mark_faults(axes, faults)
     _legend(fig, policies, labels, handles)
     return fig
+
+
+FAULT_COLOR = "#d62728"
+
+
+def mark_faults(axes: Sequence[Any], faults: Sequence[tuple[float, float, str]]) -> None:
+    """Shade every fault window (times in s, axes in minutes) and name its kind on top."""
+    for start, end, kind in faults:
+        for ax in axes:
+            ax.axvspan(start / 60.0, end / 60.0, color=FAULT_COLOR, alpha=0.10, lw=0, zorder=0)
+        axes[0].annotate(kind.replace("_", " "), (start / 60.0, 1.0),
+                         xycoords=("data", "axes fraction"), xytext=(2, -2),
+                         textcoords="offset points", ha="left", va="top", fontsize=6,
+                         color=FAULT_COLOR)  # fmt: skip
 
 
 def _lookup(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], Mapping[str, Any]]:
@@ -396,8 +413,10 @@ def render_figures(
     hists: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
     slo_ms: Mapping[str, float] | None = None,
     load_unit: str = "users",
+    faults: Mapping[str, Sequence[tuple[float, float, str]]] | None = None,
 ) -> list[Path]:
-    """Every figure into OUT/figures; time series and CDFs only when run data is given."""
+    """Every figure into OUT/figures; time series and CDFs only when run data is given; time
+    series shade the pattern's fault windows (`faults`: pattern -> (start s, end s, kind))."""
     figdir = Path(out) / "figures"
     labels, colors = short_labels(policies), policy_colors(policies)
     have = {str(r["metric"]) for r in rows}
@@ -407,7 +426,8 @@ def render_figures(
             tl = {p: timelines.get((p, pat), []) for p in policies}
             if any(tl.values()):
                 fig = fig_timeseries(pat, tl, policies, labels, colors, load_unit,
-                                     (slo_ms or {}).get(pat))  # fmt: skip
+                                     (slo_ms or {}).get(pat),
+                                     (faults or {}).get(pat, ()))  # fmt: skip
                 paths += _save(fig, figdir, f"timeseries_{safe_name(pat)}")
         metrics = bar_metrics(have)
         if metrics:

@@ -17,6 +17,7 @@ import numpy as np
 
 from agents.evaluation import figures as figs
 from agents.evaluation import stats
+from agents.evaluation.fault_marks import fault_spans_of
 from kisim.core.errors import KisimError
 from kisim.core.rundir import (
     META_KEYS,
@@ -421,7 +422,8 @@ def render(
     paths: list[Path] = []
     if figures:
         tl, hists, slo, unit = _run_data(records) if records else ({}, {}, {}, "users")
-        paths = figs.render_figures(out, summary, pols, pats, tl, hists, slo, unit)
+        paths = figs.render_figures(out, summary, pols, pats, tl, hists, slo, unit,
+                                    faults=fault_spans_of(records))  # fmt: skip
     result = {"summary": out / "summary.csv", "significance": out / "significance.csv"}
     result["report"] = write_report(out, man, summary, sig, paths)
     result["table"] = write_table_tex(out, man, summary, sig)
