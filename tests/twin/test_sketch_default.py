@@ -34,8 +34,9 @@ from kisim.env.episode import run_windows, twin_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "configs" / "scenarios"
-ALL = sorted(p.relative_to(SCENARIOS).as_posix() for p in SCENARIOS.rglob("*.yaml")
-             if "data" not in p.parts)  # fmt: skip
+ALL = sorted(p.relative_to(SCENARIOS).as_posix()
+             for p in [*SCENARIOS.glob("*.yaml"), *SCENARIOS.glob("patterns/*.yaml"),
+                       *SCENARIOS.glob("suite/*.yaml")])  # fmt: skip
 TOL = ALPHA * (1 + 1e-9)
 QUANTILES = {"p50_ms", "p95_ms", "p99_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"}
 MEANS = {"mean_ms", "mean_wait_ms", "latency_mean_ms", "queue_wait_ms"}
