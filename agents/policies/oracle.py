@@ -127,7 +127,7 @@ class Oracle(Policy):
     """``oracle`` / ``oracle:H`` (look-ahead horizon in steps, default 2) / ``oracle:H:replay``
     / ``oracle:H:plan`` (the wider search below; combines with ``:replay``).
 
-    ``plan`` fixes two blind spots of scoring "a move, then hold": (1) other placements are
+    ``plan`` fixes three blind spots of scoring "a move, then hold": (1) other placements are
     tried for the best ``PLAN_TOP`` moves, not only the best one (a GPU pod pays only with a
     split that sends it traffic, so "add a GPU pod at a new split" is missed when adding
     at the current split looks worse than holding); (2) the best ``PLAN_TOP`` moves are also
@@ -135,7 +135,11 @@ class Oracle(Policy):
     plan beats every immediate move the oracle holds now: with "move, then hold" over a long
     horizon, ordering a pod minutes before a surge (or removing one inside a surge, since the
     hold cannot scale down after it) scores better than holding, though later is better
-    than both.
+    than both; (3) the best ``PLAN_TOP`` moves that only remove pods are scored as *round
+    trips* - the move now, its reverse d steps later - and taken when one beats the rest:
+    between two surges "remove, then hold" runs into the next surge, so a fleet kept for it
+    idles through the quiet minutes although dropping it and ordering it back in time pays.
+    Each decision re-plans, so only the first action of a plan is ever taken.
     """
 
     name = "oracle"
@@ -209,19 +213,26 @@ class Oracle(Policy):
 
     def _plan(self, cands: list[np.ndarray], scores: list[float], pl: int,
               h: int) -> tuple[np.ndarray, float]:  # fmt: skip
-        """``plan`` mode (class doc): placements for the best moves, then deferral."""
+        """``plan`` mode (class doc): placements for the best moves, deferrals, round trips."""
         top = [int(i) for i in np.argsort(scores)[::-1][:PLAN_TOP]]
         a, score = self._placed(cands, scores, top, pl, h)
         hold = cands[0]  # candidates() puts hold (at the current placement) first
-        if np.array_equal(a, hold):
-            return a, score
-        ranked = sorted(range(len(cands)), key=lambda i: -scores[i])
-        movers = [a] + [cands[i] for i in ranked if not np.array_equal(cands[i], hold)
-                        and not np.array_equal(cands[i], a)][: PLAN_TOP - 1]  # fmt: skip
-        plans = [[hold] * d + [m] for m in movers for d in PLAN_DELAYS if d < h]
+        ranked = [cands[i] for i in sorted(range(len(cands)), key=lambda i: -scores[i])
+                  if i != 0]  # fmt: skip
+        ups = ([a] if not np.array_equal(a, hold) else []) + [
+            m for m in ranked if not np.array_equal(m, a)]  # fmt: skip
+        downs = [m for m in ranked if (m[:-1] <= 2).all()][:PLAN_TOP]
+        delays = [d for d in PLAN_DELAYS if d < h]
+        plans = [[hold] * d + [m] for m in ups[:PLAN_TOP] for d in delays]
+        firsts = [hold] * len(plans)
+        for m in downs:  # a pod dropped now, back in d steps (before the next surge)
+            back = np.array([*(4 - m[:-1]), m[-1]], dtype=np.int64)
+            plans += [[m] + [hold] * (d - 1) + [back] for d in delays]
+            firsts += [m] * len(delays)
         s3 = self._score(plans, h) if plans else []  # type: ignore[arg-type]
         if s3 and max(s3) > score:
-            return hold, max(s3)
+            k = int(np.argmax(s3))
+            return firsts[k], s3[k]
         return a, score
 
 

@@ -54,9 +54,18 @@ def test_a_deferred_move_that_scores_better_means_hold_now() -> None:
     o = _Scripted({(3, 0): -1.0, ((2, 0), (2, 0), (3, 0)): -0.5})
     a, score = o._plan([HOLD, UP, DOWN], [-2.0, -1.0, -3.0], 0, 4)
     assert np.array_equal(a, HOLD) and score == -0.5
-    # every mover is tried at every delay shorter than the horizon
+    # both movers deferred, the one that only removes a pod also as a round trip, at every
+    # delay shorter than the horizon
     plans = [k for k in o.asked if isinstance(k[0], tuple)]
-    assert len(plans) == 2 * len([d for d in PLAN_DELAYS if d < 4])
+    assert len(plans) == 3 * len([d for d in PLAN_DELAYS if d < 4])
+    assert ((1, 0), (2, 0), (3, 0)) in plans  # down now, back up two steps later
+
+
+def test_a_round_trip_that_scores_better_means_remove_now() -> None:
+    # between two surges: removing a pod and ordering it back before the next one pays
+    o = _Scripted({((1, 0), (2, 0), (2, 0), (2, 0), (3, 0)): -0.2})
+    a, score = o._plan([HOLD, UP, DOWN], [-0.5, -1.0, -3.0], 0, 8)
+    assert np.array_equal(a, DOWN) and score == -0.2
 
 
 def test_the_move_stands_when_no_deferral_beats_it() -> None:
@@ -65,10 +74,10 @@ def test_the_move_stands_when_no_deferral_beats_it() -> None:
     assert np.array_equal(a, UP) and score == -1.0
 
 
-def test_hold_is_not_deferred() -> None:
+def test_hold_stays_when_no_plan_beats_it() -> None:
     o = _Scripted({})
     a, _ = o._plan([HOLD, UP, DOWN], [-0.5, -1.0, -3.0], 0, 4)
-    assert np.array_equal(a, HOLD) and not o.asked
+    assert np.array_equal(a, HOLD)
 
 
 def test_plan_fork_and_replay_agree_on_two_pools() -> None:
