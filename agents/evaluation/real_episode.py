@@ -93,7 +93,7 @@ def _run_scenario(spec: str, sc: Scenario, backend: str) -> Scenario:
 
     pol = make_policy(spec).for_backend(backend != "local")
     run_sc = pol.scenario(sc)
-    need = ACTIONS[pol.action].controller
+    need = ACTIONS[pol.action or run_sc.env.action].controller  # None: the scenario's (ppo)
     if need is not None and run_sc.controller.name != need:
         run_sc = override(run_sc, f"policy {spec}", **{"controller.name": need})
     return run_sc
