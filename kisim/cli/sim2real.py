@@ -86,7 +86,7 @@ def sim2real_cmd(
             raise KisimError(f"--scenario {scenario}: no such file")
     else:
         raise KisimError("give --config FILE (configs/sim2real/) or --scenario FILE")
-    upd: dict[str, object] = {k: v for k, v in {
+    upd: dict[str, object | None] = {k: v for k, v in {
         "scenario": scenario.resolve() if scenario else None,
         "calibration": calibration.resolve() if calibration else None,
         "policies": _split(policies), "workloads": _split(workloads), "seeds": seeds,
@@ -95,6 +95,8 @@ def sim2real_cmd(
         p = upd.get(k)
         if isinstance(p, Path) and not p.is_file():
             raise KisimError(f"--{k} {p}: no such file")
+    if "policies" in upd and reference is None and spec.reference not in upd["policies"]:  # type: ignore[operator]
+        upd["reference"] = None  # the file's reference is not among the policies given here
     spec = Sim2RealSpec.model_validate({**spec.model_dump(), **upd})
     target = None if no_real else RealTarget(backend, kubeconfig, context, namespace,
                                              prometheus_url, dry_run)  # fmt: skip
