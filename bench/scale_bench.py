@@ -12,10 +12,11 @@ streamed into the sketch):
 Each point runs in a fresh process (`python -m bench.scale_point`), one after another, so
 its peak RSS (`os.wait4`'s ``ru_maxrss``) is its own and it pays every fixed cost a user
 pays: interpreter start, imports, numba's cache load, scenario validation. Per point:
-requests/s over the whole process (incl. start-up) and over the episode alone, wall µs per
-request, CPU / wall, peak RSS. The reference of each sweep is its smallest point, measured
-in the same run: ratios (per-request cost, RSS) are against it, so a loaded machine moves
-numerator and denominator alike. Writes ``scale.csv``, ``scale.json`` and
+requests/s over the whole process (incl. start-up), per CPU second of it (what a loaded
+machine moves least), and over the episode alone; wall µs per request; peak RSS. The
+reference of each sweep is its smallest point, measured in the same run: ratios
+(per-request cost, RSS) are against it, so a loaded machine moves numerator and
+denominator alike. Writes ``scale.csv``, ``scale.json`` and
 ``scale.png``/``.pdf`` under the output folder, atomically.
 """
 
@@ -42,9 +43,9 @@ TARGET_RPS = 400_000  # issue 16: >= 400 k simulated req/s at 100 M requests ...
 TARGET_RSS_MB = 1024  # ... in <= 1 GB peak RSS
 TARGET_COST_GROWTH = 1.5  # per-request cost from 10 to 1,000 replicas
 COLUMNS = ("sweep", "replicas", "nodes", "rate_rps", "duration_s", "requests", "served",
-           "wall_s", "episode_wall_s", "episode_cpu_s", "rps", "episode_rps", "us_per_request",
-           "episode_us_per_request", "cost_vs_ref", "peak_rss_mb", "rss_vs_ref",
-           "ready_replicas", "p95_ms")  # fmt: skip
+           "wall_s", "cpu_s", "episode_wall_s", "episode_cpu_s", "rps", "cpu_rps",
+           "episode_rps", "us_per_request", "episode_us_per_request", "cost_vs_ref",
+           "peak_rss_mb", "rss_vs_ref", "ready_replicas", "p95_ms")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def measure(p: Point, seed: int = 0, mode: str = "sketch") -> dict[str, Any]:
         raise RuntimeError(f"bench scale point {p}: the child failed: {(err or ['no output'])[-1]}")
     child = json.loads(out.decode().strip().splitlines()[-1])
     return {**asdict(p), "duration_s": p.duration_s, **child, "wall_s": wall,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
             "peak_rss_mb": usage.ru_maxrss / 1024.0}  # ru_maxrss: kB on Linux
 
 
@@ -103,6 +105,7 @@ def _derive(rows: list[dict[str, Any]]) -> None:
         mine = [r for r in rows if r["sweep"] == sweep]
         for r in mine:
             r["rps"] = r["served"] / r["wall_s"]
+            r["cpu_rps"] = r["served"] / r["cpu_s"]  # per CPU second: what load does not move
             r["episode_rps"] = r["served"] / r["episode_wall_s"]
             r["us_per_request"] = 1e6 * r["wall_s"] / r["served"]
             r["episode_us_per_request"] = 1e6 * r["episode_wall_s"] / r["served"]
@@ -121,7 +124,7 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if big is not None:
         out |= {"largest_requests": big["requests"], "largest_rps": big["rps"],
-                "largest_peak_rss_mb": big["peak_rss_mb"],
+                "largest_cpu_rps": big["cpu_rps"], "largest_peak_rss_mb": big["peak_rss_mb"],
                 "rss_growth_over_requests": big["rss_vs_ref"],
                 "meets_rps": big["rps"] >= TARGET_RPS,
                 "meets_rss": big["peak_rss_mb"] <= TARGET_RSS_MB}  # fmt: skip
@@ -168,11 +171,11 @@ def bench_scale(out: Path, quick: bool = False, tiny: bool = False, seed: int = 
 def table(result: dict[str, Any]) -> str:
     """The rows and the verdict as text."""
     lines = [f"{'sweep':8s} {'replicas':>8s} {'nodes':>5s} {'requests':>12s} {'req/s':>10s} "
-             f"{'episode req/s':>13s} {'us/req':>7s} {'cost x':>6s} {'RSS MB':>7s} "
-             f"{'RSS x':>6s}"]  # fmt: skip
+             f"{'req/CPU s':>10s} {'episode req/s':>13s} {'us/req':>7s} {'cost x':>6s} "
+             f"{'RSS MB':>7s} {'RSS x':>6s}"]  # fmt: skip
     for r in result["rows"]:
         lines.append(f"{r['sweep']:8s} {r['replicas']:8d} {r['nodes']:5d} {r['served']:12,.0f} "
-                     f"{r['rps']:10,.0f} {r['episode_rps']:13,.0f} "
+                     f"{r['rps']:10,.0f} {r['cpu_rps']:10,.0f} {r['episode_rps']:13,.0f} "
                      f"{r['episode_us_per_request']:7.2f} {r['cost_vs_ref']:6.2f} "
                      f"{r['peak_rss_mb']:7.0f} {r['rss_vs_ref']:6.2f}")  # fmt: skip
     m = result["machine"]
