@@ -114,3 +114,18 @@ def test_total_cost_filled_from_pool_costs_only_where_missing() -> None:
     kept = {"cpu_cost": 0.002, "cost": 0.005}
     fill_cost(kept)
     assert kept["cost"] == 0.005
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.paths import missing_setup
+
+    if missing_setup() is not None:
+        pytest.skip(f"local stack not set up: {missing_setup()}")
+    from kisim.cli.app import main
+
+    main(["sim2real", "--config", str(CONFIG), "--dry-run", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert "dry run: 60 real runs of 150 s on the local backend" in out
+    assert "policy hpa: controller external" in out and "HPA v2 algorithm" in out
+    assert not (tmp_path / "o").exists()
