@@ -14,12 +14,17 @@
 # Usage: scripts/sim2real.sh                     (from anywhere; ~5.5 h on a quiet 2-core host)
 # Env:   OUT=results/sim2real  SEEDS=5  FINETUNE_EPISODES=8  SKIP_FINETUNE=0
 #        MAX_LOAD=1.0 (refuse to start above this 1-min load average; FORCE=1 to start anyway)
+#        WORKLOADS=ramp,spike,trace  TIMESTEPS= (PPO budget override; the config's by default)
+#        A pipeline check (not results): OUT=/tmp/s2r SEEDS=1 WORKLOADS=spike TIMESTEPS=2048 \
+#        FINETUNE_EPISODES=1 FORCE=1 scripts/sim2real.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 OUT=${OUT:-results/sim2real}
 SEEDS=${SEEDS:-5}
 FINETUNE_EPISODES=${FINETUNE_EPISODES:-8}
+WORKLOADS=${WORKLOADS:-ramp,spike,trace}
+steps=(); [[ -n ${TIMESTEPS:-} ]] && steps=(--timesteps "$TIMESTEPS")
 MAX_LOAD=${MAX_LOAD:-1.0}
 kisim=.venv/bin/kisim
 py=.venv/bin/python
@@ -43,7 +48,8 @@ commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=
 doc.setdefault("invocations", []).append({
     "command": cmd, "commit": commit, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "host": platform.node(), "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
-    "env": {k: os.environ.get(k) for k in ("OUT", "SEEDS", "FINETUNE_EPISODES", "FORCE")}})
+    "env": {k: os.environ.get(k) for k in ("OUT", "SEEDS", "FINETUNE_EPISODES", "FORCE",
+                                           "WORKLOADS", "TIMESTEPS", "SKIP_FINETUNE")}})
 json.dump(doc, open(path + ".tmp", "w"), indent=2)
 os.replace(path + ".tmp", path)
 PY
@@ -80,14 +86,14 @@ if [[ ! -f $ppo/best_model.zip || ! -f $ppo/stopped.json ]]; then
   resume=(); [[ -d $ppo/checkpoints ]] && resume=(--resume)
   say "training PPO on the twin (<= 15 min)"
   $kisim train --scenario "$OUT/twin-scenario.yaml" --config configs/train/sim2real-local.yaml \
-               --out "$ppo" "${resume[@]}"
+               --out "$ppo" "${steps[@]}" "${resume[@]}"
 fi
 
 # 4. the experiment --------------------------------------------------------------------------
 pols="static-cpu:1,static-cpu:3,hpa,kpa,ppo:$ppo/best_model.zip"
-say "kisim sim2real: 5 policies x 3 workloads x $SEEDS seeds, real and twin"
+say "kisim sim2real: 5 policies x workloads $WORKLOADS x $SEEDS seeds, real and twin"
 $kisim sim2real --config configs/sim2real/local.yaml --calibration "$cal" --policies "$pols" \
-                --seeds "$SEEDS" --tune-on twin --trust-model --out "$OUT"
+                --workloads "$WORKLOADS" --seeds "$SEEDS" --tune-on twin --trust-model --out "$OUT"
 
 # 5. fine-tuning on real serving, then the same comparison with it ---------------------------
 if [[ ${SKIP_FINETUNE:-0} != 1 ]]; then
@@ -97,13 +103,13 @@ if [[ ${SKIP_FINETUNE:-0} != 1 ]]; then
      (( $(tail -n +2 "$ft/episodes.csv" | wc -l) < FINETUNE_EPISODES )); then
     say "fine-tuning PPO on real serving ($FINETUNE_EPISODES episodes)"
     $kisim train --real --backend local --from "$ppo/best_model.zip" \
-                 --scenario "$OUT/twin-scenario.yaml" --patterns ramp,spike,trace \
+                 --scenario "$OUT/twin-scenario.yaml" --patterns "$WORKLOADS" \
                  --episodes "$FINETUNE_EPISODES" --max-replicas cpu=3 --trust-model \
                  --out "$ft" "${resume[@]}"
   fi
   say "kisim sim2real again, with the fine-tuned policy"
   $kisim sim2real --config configs/sim2real/local.yaml --calibration "$cal" \
-                  --policies "$pols,ppo:$ft/model.zip" --seeds "$SEEDS" --tune-on twin \
-                  --trust-model --out "$OUT"
+                  --policies "$pols,ppo:$ft/model.zip" --workloads "$WORKLOADS" \
+                  --seeds "$SEEDS" --tune-on twin --trust-model --out "$OUT"
 fi
 say "done: $OUT/report.md"
