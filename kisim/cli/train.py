@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kisim.cli.fanout import RayAddress
 from kisim.cli.options import (
     Kubeconfig,
     KubeContext,
@@ -31,6 +32,9 @@ H_CONFIG = "Training config YAML (default: configs/train/default.yaml)."
 H_REAL = "Fine-tune on real serving (one episode at a time, checkpoint after each)."
 H_FROM = "With --real: the twin-trained model to continue (e.g. results/train/best_model.zip)."
 H_MAX = "With --real: hard replica bounds, e.g. cpu=4,gpu=1 (lowers pools' max_replicas)."
+H_TUNE = ("Search PPO hyper-parameters with Ray Tune (docs/ray.md): --trials short trainings "
+          "of --timesteps each (default 20000), scored on held-out tuning seeds; writes "
+          "trials.csv and best.yaml. Needs the rl and ray extras.")
 
 
 def _bounds(spec: str | None) -> tuple[tuple[str, int], ...]:
@@ -57,6 +61,32 @@ def _finetune(scenario: Path | None, source: Path, target: object, out: Path, re
           f"--policies hpa,ppo:{out / 'model.zip'}")  # fmt: skip
 
 
+def _tune(scenario: Path | None, patterns: str | None, timesteps: int | None,
+          seed: int | None, out: Path, config: Path | None, trials: int,
+          ray: str | None) -> None:  # fmt: skip
+    """`kisim train --tune`: a Ray Tune search over PPO hyper-parameters (agents.training.tune)."""
+    try:
+        import stable_baselines3  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise KisimError(f"kisim train --tune needs the rl extra: pip install -e '.[rl]' ({e})"
+                         ) from None  # fmt: skip
+    from agents.training.train import resolve_run
+    from agents.training.tune import tune_ppo
+
+    if scenario is not None and not scenario.is_file():
+        raise KisimError(f"{scenario}: no such scenario file")
+    pats = _split(patterns) if patterns is not None else None
+    sc, cfg, _ = resolve_run(out, False, scenario, config, pats, None, seed)
+    res = tune_ppo(sc, cfg, out, trials, timesteps or 20_000,
+                   cfg.evaluation.seeds_per_pattern, ray)  # fmt: skip
+    best = ", ".join(f"{k.split('.')[-1]}={v:.4g}" for k, v in res.best_params.items())
+    print(f"best of {trials} trials: #{res.best} ({best}), score {res.best_score:.4g} on the "
+          "tuning seeds")  # fmt: skip
+    print(f"trials: {res.files['trials']}; config: {res.files['best']} "
+          f"(train it: kisim train --config {res.files['best']})")  # fmt: skip
+
+
 def train_cmd(
     scenario: Annotated[Path | None, typer.Option(help=H_SCENARIO)] = None,
     patterns: Annotated[str | None, typer.Option(help=H_PATTERNS)] = None,
@@ -76,6 +106,9 @@ def train_cmd(
     learning_rate: Annotated[float, typer.Option(min=0.0, help="With --real.")] = 1e-4,
     max_replicas: Annotated[str | None, typer.Option(help=H_MAX)] = None,
     trust_model: TrustModel = False,
+    tune: Annotated[bool, typer.Option("--tune", help=H_TUNE)] = False,
+    trials: Annotated[int, typer.Option(min=1, help="With --tune: trials.")] = 8,
+    ray: RayAddress = None,
 ) -> None:
     """Train PPO on the twin; writes model.zip, best_model.zip, progress, figure, stopped.json.
     With --real: fine-tune a twin-trained model on real serving (docs/bridge.md)."""
@@ -103,6 +136,11 @@ def train_cmd(
             trust_model,
         )
         return
+    if tune:
+        _tune(scenario, patterns, timesteps, seed, out, config, trials, ray)
+        return
+    if ray is not None:
+        raise KisimError("--ray needs --tune (kisim train spreads a hyper-parameter search)")
     if from_ or kubeconfig or context or namespace or prometheus_url or max_replicas:
         raise KisimError("--from/--kubeconfig/--context/--namespace/--prometheus-url/"
                          "--max-replicas need --real")  # fmt: skip
