@@ -23,8 +23,9 @@ from kisim.core.config import Scenario, load_scenario  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "manifests"
 # values files, the Kind config; and the platform's objects (cluster-scoped, other namespaces,
-# an Argo CRD), validated by tests/twin/platform/test_platform_manifests.py
-NOT_OBJECTS = ("helm", "kind", "platform")
+# an Argo CRD), validated by tests/twin/platform/test_platform_manifests.py; the KubeRay
+# RayCluster (a CRD), validated by tests/test_ray_manifest.py
+NOT_OBJECTS = ("helm", "kind", "platform", "ray")
 # The oldest Kubernetes we claim (a recent kind node image) and the newest schemas shipped.
 VERSIONS = ("1.31.0", kv.latest_version())
 OBJECT_FILES = sorted(
