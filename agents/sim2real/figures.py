@@ -111,7 +111,8 @@ def fig_timeseries(policy: str, workload: str, twin: Sequence[Mapping[str, np.nd
                    real: Sequence[Mapping[str, np.ndarray]],
                    slo_ms: float | None) -> Figure:  # fmt: skip
     """Ready replicas (all pools) and window p95 over time: the twin's mean and 95 % band over
-    seeds (grey), each real run (thin) and their mean (thick)."""
+    seeds (grey), each real run (thin) and their mean (thick); a window's value holds over
+    the window, drawn as a step ending at its end."""
     fig = Figure(figsize=(WIDTH_IN, 4.2), layout="constrained")
     axes = fig.subplots(2, 1, sharex=True)
     series = (("replicas", _replicas), ("p95", lambda t: np.asarray(t["latency_p95_ms"], float)))
@@ -125,14 +126,15 @@ def fig_timeseries(policy: str, workload: str, twin: Sequence[Mapping[str, np.nd
             ys = np.vstack([get(r)[:k] for r in runs])
             if side == "twin":
                 m, lo, hi = _band(ys)
-                ax.plot(x, m, color=color, lw=1.2, label="twin mean")
-                ax.fill_between(x, lo, hi, color=color, alpha=0.25, lw=0,
+                ax.plot(x, m, color=color, lw=1.2, label="twin mean", drawstyle="steps-pre")
+                ax.fill_between(x, lo, hi, color=color, alpha=0.25, lw=0, step="pre",
                                 label="twin 95 % CI over seeds")  # fmt: skip
             else:
                 for i, y in enumerate(ys):
-                    ax.plot(x, y, color=color, lw=0.6, alpha=0.5,
+                    ax.plot(x, y, color=color, lw=0.6, alpha=0.5, drawstyle="steps-pre",
                             label="real runs" if i == 0 else None)  # fmt: skip
-                ax.plot(x, np.nanmean(ys, axis=0), color=color, lw=1.6, label="real mean")
+                ax.plot(x, np.nanmean(ys, axis=0), color=color, lw=1.6, label="real mean",
+                        drawstyle="steps-pre")  # fmt: skip
         if name == "p95" and slo_ms:
             ax.axhline(slo_ms, color="0.3", ls="--", lw=0.8, label="SLO")
     axes[0].set_ylabel("ready replicas")
