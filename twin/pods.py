@@ -61,6 +61,7 @@ class Pod:
     backoff_s: float | None = None  # kubelet back-off entry: current delay, None = none
     backoff_at: float = 0.0  # ... and when it was last updated
     crash_until: float = -1.0  # a crash-loop fault makes every start before this crash
+    up: bool = False  # its container runs (faults only: a crash can hit it)
 
 
 class PodManager:
@@ -202,7 +203,7 @@ class PodManager:
                 if not warm:
                     yield from fx.pull(pod)
                     yield env.timeout(st.container_start_s)
-                    pod.phase, pod.running_at = Phase.STARTING, env.now
+                    pod.phase, pod.running_at, pod.up = Phase.STARTING, env.now, True
                     loaded = env.now + st.model_load_s * self.load_noise[pod.pool].take()
                     first = env.now + st.readiness_initial_delay_s
                     k = max(0, math.ceil((loaded - first) / st.readiness_period_s - 1e-12))
@@ -215,7 +216,7 @@ class PodManager:
                     yield from fx.wait_node(pod)
                 else:
                     pod.phase, pod.running_at = Phase.STARTING, env.now - 3600.0
-                    pod.started_at = env.now - 3600.0
+                    pod.started_at, pod.up = env.now - 3600.0, True
                 warm = False
                 self._ready(pod)
                 crash = fx.crash_delay(pod)
@@ -234,7 +235,7 @@ class PodManager:
     def running(self, pod: Pod) -> bool:
         """Whether a crash can hit the pod now: its container runs, it is not going away,
         and its lifecycle can be told (faults are on)."""
-        return (self.faults is not None and pod.running_at is not None and not pod.deleting
+        return (self.faults is not None and pod.up and not pod.deleting
                 and pod.phase in (Phase.STARTING, Phase.READY) and pod.proc is not None
                 and pod.proc.is_alive)  # fmt: skip
 
@@ -257,6 +258,7 @@ class PodManager:
         if pod.phase is not Phase.GONE and not pod.deleting:
             pod.phase = Phase.STARTING
         pod.ready_at = None
+        pod.up = False
         pod.restarts += 1
         for cb in self.on_kill:
             cb(pod)

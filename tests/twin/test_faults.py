@@ -282,3 +282,35 @@ def test_bad_fault_spec_names_the_field(tmp_path) -> None:  # type: ignore[no-un
         assert str(f) in str(e.value) and field in str(e.value) and "\n" not in str(e.value)
 
 
+
+
+def test_a_crash_during_back_off_keeps_the_pod(make_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A fault that hits a pod whose container is already down (waiting out its back-off)
+    changes nothing: the pod stays, and restarts when the back-off ends (a pod is only
+    deleted by its controller or an eviction)."""
+    sc = _static(make_scenario, {"events": [
+        {"kind": "crash_loop", "pool": "gpu", "at_s": 50, "duration_s": 40, "crash_after_s": 5},
+        {"kind": "gpu_loss", "node": "gpu-node", "gpu": 0, "at_s": 75, "duration_s": 10}]},
+        **_fast("rtx3080"))  # fmt: skip
+    b = TwinBackend()
+    b.reset(sc, 0)
+    pod = b.pods.pods["gpu"][0]
+    b.advance(76.0)  # crashes at 50, 56, 72 (restarts after 0, 10, 20 s): in back-off at 75
+    assert pod in b.pods.pods["gpu"] and pod.restarts == 3
+    b.advance(600.0)
+    assert b.pods.pods["gpu"] == [pod] and pod.replica is not None
+
+
+def test_a_node_back_before_not_ready_reboots_its_pods(make_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A node that returns within the grace period was never NotReady: its pods restart
+    (the machine rebooted), serve again, and nothing is evicted."""
+    sc = _static(make_scenario, {"events": [
+        {"kind": "node_loss", "node": "cpu-node-0", "at_s": 100, "duration_s": 30}]},
+        **_fast("desktop-cpu"))  # fmt: skip
+    b = TwinBackend()
+    b.reset(sc, 0)
+    ws = [b.advance(10.0) for _ in range(30)]
+    pod = b.pods.pods["cpu"][0]
+    assert pod.restarts == 1 and pod.replica is not None and not pod.deleting
+    assert [w.errors for w in ws if w.t_start >= 140] == [0] * 16
+    assert not any(what == "NodeNotReady" for _, what, _ in b.faults.log)
