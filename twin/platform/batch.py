@@ -240,8 +240,10 @@ class BatchRunner:
 
     def _create_pod(self, a: Attempt) -> None:
         step, run = a.step, a.run
+        # without a nodeSelector: GPU steps on GPU pools, CPU steps on CPU pools (GPU nodes
+        # carry the usual nvidia.com/gpu NoSchedule taint that only GPU pods tolerate)
         pools = ({step.node_pool} if step.node_pool else
-                 {n for n, p in self.cfg.node_pools.items() if step.gpu == 0 or p.gpus})
+                 {n for n, p in self.cfg.node_pools.items() if (p.gpus > 0) == (step.gpu > 0)})
         pc = self.cfg.priority_classes[run.spec.priority_class]
         pod = Pod(f"{run.template}-{run.id}-{step.name}", "step", run.tenant,
                   run.spec.priority_class, pc.value, pc.preemption_policy, step.cpu,
