@@ -129,3 +129,12 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path,
     assert "dry run: 60 real runs of 150 s on the local backend" in out
     assert "policy hpa: controller external" in out and "HPA v2 algorithm" in out
     assert not (tmp_path / "o").exists()
+
+
+def test_tuned_spec_replaces_the_opponents_entry() -> None:
+    from agents.sim2real.tune import with_tuned
+
+    assert with_tuned(["hpa", "kpa", "x"], "kpa", "kpa:0.2:10") == ["hpa", "kpa:0.2:10", "x"]
+    assert with_tuned(["kpa:0.7:30", "hpa"], "kpa", "kpa:0.2:10") == ["kpa:0.2:10", "hpa"]
+    assert with_tuned(["hpa"], "kpa", "kpa:0.2:10") == ["hpa", "kpa:0.2:10"]
+    assert with_tuned(["kpa-like", "hpa"], "kpa", "kpa:1:60")[0] == "kpa-like"

@@ -63,6 +63,18 @@ def _left(marker: str) -> list[str]:
     return out
 
 
+def _alive(pids: set[int]) -> list[int]:
+    """The pids still running (a zombie waiting for its reaper is dead)."""
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
 def _listening(pids: set[int]) -> list[str]:
     return [f"{c.laddr}" for c in psutil.net_connections("tcp")
             if c.status == psutil.CONN_LISTEN and c.pid in pids]  # fmt: skip
@@ -86,15 +98,16 @@ def test_sim2real_local_kill_resume_and_cleanup(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the first real run did not finish in 120 s"
             time.sleep(0.2)
         time.sleep(3)  # the second run's servers are up
-        seen = {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-        assert seen, "no servers under kisim during a real run"
     finally:
+        if proc.poll() is None:
+            seen = {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
         os.killpg(proc.pid, signal.SIGKILL)  # no clean-up code runs
         proc.communicate()
+    assert seen, "no servers under kisim during a real run"
     deadline = time.monotonic() + 30
-    while (_left(str(tmp_path)) or _listening(seen)) and time.monotonic() < deadline:
+    while (_alive(seen) or _listening(seen)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _left(str(tmp_path)) == [] and _listening(seen) == []
+    assert _alive(seen) == [] and _listening(seen) == [] and _left(str(tmp_path)) == []
     assert not (second / "summary.json").exists()
 
     again = _kisim(*args)
