@@ -35,7 +35,7 @@ from agents.benchmark.opponents import OPPONENTS, RULES, constant_grid
 from agents.evaluation.executor import using
 from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
-from agents.evaluation.headroom import oracle_horizon
+from agents.evaluation.headroom import oracle_spec
 from agents.evaluation.policy_run import check_policies
 from kisim.core.config import Scenario, resolved_json
 from kisim.core.errors import KisimError
@@ -188,7 +188,7 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
         if only is None or only == f.stem:
             roles.setdefault(p, "extra")
     if oracle:  # it must see past the slow-case start-up, or it never starts a slow pod
-        roles.setdefault(f"oracle:{oracle_horizon(sc)}", "oracle")
+        roles.setdefault(oracle_spec(sc), "oracle")
     policies = list(roles)
     ref = tuned["hpa"]["spec"]
     bar.set_postfix_str(f"{f.stem}: evaluate {len(policies)} policies")
