@@ -47,7 +47,8 @@ class SeriesStore:
 
     ``retention_s`` must exceed every range and lookback that is queried: samples older
     than ``newest_added - retention_s`` are dropped in an amortised sweep every
-    ``SWEEP_EVERY`` adds (bisect + one slice per series), so ``add`` stays O(1).
+    ``SWEEP_EVERY`` adds, or every as many adds as there are series when there are more
+    (bisect + one slice per series), so ``add`` stays O(1) however many pods are scraped.
     """
 
     SWEEP_EVERY = 1024
@@ -58,6 +59,7 @@ class SeriesStore:
         self._retention_ms = _ms(retention_s)
         self._series: dict[str, _Series] = {}
         self._adds = 0
+        self._next_sweep = self.SWEEP_EVERY
         self._newest_ms = -(2**62)
 
     def add(self, t: float, key: str, value: float) -> None:
@@ -73,8 +75,27 @@ class SeriesStore:
         if t_ms > self._newest_ms:
             self._newest_ms = t_ms
         self._adds += 1
-        if self._adds % self.SWEEP_EVERY == 0:
+        if self._adds >= self._next_sweep:
             self._sweep()
+
+    def add_all(self, t: float, samples: list[tuple[str, float]]) -> None:
+        """`add` of every ``(key, value)`` sample of one scrape at ``t`` (the timestamp
+        quantised once: a scrape of 1,000 pods adds 7,000 samples)."""
+        t_ms = _ms(t)
+        series = self._series
+        for key, value in samples:
+            s = series.get(key)
+            if s is None:
+                s = series[key] = _Series()
+            if (s.ts and t_ms <= s.ts[-1]) or (s.stale and t_ms <= s.stale[-1]):
+                raise ValueError(f"out-of-order or duplicate sample for {key!r} at t={t}")
+            s.ts.append(t_ms)
+            s.vs.append(float(value))
+            if t_ms > self._newest_ms:
+                self._newest_ms = t_ms
+            self._adds += 1
+            if self._adds >= self._next_sweep:
+                self._sweep()
 
     def _sweep(self) -> None:
         """Drop samples at or before ``newest - retention``; forget series left empty."""
@@ -89,6 +110,7 @@ class SeriesStore:
                 del s.stale[:j]
             if not s.ts and not s.stale:
                 del self._series[key]
+        self._next_sweep = self._adds + max(self.SWEEP_EVERY, len(self._series))
 
     def _window(self, key: str, at: float, range_s: float) -> tuple[_Series, int, int, int, int]:
         """Indices ``[lo, hi)`` of the samples in ``(at - range, at]`` plus the bounds in ms."""

@@ -26,6 +26,7 @@ def shaper(env: simpy.Environment, dp: DataPlane, scenario: Scenario, pattern: P
     tick = scenario.traffic.shape_tick_s
     closed = scenario.traffic.mode == "closed"
     spawn = scenario.traffic.spawn_rate_users_s
+    end = scenario.duration_s  # no look-ahead past it: a wake there with no change is a no-op
     k = 0
     while True:
         level = pattern.level(k * tick)
@@ -35,7 +36,7 @@ def shaper(env: simpy.Environment, dp: DataPlane, scenario: Scenario, pattern: P
         else:
             dp.set_open_rate(level, env.now)
         step = 1
-        while step < MAX_SKIP_TICKS:
+        while step < MAX_SKIP_TICKS and (k + step) * tick < end:
             nxt = pattern.level((k + step) * tick)
             if (int(round(nxt)) if closed else nxt) != level:
                 break

@@ -84,7 +84,14 @@ def _mean_wait_ms(waits_s: np.ndarray | LatencySketch) -> float:
 
 
 def _twmean(windows: Sequence[Window], attr: str) -> float:
-    vals = [(getattr(w, attr), w.duration) for w in windows if not math.isnan(getattr(w, attr))]
+    vals = [(v, w.duration) for w in windows if not math.isnan(v := getattr(w, attr))]
+    total = sum(d for _, d in vals)
+    return sum(v * d for v, d in vals) / total if total > 0 else math.nan
+
+
+def _twmean_ready(windows: Sequence[Window], pool: str) -> float:
+    """`_twmean` of ``<pool>_ready``, read from the pool records (no attribute lookup)."""
+    vals = [(float(w.pools[pool].ready), w.duration) for w in windows]
     total = sum(d for _, d in vals)
     return sum(v * d for v, d in vals) / total if total > 0 else math.nan
 
@@ -135,7 +142,7 @@ def summarize(
         "gpu_util": _twmean(windows, "gpu_util"),
     }
     for p in pools:
-        out[f"{p}_ready_mean"] = _twmean(windows, f"{p}_ready")
+        out[f"{p}_ready_mean"] = _twmean_ready(windows, p)
     out |= {
         "pending_pod_s": sum(w.pending_pod_s for w in windows),
         "scaling_actions": float(actions),
