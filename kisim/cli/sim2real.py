@@ -64,6 +64,7 @@ def sim2real_cmd(
     from agents.sim2real.experiment import run_sim2real
     from agents.sim2real.report import render
     from agents.sim2real.spec import Sim2RealSpec, load_spec
+    from kisim.core.config import validated
 
     if render_only:
         files = render(out)
@@ -79,9 +80,10 @@ def sim2real_cmd(
     if config is not None:
         spec = load_spec(config)
     elif scenario is not None:
-        spec = Sim2RealSpec(name=scenario.stem, scenario=scenario.resolve(),
-                            policies=_split(policies) or ["static", "hpa"],
-                            workloads=_split(workloads) or ["ramp"])  # fmt: skip
+        spec = validated(Sim2RealSpec, {"name": scenario.stem, "scenario": scenario.resolve(),
+                                        "policies": _split(policies) or ["static", "hpa"],
+                                        "workloads": _split(workloads) or ["ramp"]},
+                         "kisim sim2real (flags)")  # fmt: skip
         if not scenario.is_file():
             raise KisimError(f"--scenario {scenario}: no such file")
     else:
@@ -97,7 +99,7 @@ def sim2real_cmd(
             raise KisimError(f"--{k} {p}: no such file")
     if "policies" in upd and reference is None and spec.reference not in upd["policies"]:  # type: ignore[operator]
         upd["reference"] = None  # the file's reference is not among the policies given here
-    spec = Sim2RealSpec.model_validate({**spec.model_dump(), **upd})
+    spec = validated(Sim2RealSpec, {**spec.model_dump(), **upd}, "kisim sim2real (flags)")
     target = None if no_real else RealTarget(backend, kubeconfig, context, namespace,
                                              prometheus_url, dry_run)  # fmt: skip
     argv = ["kisim", *sys.argv[1:]]

@@ -88,6 +88,8 @@ def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     (["--config", "nope.yaml"], "nope.yaml: no such file"),
     (["--config", str(CONFIG), "--workloads", "ramp,nosuch"], "workload 'nosuch'"),
     (["--config", str(CONFIG), "--tune-on", "real"], "--tune-on real"),
+    (["--config", str(CONFIG), "--duration", "-5"], "duration_s"),
+    (["--config", str(CONFIG), "--policies", "hpa,hpa"], "names repeat"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                       args: list[str], needle: str) -> None:  # fmt: skip
