@@ -22,18 +22,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from local_stack import USERS, needs_stack, port_open, small_scenario
 
 from bridge.procs import wait_until
 from kisim.core.config import resolved_json
+from kisim.core.window import Window
+from kisim.env.context import EnvState, build_context
+from kisim.env.observation import OBSERVATIONS
 
 pytestmark = [pytest.mark.server, needs_stack]
 HERE = Path(__file__).resolve().parent
 FAULTS = "kill:cpu-0@3s,prometheus-restart@5s+5s"
 OVERRIDES: dict[str, Any] = {"duration_s": 12, "window_s": 4, "metrics.rate_window_s": 4,
-                             "pools.gpu.replicas": 0}  # fmt: skip
+                             "pools.gpu.replicas": 0,
+                             "env.observation": "default-stale"}  # fmt: skip
 
 CHILD = """
 import json, sys
@@ -43,6 +48,9 @@ from local_stack import small_scenario
 from agents.evaluation.harness import evaluate
 from agents.evaluation.real_episode import RealEpisode
 from kisim.core.config import resolved_json
+from kisim.core.window import Window
+from kisim.env.context import EnvState, build_context
+from kisim.env.observation import OBSERVATIONS
 sc = small_scenario(**{overrides!r})
 ep = RealEpisode(json.loads(resolved_json(sc)), "local", faults={faults!r})
 evaluate(["static"], ["constant"], [0], Path({out!r}), ep, reference="static",
@@ -122,6 +130,16 @@ def test_killed_replica_and_stopped_prometheus_mid_episode(tmp_path: Path) -> No
     assert len(tl["t_end"]) == 3
     assert s["metrics_missing_windows"] >= 1
     assert any(math.isnan(u) for u in tl["cpu_util"])
+    # what the stale preset makes of these Windows: finite, and stale where pods were Ready
+    # but Prometheus gave nothing (down, or restarted and not yet scraped twice)
+    ctx = build_context(sc)
+    preset, st = OBSERVATIONS["default-stale"](ctx), EnvState.initial(ctx)
+    for row in read_timeline(d, as_arrays=False):
+        w = Window.from_dict(row)
+        o = preset.observe(w, st)
+        assert np.isfinite(o).all()
+        gone = math.isnan(w.cpu_util) or math.isnan(w.mem_util)
+        assert (o[-1] > 0) == (gone and w.ready_total > 0)
 
     # every request sent is served, failed or still in flight at the end (closed loop:
     # at most one per user); the only CPU replica died, so some failed
