@@ -197,6 +197,11 @@ class TenantSpec(StrictModel):
     per_user_running: int = Field(2, ge=1, description="Workflows one user may run at once.")
     max_queued: int = Field(50, ge=0, description="Admission: queued workflows beyond are "
                             "rejected.")  # fmt: skip
+    borrowing_limit_cpu: NonNeg | None = Field(
+        None, description="Kueue borrowingLimit on cores beyond the quota; null = unlimited, "
+        "0 = a static quota (KAI-style: no over-quota use).")
+    borrowing_limit_gpu: NonNeg | None = Field(
+        None, description="Kueue borrowingLimit on GPU slots; null = unlimited.")
     repeat_input_prob: Annotated01 = Field(
         0.2, description="Chance a workflow reprocesses an earlier input (cache hits).")
 
@@ -205,6 +210,20 @@ class CacheSpec(StrictModel):
     """Result cache of intermediate step outputs (LRU)."""
 
     capacity: int = Field(200, ge=0, description="Entries; 0 = no cache.")
+
+
+class PrescalerSpec(StrictModel):
+    """A predictive pre-scaler: every `period_s` each model's replica floor follows the load
+    forecast `horizon_s` ahead (here the scenario's own load pattern: a perfect forecast, so
+    a ceiling for forecast-based pre-scaling), so pods — and through the Cluster Autoscaler
+    their nodes — are requested before the load arrives."""
+
+    enabled: bool = False
+    horizon_s: NonNeg = Field(
+        240.0, description="Look-ahead: node provisioning + model start-up + a scan "
+        "(150 + ~40 + 10 s in mixed-platform, rounded up).")
+    period_s: Pos = Field(15.0, description="How often floors are recomputed.")
+    target_util: Annotated01 = Field(0.6, description="Busy fraction aimed at per replica.")
 
 
 class PlatformConfig(StrictModel):
@@ -217,6 +236,7 @@ class PlatformConfig(StrictModel):
     workflows: dict[str, WorkflowSpec] = Field(default_factory=dict)
     tenants: dict[str, TenantSpec] = Field(min_length=1)
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    prescaler: PrescalerSpec = Field(default_factory=PrescalerSpec)
     termination_grace_s: NonNeg = Field(30.0, description="terminationGracePeriodSeconds "
                                         "(Kubernetes default 30).")  # fmt: skip
 

@@ -193,20 +193,25 @@ class BatchRunner:
 
         for a in sorted(self.waiting, key=share):
             t = a.run.tenant
-            ts = self.cfg.tenants[t]
             req = (a.step.cpu, float(a.step.gpu))
-            tot = [sum(u[i] for u in self.used.values()) for i in (0, 1)]
-            quota = (ts.quota_cpu, ts.quota_gpu)
-            ok = all(admit(self.used[t][i], req[i], quota[i], tot[i], self.cap[i]) for i in (0, 1))
+            ok = self._fits(t, req)
             if not ok and self._reclaim(t, req):
-                tot = [sum(u[i] for u in self.used.values()) for i in (0, 1)]
-                ok = all(admit(self.used[t][i], req[i], quota[i], tot[i], self.cap[i])
-                         for i in (0, 1))  # fmt: skip
+                ok = self._fits(t, req)
             if ok:
                 self.waiting.remove(a)
                 self.used[t][0] += req[0]
                 self.used[t][1] += req[1]
                 self._create_pod(a)
+
+    def _fits(self, tenant: str, req: tuple[float, float]) -> bool:
+        """Kueue admission of `req` for `tenant` on cores and GPU slots (`fairshare.admit`)."""
+        ts = self.cfg.tenants[tenant]
+        quota = (ts.quota_cpu, ts.quota_gpu)
+        limit = tuple(float("inf") if x is None else x
+                      for x in (ts.borrowing_limit_cpu, ts.borrowing_limit_gpu))  # fmt: skip
+        tot = [sum(u[i] for u in self.used.values()) for i in (0, 1)]
+        return all(admit(self.used[tenant][i], req[i], quota[i], tot[i], self.cap[i], limit[i])
+                   for i in (0, 1))  # fmt: skip
 
     def _reclaim(self, tenant: str, req: tuple[float, float]) -> bool:
         """Evict borrowers' workloads, newest and least important first, until `tenant`'s

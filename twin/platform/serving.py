@@ -56,6 +56,7 @@ class ModelService:
         self._busy_mark = 0.0
         self._recs: deque[tuple[float, int]] = deque()
         self.desired = spec.replicas
+        self.floor = 0  # the predictive pre-scaler's lower bound (0: none)
         sigma = math.sqrt(math.log1p(device.service.noise.cv**2))
         self._noise = (-0.5 * sigma * sigma, sigma)
         env.process(self._arrivals())
@@ -154,7 +155,7 @@ class ModelService:
                 ratio = util / spec.hpa_target
                 want = math.ceil(n * ratio) if abs(ratio - 1) > 0.1 else n  # tolerance 0.1
             last = now
-            want = min(max(want, spec.min_replicas), spec.max_replicas)
+            want = min(max(want, spec.min_replicas, self.floor), spec.max_replicas)
             self._recs.append((now, want))
             while self._recs and self._recs[0][0] < now - HPA_DOWN_WINDOW_S:
                 self._recs.popleft()
@@ -162,6 +163,20 @@ class ModelService:
             if target != self.desired:
                 self.desired = target
                 self.reconcile()
+
+    def prescale(self, level: float, target_util: float) -> None:
+        """Raise the replica floor to what the forecast load `level` needs at `target_util`,
+        counting a replica's batch-1 throughput (no batching assumed: conservative)."""
+        spec = self.spec
+        if spec.hpa_target is None:
+            return
+        rate = spec.rate_rps * (level if spec.follow_pattern else 1.0)
+        per_replica = 1e3 / self.dev.service.time_ms(1)
+        need = math.ceil(rate / (per_replica * target_util)) if rate > 0 else 0
+        self.floor = min(max(need, spec.min_replicas), spec.max_replicas)
+        if self.floor > self.desired:
+            self.desired = self.floor
+            self.reconcile()
 
     # ------------------------------------------------------------------ figures
 

@@ -38,6 +38,7 @@ class PlatformWorld:
         self.sc = sc
         self.cfg: PlatformConfig = sc.platform
         self.seed = seed
+        self.level = level
         self.cluster = Cluster(lambda: float(env.now), self._terminate)
         self.ca_rng = self._rng("autoscaler")
         self.spot_rng = self._rng("spot")
@@ -67,6 +68,8 @@ class PlatformWorld:
         self._warm = False
         if self.cfg.autoscaler.enabled:
             env.process(self._autoscaler())
+        if self.cfg.prescaler.enabled:
+            env.process(self._prescaler())
 
     def _rng(self, name: str) -> np.random.Generator:
         return np.random.Generator(np.random.PCG64(stream_seed(self.seed, f"platform/{name}")))
@@ -192,6 +195,16 @@ class PlatformWorld:
     def _schedule_now(self) -> None:
         self.batch.admit_pass()
         self.cluster.schedule(self.cfg.termination_grace_s)
+
+    def _prescaler(self) -> Generator[Any, Any, None]:
+        """Every period, each model's floor follows the load `horizon_s` ahead
+        (`kisim.core.platform.PrescalerSpec`); CA adds the nodes its new pods need."""
+        ps = self.cfg.prescaler
+        while True:
+            yield self.env.timeout(ps.period_s)
+            ahead = self.level(float(self.env.now) + ps.horizon_s)
+            for svc in self.models.values():
+                svc.prescale(ahead, ps.target_util)
 
     # ------------------------------------------------------------------ Cluster Autoscaler
 

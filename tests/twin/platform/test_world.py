@@ -189,3 +189,41 @@ def test_bad_platform_input_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"platform.models.m.device: 'tpu' is not in"):
         p = gpu_platform(model={"device": "tpu"})
         scenario(p)
+
+
+def test_prescaler_requests_replicas_a_horizon_before_the_load() -> None:
+    """The predictive pre-scaler raises a model's floor `horizon_s` before the forecast load:
+    a step from level 0 to 1 at t = 500 with a 240 s horizon and 15 s period is seen at the
+    first period with t + 240 >= 500 (t = 270); 250 req/s at the detector's batch-1
+    throughput (1000 / 8 ms = 125 req/s per replica) and a 0.6 target needs
+    ceil(250 / 75) = 4 replicas."""
+    p = gpu_platform(model={"rate_rps": 250, "hpa_target": 0.6, "min_replicas": 0,
+                            "replicas": 0, "max_replicas": 4})  # fmt: skip
+    p["node_pools"]["g"]["sharing"] = {"mode": "time-slicing", "replicas": 4}
+    p["prescaler"] = {"enabled": True, "horizon_s": 240, "period_s": 15, "target_util": 0.6}
+    env = simpy.Environment()
+    w = PlatformWorld(env, scenario(p), 0, lambda t: 1.0 if t >= 500 else 0.0)
+    env.run(until=269)
+    assert w.models["m"].desired == 0
+    env.run(until=271)
+    assert w.models["m"].desired == 4
+    env.run(until=499)
+    assert len(w.models["m"].ready) == 4  # ready before the load arrives
+
+
+def test_borrowing_limit_zero_is_a_static_quota() -> None:
+    """Kueue borrowingLimit: a queue with limit 0 never uses more than its nominal quota, even
+    with the cohort idle; without a limit it borrows the idle quota."""
+    def run(limit: float | None) -> int:
+        p = {"node_pools": {"c": {"cpu": 16, "memory_gib": 64, "nodes": 1, "max_nodes": 1}},
+             "autoscaler": {"enabled": False},
+             "workflows": {"w": {"steps": [{"name": "s", "cpu": 3, "memory_gib": 1,
+                                            "duration_s": 100, "duration_cv": 0}]}},
+             "tenants": {"t": {"quota_cpu": 2, "quota_gpu": 0, "borrowing_limit_cpu": limit},
+                         "u": {"quota_cpu": 8, "quota_gpu": 0}}}  # fmt: skip
+        env, w = world(scenario(p))
+        run = w.batch.submit("t", "w")
+        env.run(until=500)
+        return int(run.ended_at is not None)
+
+    assert run(None) == 1 and run(0.0) == 0 and run(1.0) == 1
