@@ -79,6 +79,7 @@ class Pod:
     slots: list[int] = field(default_factory=list)
     started: float = 0.0
     nominated: Node | None = None
+    victims: list[Pod] = field(default_factory=list)  # of its last preemption
     on_bound: Callable[[Pod], None] = lambda p: None
     on_evicted: Callable[[Pod, str], None] = lambda p, why: None
 
@@ -184,8 +185,9 @@ class Cluster:
                 self.pending.remove(pod)
                 self.bind(pod, node)
                 continue
-            if pod.nominated is not None and pod.nominated.state == "ready":
-                continue  # waiting for its victims
+            if (pod.nominated is not None and pod.nominated.state == "ready"
+                    and any(v.state == "terminating" for v in pod.victims)):  # fmt: skip
+                continue  # waiting for its victims to go
             pod.nominated = None
             if may_preempt(pod.preemption_policy) and self._preempt(pod, grace_s):
                 continue
@@ -209,6 +211,7 @@ class Cluster:
         if best is None:
             return False
         pod.nominated = self.nodes[best.node]
+        pod.victims = [v for v in best.victims if isinstance(v, Pod)]
         for v in best.victims:
             assert isinstance(v, Pod)
             self.preemptions.append(v)
