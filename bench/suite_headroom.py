@@ -58,18 +58,29 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}" if abs(x) < 100 else f"{x:,.1f}"
 
 
+def paired_p(r: dict[str, Any]) -> float:
+    """One-sided paired t-test over the evaluation seeds (common random numbers): the oracle's
+    episode reward above the constant's. NaN with fewer than 2 seeds or no spread."""
+    from scipy.stats import ttest_rel
+
+    o, c = r["oracle_score"]["rewards"], r["constant"]["rewards"]
+    if len(o) < 2:
+        return float("nan")
+    return float(ttest_rel(o, c, alternative="greater").pvalue)
+
+
 def table(results: list[dict[str, Any]], min_gap: float) -> str:
     """The Markdown table: per scenario, best constant vs oracle."""
     L = ["| scenario | best constant (training seeds) | reward: constant | reward: oracle | "
-         "gap | oracle better on | cost/M req: constant / oracle (USD) | "
-         "SLO attainment: constant / oracle | ≥ 10 % |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+         "gap | oracle better on | p (paired t, one-sided) | "
+         "cost/M req: constant / oracle (USD) | SLO attainment: constant / oracle | ≥ 10 % |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for r in results:
         c, o = r["constant"]["metrics"], r["oracle_score"]["metrics"]
         n = len(r["eval_seeds"])
         L.append(f"| {r['scenario']} | `{r['best_constant']}` | {_fmt(r['constant_reward'])} | "
                  f"{_fmt(r['oracle_reward'])} ({r['oracle']}) | {r['gap']:.1%} | "
-                 f"{r['oracle_better_on_seeds']} of {n} seeds | "
+                 f"{r['oracle_better_on_seeds']} of {n} seeds | {paired_p(r):.2g} | "
                  f"{c.get('cost_per_million', float('nan')):.3f} / "
                  f"{o.get('cost_per_million', float('nan')):.3f} | "
                  f"{c.get('slo_attainment', float('nan')):.4f} / "
@@ -115,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     old = json.loads(store.read_text()) if store.is_file() else {}
     done = {r["scenario"]: r for r in old.get("results", [])}
     runs: dict[str, Any] = {}
+    if old.get("results") and a.merge:  # results kept from before: keep where they came from
+        runs[f"{a.out} before this run"] = old.get("provenance", {})
     for d in a.merge:
         other = d / "headroom.json"
         if not other.is_file():
