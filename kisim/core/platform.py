@@ -54,7 +54,8 @@ class GPUSharing(StrictModel):
         "none", description="none: one pod per GPU; time-slicing / mps: `replicas` slots per "
         "GPU; mig: the GPU is cut into `mig_profiles` instances.",
     )
-    replicas: int = Field(1, ge=1, description="sharing.timeSlicing|mps.resources[].replicas.")
+    replicas: int = Field(
+        1, ge=1, description="sharing.timeSlicing (or .mps) resources[].replicas.")
     mig_profiles: list[str] = Field(
         default_factory=list, description="MIG instances per GPU, e.g. [3g.20gb, 2g.10gb, "
         "1g.5gb, 1g.5gb] on an A100-40GB (twin.platform.gpu_share.A100_40GB).",
