@@ -85,6 +85,8 @@ class FaultInjector:
         self.events: list[FaultEvent] = episode_events(scenario, seed)
         self.down: dict[str, simpy.Event] = {}  # lost nodes -> fires when the node returns
         self.lost_gpus: set[int] = set()  # GPU.index of unhealthy GPUs
+        self._gpu_faults: dict[int, int] = {}  # GPU.index -> losses in force (they may overlap)
+        self._node_faults: dict[str, int] = {}  # node -> losses in force
         self.pulls: list[ImagePull] = []
         self.scrape_failures: list[ScrapeFailure] = []
         self.ms_gaps: list[MetricsServerGap] = []
@@ -181,17 +183,11 @@ class FaultInjector:
         yield env.timeout(max(ev.at_s - env.now, 0.0))
         end = ev.end(math.inf) if ev.duration_s is not None else math.inf
         self.log.append((env.now, f"{ev.kind} start", _target(ev)))
-        if isinstance(ev, NodeLoss):
-            yield from self._node_loss(ev, end)
-            if end == math.inf:
-                return
-        else:
-            undo = self._begin(ev)
-            if end < math.inf:
-                yield env.timeout(end - env.now)
-                undo()
-            else:
-                return
+        undo = self._begin(ev)
+        if end == math.inf:
+            return
+        yield env.timeout(end - env.now)
+        undo()
         self.log.append((env.now, f"{ev.kind} end", _target(ev)))
 
     def _begin(self, ev: FaultEvent) -> Any:
@@ -203,9 +199,13 @@ class FaultInjector:
                 p.crash_until = self.env.now + (ev.duration_s or math.inf)
                 self.pods.crash(p, "crash")
             return lambda: None
+        if isinstance(ev, NodeLoss):
+            self._lose_node(ev.node)
+            return lambda: self._restore_node(ev.node)
         if isinstance(ev, GPULoss):
             node = self.sched.node(ev.node)
             gpu = node.gpus[ev.gpu]
+            self._gpu_faults[gpu.index] = self._gpu_faults.get(gpu.index, 0) + 1
             node.gpu_healthy[ev.gpu] = False
             self.lost_gpus.add(gpu.index)
             for p in self._all():
@@ -213,9 +213,11 @@ class FaultInjector:
                     self.pods.crash(p, "gpu")
 
             def undo_gpu() -> None:
-                node.gpu_healthy[ev.gpu] = True
-                self.lost_gpus.discard(gpu.index)
-                self.pods.capacity_changed()
+                self._gpu_faults[gpu.index] -= 1
+                if self._gpu_faults[gpu.index] == 0:  # overlapping losses: the last one ends it
+                    node.gpu_healthy[ev.gpu] = True
+                    self.lost_gpus.discard(gpu.index)
+                    self.pods.capacity_changed()
 
             return undo_gpu
         if isinstance(ev, NoisyNeighbour):
@@ -244,34 +246,45 @@ class FaultInjector:
         lst.append(ev)
         return lambda: lst.remove(ev)
 
-    def _node_loss(self, ev: NodeLoss, end: float) -> Generator[simpy.Event, Any, None]:
-        env, cfg = self.env, self.cfg
-        node = self.sched.node(ev.node)
-        self.down[ev.node] = env.event()
-        for p in self._on_node(ev.node):
+    def _lose_node(self, name: str) -> None:
+        """The node stops; a loss while it is already down only prolongs the outage."""
+        self._node_faults[name] = self._node_faults.get(name, 0) + 1
+        if name in self.down:
+            return
+        outage = self.down[name] = self.env.event()
+        for p in self._on_node(name):
             if p.replica is not None:
                 _black_hole(self.dp, p.replica.slot)
-        not_ready = env.now + cfg.node_monitor_grace_period_s
-        evict = not_ready + cfg.toleration_s
-        if end > not_ready:
-            yield env.timeout(not_ready - env.now)
-            self.log.append((env.now, "NodeNotReady", ev.node))
-            node.schedulable = False  # node.kubernetes.io/unreachable:NoSchedule
-            for p in self._on_node(ev.node):
-                self.pods.crash(p, "node")  # Ready=False: endpoints go, queued requests fail
-            if end > evict:
-                yield env.timeout(evict - env.now)
-                self.log.append((env.now, "TaintManagerEviction", ev.node))
-                for p in self._on_node(ev.node):
-                    self.pods.evict(p)
-        if end < math.inf:
-            yield env.timeout(max(end - env.now, 0.0))
-            node.schedulable = True
-            back = self.down.pop(ev.node)
-            for p in self._on_node(ev.node):
-                self.pods.crash(p, "node")  # the node rebooted: containers start again
-            back.succeed()
-            self.pods.capacity_changed()
+        self.env.process(self._node_controller(name, outage))
+
+    def _node_controller(self, name: str, outage: simpy.Event) -> Generator[simpy.Event, Any, None]:
+        """The node lifecycle controller and taint manager for one outage of a node."""
+        env, cfg = self.env, self.cfg
+        yield env.timeout(cfg.node_monitor_grace_period_s)
+        if self.down.get(name) is not outage:
+            return  # back within the grace period
+        self.log.append((env.now, "NodeNotReady", name))
+        self.sched.node(name).schedulable = False  # node.kubernetes.io/unreachable:NoSchedule
+        for p in self._on_node(name):
+            self.pods.crash(p, "node")  # Ready=False: endpoints go, queued requests fail
+        yield env.timeout(cfg.toleration_s)
+        if self.down.get(name) is not outage:
+            return
+        self.log.append((env.now, "TaintManagerEviction", name))
+        for p in self._on_node(name):
+            self.pods.evict(p)
+
+    def _restore_node(self, name: str) -> None:
+        """The last loss of the node ends: it is Ready and schedulable again and reboots."""
+        self._node_faults[name] -= 1
+        if self._node_faults[name] > 0:
+            return
+        self.sched.node(name).schedulable = True
+        back = self.down.pop(name)
+        for p in self._on_node(name):
+            self.pods.crash(p, "node")  # the node rebooted: containers start again
+        back.succeed()
+        self.pods.capacity_changed()
 
     def _oom(self) -> Generator[simpy.Event, Any, None]:
         while True:

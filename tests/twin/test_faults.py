@@ -314,3 +314,23 @@ def test_a_node_back_before_not_ready_reboots_its_pods(make_scenario) -> None:  
     assert pod.restarts == 1 and pod.replica is not None and not pod.deleting
     assert [w.errors for w in ws if w.t_start >= 140] == [0] * 16
     assert not any(what == "NodeNotReady" for _, what, _ in b.faults.log)
+
+
+def test_overlapping_losses_of_one_node_or_gpu(make_scenario) -> None:  # type: ignore[no-untyped-def]
+    """Random faults can overlap on one target: the outage lasts until the last one ends,
+    and the node controller's timers run from the first."""
+    sc = _static(make_scenario, {"events": [
+        {"kind": "node_loss", "node": "cpu-node-0", "at_s": 100, "duration_s": 100},
+        {"kind": "node_loss", "node": "cpu-node-0", "at_s": 150, "duration_s": 200},
+        {"kind": "gpu_loss", "node": "gpu-node", "gpu": 0, "at_s": 100, "duration_s": 100},
+        {"kind": "gpu_loss", "node": "gpu-node", "gpu": 0, "at_s": 120,
+         "duration_s": 20}]})  # fmt: skip
+    b = _run(sc, 190.0)
+    assert "cpu-node-0" in b.faults.down and b.faults.lost_gpus  # the second GPU loss ended
+    b.advance(20.0)  # t = 210
+    assert "cpu-node-0" in b.faults.down and not b.faults.lost_gpus
+    b.advance(300.0)  # t = 510
+    log = [(t, what) for t, what, _ in b.faults.log
+           if what in ("NodeNotReady", "TaintManagerEviction")]  # fmt: skip
+    assert log == [(150.0, "NodeNotReady")]  # back at 350, before the eviction at 450
+    assert "cpu-node-0" not in b.faults.down and b.sched.node("cpu-node-0").schedulable
