@@ -130,6 +130,8 @@ def _dry_run(sc: Scenario, policies: list[str], patterns: list[str], runs: int,
           f"load) on the {real.backend} backend, one after another")  # fmt: skip
     for line in plan(sc, policies, real.backend, real.kube()):
         print(line)
+    if real.inject:
+        print(f"each run: inject {real.inject} (docs/faults.md)")
 
 
 def on_sigterm(fn: Callable[..., Any], *args: Any) -> Any:
