@@ -229,9 +229,11 @@ class LocalActuator:
         """Send `sig` to every process of a replica (fault injection, `bridge.faults`).
 
         `target` is a replica name (``cpu-0``) or a pool name (its oldest serving
-        replica). Returns (pool, replica, pid); BackendError when there is no such replica."""
+        replica); SIGCONT also reaches a replica that is being stopped meanwhile. Returns
+        (pool, replica, pid); BackendError when there is no such replica."""
         with self._lock:
-            reps = [r for p in self._pools.values() for r in p.replicas if r.stopping_at is None]
+            reps = [r for p in self._pools.values() for r in p.replicas
+                    if r.stopping_at is None or sig == signal.SIGCONT]  # fmt: skip
             named = [r for r in reps if r.name == target]
             if not named:
                 named = sorted((r for r in reps if r.pool == target and r.serving),
