@@ -18,6 +18,7 @@ install it.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -116,10 +117,16 @@ class RayExecutor:
         self.nodes: dict[str, int] = {}  # runs per Ray node id (stderr says it at close)
         if address != LOCAL_RAY:
             check_reachable(address)
-        elif "ray" not in sys.modules:
-            # One machine: keep every Ray component on loopback (Ray's own switch for
-            # single-node Ray, read when ray is imported; docs/ray.md)
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        else:
+            if "ray" not in sys.modules:
+                # One machine: keep every Ray component on loopback (Ray's own switch for
+                # single-node Ray, read when ray is imported; docs/ray.md)
+                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            if "RAY_AUTH_TOKEN" not in os.environ and "RAY_AUTH_MODE" not in os.environ:
+                # Ray authenticates a local instance with a token it would otherwise save in
+                # ~/.ray/auth_token, where later `ray start` clusters pick it up: a token of
+                # this command's own keeps the authentication and leaves no file behind
+                os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import_ray()
 
@@ -186,7 +193,8 @@ class RayExecutor:
         """Say where the runs went; shut down a Ray instance this executor started (a joined
         cluster keeps running)."""
         if self.nodes:
-            print(f"ray: {sum(self.nodes.values())} runs on {len(self.nodes)} nodes "
+            k = len(self.nodes)
+            print(f"ray: {sum(self.nodes.values())} runs on {k} node{'s' * (k != 1)} "
                   f"({self.name})", file=sys.stderr)  # fmt: skip
             self.nodes = {}
         if self._ray is not None and self._started:

@@ -196,7 +196,10 @@ def _run_tune(ray: Any, sc: Scenario, configs: list[dict[str, Any]], out: Path,
               seeds_per_pattern: int, trials: int, progress: bool) -> dict[int, dict[str, Any]]:
     """Tune over trial indices (the configurations are fixed up front); the last report of
     each finished trial by index."""
-    from ray import tune
+    import os
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic reporter: verbose=0 is
+    from ray import tune  # silent (the new one prints its tables anyway); our bar shows trials
     from tqdm import tqdm
 
     bar = tqdm(total=trials, desc="tune", unit="trial", disable=not progress, file=sys.stderr,
