@@ -38,6 +38,26 @@ USAGE_ERROR = _framework_base("UsageError")
 
 
 _registered: list[bool] = []
+_light: set[str] = set()  # commands attached alone (`LIGHT`)
+LIGHT = ("simulate", "bench")
+"""Commands attached alone when they are the one invoked: the others' modules import
+plotting, statistics and Ray (seconds of start-up, more on a loaded machine) that a twin
+run does not need (`kisim bench scale` measures start-up as part of a run)."""
+
+
+def _register_light(argv: list[str]) -> bool:
+    """Attach only the `LIGHT` commands when one of them is invoked (both: typer runs an
+    app of one command as that command); False otherwise."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if _registered or first not in LIGHT:
+        return False
+    if not _light:
+        from kisim.cli import bench, simulate
+
+        simulate.register(app)
+        app.add_typer(bench.app, name="bench")
+        _light.update(LIGHT)
+    return True
 
 
 def _register() -> None:
@@ -57,7 +77,8 @@ def _register() -> None:
         train,
     )
 
-    simulate.register(app)
+    if "simulate" not in _light:
+        simulate.register(app)
     evaluate.register(app)
     demo.register(app)
     train.register(app)
@@ -68,7 +89,8 @@ def _register() -> None:
 
     sim2real.register(app)
     sweep.register(app)
-    app.add_typer(bench.app, name="bench")
+    if "bench" not in _light:
+        app.add_typer(bench.app, name="bench")
 
 
 def usage_line(e: BaseException) -> str:
@@ -115,8 +137,9 @@ def optional_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """`kisim`: exit 0 on success, 2 on any user or usage error, 130 when interrupted."""
-    _register()
     argv = optional_values(sys.argv[1:] if argv is None else list(argv))
+    if not _register_light(argv):
+        _register()
     try:
         rc = app(args=argv, prog_name="kisim", standalone_mode=False)
         if isinstance(rc, int) and rc:
