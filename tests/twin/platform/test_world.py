@@ -227,3 +227,23 @@ def test_borrowing_limit_zero_is_a_static_quota() -> None:
         return int(run.ended_at is not None)
 
     assert run(None) == 1 and run(0.0) == 0 and run(1.0) == 1
+
+
+def test_node_cost_by_pool_spot_and_on_demand() -> None:
+    """A node costs from creation to removal at the scenario's list prices (kisim.core.prices:
+    cores at 0.048 USD/h, a T4 at 0.334 USD/h), times `spot_price_factor` on spot."""
+    from twin.platform.report import platform_summary
+
+    p = {"node_pools": {"c": {"cpu": 16, "memory_gib": 64, "nodes": 1, "min_nodes": 1},
+                        "s": {"cpu": 4, "memory_gib": 16, "gpus": 1, "gpu_device": "t4",
+                              "nodes": 1, "min_nodes": 1, "spot": True,
+                              "spot_price_factor": 0.35}},
+         "tenants": {"t": {}}}  # fmt: skip
+    env, w = world(scenario(p))
+    env.run(until=3600)
+    s = platform_summary(w, 3600.0)
+    assert s["pool_c_cost"] == pytest.approx(16 * 0.048)
+    assert s["pool_s_cost"] == pytest.approx((4 * 0.048 + 0.334) * 0.35)
+    assert s["platform_spot_cost"] == s["pool_s_cost"]
+    assert s["platform_ondemand_cost"] == s["pool_c_cost"]
+    assert s["pool_c_node_s"] == 3600.0
