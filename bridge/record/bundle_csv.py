@@ -69,7 +69,9 @@ def write_events(path: Path, events: Iterable[ReplicaEvent], t_close: float) -> 
             rows += [(e.t_unix, e.pool, e.replica, "failed"),
                      (e.t_unix, e.pool, e.replica, "stopping")]  # fmt: skip
             stopping.add(e.replica)
-    rows.sort()
+    rank = {k: i for i, k in enumerate(("created", "started", "ready", "failed", "stopping",
+                                        "stopped"))}  # fmt: skip
+    rows.sort(key=lambda r: (r[0], r[1], r[2], rank[r[3]]))  # lifecycle order at equal times
     path.write_text("t_unix_s,pool,replica,event\n"
                     + "".join(f"{t:.6f},{p},{r},{k}\n" for t, p, r, k in rows))  # fmt: skip
 

@@ -176,3 +176,73 @@ def test_disk_full_is_a_real_enospc_and_finished_files_survive(tmp_path: Path) -
                        capture_output=True, text=True, cwd=Path(__file__).parents[2])  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert 1 << 20 < int(r.stdout) <= 2 << 20  # it filled the 2 MiB tmpfs
+
+
+EVENT_LOG = """
+import sys
+from pathlib import Path
+import subprocess
+d = Path(sys.argv[1])
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], check=True)
+from bridge.locust_run import EventLog
+from bridge.faults import FILLER, fill_disk
+from bridge.records import RequestLog
+log = EventLog(d / "events.csv")
+log.add("s,1.000000,cpu")
+log.flush()
+fill_disk(d / FILLER)
+for i in range(2000):  # ~60 kB of records while the disk is full: flush must not raise
+    log.add(f"s,{2 + i}.000000,cpu")
+    log.add(f"c,{2 + i}.000000,5.000,1,cpu,127.0.0.1:1")
+    if i % 100 == 0:
+        log.flush()
+stuck = RequestLog(d / "events.csv")
+stuck.read()
+(d / FILLER).unlink()
+log.flush()
+r = RequestLog(d / "events.csv")
+r.read()
+assert r.sent == [1.0] + [2.0 + i for i in range(2000)], len(r.sent)  # none lost, none doubled
+assert len(r.ok) == 2000 and r.watermark > 0
+print(len(stuck.sent))
+"""
+
+
+@pytest.mark.skipif(not _userns(), reason="no unprivileged user+mount namespaces (unshare -rm)")
+def test_load_records_wait_out_a_full_disk(tmp_path: Path) -> None:
+    """The load generator's event writer keeps what ENOSPC refused and writes it, byte-exact,
+    once space returns: a full disk delays records, never loses or repeats one."""
+    d = tmp_path / "small"
+    d.mkdir()
+    r = subprocess.run(["unshare", "-rm", sys.executable, "-c", textwrap.dedent(EVENT_LOG),
+                        str(d)], capture_output=True, text=True,
+                       cwd=Path(__file__).parents[2])  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout) < 2001  # while full, not everything had reached the file
+
+
+def test_bundle_events_with_a_crash_and_faults(tmp_path: Path) -> None:
+    """A recording under --inject: the crash is a 'failed' row (bundle vocabulary), a
+    startup failure still ends the recording, and the faults go to faults.csv."""
+    from bridge.lifecycle import ReplicaEvent
+    from bridge.record.bundle_csv import write_events, write_faults
+    from kisim.core.errors import BackendError
+
+    ev = [ReplicaEvent(1.0, "cpu", "cpu-0", "created"), ReplicaEvent(2.0, "cpu", "cpu-0", "ready"),
+          ReplicaEvent(5.0, "cpu", "cpu-0", "failed", "crashed: exited with code -9; replaced"),
+          ReplicaEvent(5.0, "cpu", "cpu-0", "terminated", "rc=-9"),
+          ReplicaEvent(5.1, "cpu", "cpu-1", "created")]  # fmt: skip
+    write_events(tmp_path / "events.csv", ev, 9.0)
+    rows = (tmp_path / "events.csv").read_text().splitlines()
+    kinds = [r.split(",")[3] for r in rows[1:] if ",cpu-0," in r]
+    assert kinds == ["created", "started", "ready", "failed", "stopping", "stopped"]
+    with pytest.raises(BackendError, match="cpu-0 failed: exited with code 1"):
+        write_events(tmp_path / "e2.csv", [ReplicaEvent(1.0, "cpu", "cpu-0", "failed",
+                                                        "exited with code 1")], 9.0)  # fmt: skip
+    faults = [ReplicaEvent(4.0, "cpu", "cpu-0", "fault", "kill SIGKILL pid=1"),
+              ReplicaEvent(6.0, "-", "prometheus", "fault", "prometheus-restart a, b"),
+              ReplicaEvent(8.0, "-", "prometheus", "restored", "prometheus-restart")]  # fmt: skip
+    assert write_faults(tmp_path / "faults.csv", faults) == 2
+    lines = (tmp_path / "faults.csv").read_text().splitlines()
+    assert lines[0] == "t_unix_s,event,target,detail" and len(lines) == 4
+    assert all(len(x.split(",")) == 4 for x in lines)
