@@ -17,13 +17,17 @@ records them, and survives a failing trial. OUT after a search::
     best.yaml         the base training config with the best trial's hyper-parameters
                       (``kisim train --config OUT/best.yaml`` trains it with the full budget)
     tune.json         the space, seeds, budget, the best trial and where the trials are
+    search.json       the scenario and tuning seeds the trials were scored on
     trials/trial-NNN/ each trial's training output (model.zip, best_model.zip, progress.csv)
+                      and score.json, written last: a rerun with the same OUT skips the
+                      finished trials (also after raising --trials) and reruns the others
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ import yaml
 from agents.training.train_config import TrainConfig
 from kisim.core.config import Scenario, resolved_json
 from kisim.core.errors import KisimError
-from kisim.core.rundir import write_csv, write_json
+from kisim.core.rundir import read_json, write_csv, write_json
 
 TUNE_SEED_BASE = 200_000
 """Tuning seeds: TUNE_SEED_BASE + k per pattern (see the module doc)."""
@@ -123,8 +127,41 @@ def run_trial(config: dict[str, Any]) -> None:
     best = out / "best_model.zip"
     score = score_model(spec["scenario"], best if best.is_file() else out / "model.zip",
                         list(cfg.envs.patterns), spec["seeds_per_pattern"])  # fmt: skip
-    tune.report({"score": score, "train_best": res.best_mean_reward, "timesteps": res.timesteps,
-                 "wall_s": round(time.perf_counter() - t0, 3)})  # fmt: skip
+    metrics = {"score": score, "train_best": res.best_mean_reward, "timesteps": res.timesteps,
+               "wall_s": round(time.perf_counter() - t0, 3)}  # fmt: skip
+    write_json(out / SCORE, {**metrics, "config": spec["configs"][i]})  # marks it finished
+    tune.report(metrics)
+
+
+SEARCH = "search.json"  # what the trials in OUT were scored on
+SCORE = "score.json"  # in a trial's folder: written last, it marks the trial finished
+
+
+def _finished(out: Path, sc: Scenario, configs: list[dict[str, Any]],
+              seeds_per_pattern: int) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """Resume: the trials already finished in OUT with the same configuration (a rerun with
+    more --trials keeps the first ones: the draws are sequential); an unfinished trial's
+    folder is removed so it trains again from the start. A search on another scenario or
+    other tuning seeds in the same OUT is refused."""
+    key = {"scenario": json.loads(resolved_json(sc)), "seeds_per_pattern": seeds_per_pattern,
+           "tune_seed_base": TUNE_SEED_BASE}  # fmt: skip
+    if (out / SEARCH).is_file():
+        if read_json(out / SEARCH) != key:
+            raise KisimError(f"{out}: holds a search of another scenario or other tuning "
+                             "seeds; use another --out")  # fmt: skip
+    elif out.is_dir() and any(out.iterdir()):
+        raise KisimError(f"{out}: exists and is not a kisim train --tune folder; use another "
+                         "--out")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SEARCH, key)
+    done: dict[int, dict[str, Any]] = {}
+    for i, cfg in enumerate(configs):
+        d = out / "trials" / f"trial-{i:03d}"
+        if (d / SCORE).is_file() and read_json(d / SCORE).get("config") == cfg:
+            done[i] = read_json(d / SCORE)
+        elif d.exists():
+            shutil.rmtree(d)
+    return done
 
 
 @dataclass
@@ -143,20 +180,20 @@ def tune_ppo(sc: Scenario, base: TrainConfig, out: Path, trials: int = 8,
     """Run the search (see the module doc); every trial's row and the best config on disk."""
     if trials < 1 or timesteps < 1 or seeds_per_pattern < 1:
         raise KisimError("--trials, --timesteps and the seeds per pattern must be >= 1")
-    if (out / "trials.csv").exists() or (out / "trials").exists():
-        raise KisimError(f"{out}: already holds a search (trials.csv); use another --out")
     from agents.evaluation.ray_executor import LOCAL_RAY, RayExecutor
 
     params = draw_trials(trials, base.seed)
     configs = [trial_config(base, p, timesteps).model_dump(mode="json") for p in params]
     out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    executor = RayExecutor(ray or LOCAL_RAY, jobs)
-    ray_mod = executor.connect()
-    try:
-        grid = _run_tune(ray_mod, sc, configs, out, seeds_per_pattern, trials, progress)
-    finally:
-        executor.close()
+    grid = _finished(out, sc, configs, seeds_per_pattern)
+    todo = [i for i in range(trials) if i not in grid]
+    if todo:
+        executor = RayExecutor(ray or LOCAL_RAY, jobs)
+        ray_mod = executor.connect()
+        try:
+            grid.update(_run_tune(ray_mod, sc, configs, out, seeds_per_pattern, todo, progress))
+        finally:
+            executor.close()
     rows = []
     for i, p in enumerate(params):
         m = grid.get(i, {})
@@ -193,17 +230,18 @@ def tune_ppo(sc: Scenario, base: TrainConfig, out: Path, trials: int = 8,
 
 
 def _run_tune(ray: Any, sc: Scenario, configs: list[dict[str, Any]], out: Path,
-              seeds_per_pattern: int, trials: int, progress: bool) -> dict[int, dict[str, Any]]:
-    """Tune over trial indices (the configurations are fixed up front); the last report of
-    each finished trial by index."""
+              seeds_per_pattern: int, todo: list[int],
+              progress: bool) -> dict[int, dict[str, Any]]:  # fmt: skip
+    """Tune over the trial indices `todo` (the configurations are fixed up front); the last
+    report of each finished trial by index."""
     import os
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic reporter: verbose=0 is
     from ray import tune  # silent (the new one prints its tables anyway); our bar shows trials
     from tqdm import tqdm
 
-    bar = tqdm(total=trials, desc="tune", unit="trial", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(total=len(todo), desc="tune", unit="trial", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)  # fmt: skip
 
     class _Bar(tune.Callback):  # type: ignore[misc]
         def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **kw: Any) -> None:
@@ -216,11 +254,13 @@ def _run_tune(ray: Any, sc: Scenario, configs: list[dict[str, Any]], out: Path,
     spec = {"scenario": json.loads(resolved_json(sc)), "configs": configs, "out": str(out),
             "seeds_per_pattern": seeds_per_pattern}  # fmt: skip
     trainable = tune.with_resources(run_trial, {"cpu": 1})
+    session = len(list((out / "ray").glob("search-*"))) if (out / "ray").is_dir() else 0
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(list(range(trials))), "spec": spec},
+        param_space={"trial": tune.grid_search(todo), "spec": spec},
         tune_config=tune.TuneConfig(metric="score", mode="max"),
-        run_config=tune.RunConfig(name="search", storage_path=str(out / "ray"), verbose=0,
+        run_config=tune.RunConfig(name=f"search-{session}", storage_path=str(out / "ray"),
+                                  verbose=0,
                                   callbacks=[_Bar()],
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )  # fmt: skip

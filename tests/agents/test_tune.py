@@ -59,3 +59,28 @@ def test_tiny_search_ranks_trials_and_writes_a_loadable_best_config(tmp_path: Pa
     assert best.ppo.learning_rate == res.best_params["ppo.learning_rate"]
     assert best.budget.timesteps == 128 and best.name == "default-tuned"
     assert (tmp_path / "t" / "trials" / "trial-001" / "model.zip").is_file()
+
+
+def test_rerun_keeps_finished_trials_and_redoes_unfinished_ones(tmp_path: Path) -> None:
+    from agents.training.tune import SCORE, _finished
+    from kisim.core.config import load_scenario, override
+    from kisim.core.errors import KisimError
+    from kisim.core.paths import default_scenario
+    from kisim.core.rundir import write_json
+
+    sc = load_scenario(default_scenario())
+    base = TrainConfig.model_validate(TINY)
+    configs = [trial_config(base, p, 128).model_dump(mode="json") for p in draw_trials(3, 0)]
+    out = tmp_path / "t"
+    assert _finished(out, sc, configs, 1) == {}
+    t0, t1 = out / "trials" / "trial-000", out / "trials" / "trial-001"
+    t0.mkdir(parents=True)
+    write_json(t0 / SCORE, {"score": 1.5, "config": configs[0]})
+    t1.mkdir()
+    (t1 / "model.zip").write_bytes(b"half-trained")  # interrupted: no score.json
+    done = _finished(out, sc, configs, 1)
+    assert list(done) == [0] and done[0]["score"] == 1.5 and not t1.exists()
+    other = [trial_config(base, p, 256).model_dump(mode="json") for p in draw_trials(3, 0)]
+    assert _finished(out, sc, other, 1) == {}  # another budget: trained again
+    with pytest.raises(KisimError, match="another scenario"):
+        _finished(out, override(sc, "test", duration_s=60.0), configs, 1)
