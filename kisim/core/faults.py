@@ -181,18 +181,21 @@ class FaultsConfig(StrictModel):
 
 def node_names(scenario: Scenario) -> list[str]:
     """Node names as `twin.scheduler.Scheduler` names them."""
-    out = []
+    return list(_node_gpus(scenario))
+
+
+def _node_gpus(scenario: Scenario) -> dict[str, int]:
+    """Node name -> its GPUs, in `node_names` order."""
+    out: dict[str, int] = {}
     for nc in scenario.cluster.nodes:
-        out += [nc.name] if nc.count == 1 else [f"{nc.name}-{i}" for i in range(nc.count)]
+        names = [nc.name] if nc.count == 1 else [f"{nc.name}-{i}" for i in range(nc.count)]
+        out |= {n: nc.gpus for n in names}
     return out
 
 
 def check_faults(scenario: Scenario) -> None:
     """Raise ValueError naming `faults.events.<i>.<field>` when a pool, node or GPU is unknown."""
-    nodes: dict[str, int] = {}  # node name -> its GPUs
-    for nc in scenario.cluster.nodes:
-        names = [nc.name] if nc.count == 1 else [f"{nc.name}-{i}" for i in range(nc.count)]
-        nodes |= {n: nc.gpus for n in names}
+    nodes = _node_gpus(scenario)
     for i, ev in enumerate(scenario.faults.events):
         pool = getattr(ev, "pool", None)
         if pool is not None and pool not in scenario.pools:
@@ -214,11 +217,8 @@ def random_events(scenario: Scenario, seed: int) -> list[FaultEvent]:
     rng = np.random.default_rng([_RANDOM_SALT, int(seed)])
     horizon = scenario.duration_s
     n = int(rng.poisson(rnd.per_hour * horizon / 3600.0))
-    gpus = [(n_, g) for nc, names in ((nc, [nc.name] if nc.count == 1 else
-                                       [f"{nc.name}-{i}" for i in range(nc.count)])
-                                      for nc in scenario.cluster.nodes)
-            for n_ in names for g in range(nc.gpus)]  # fmt: skip
     nodes = node_names(scenario)
+    gpus = [(name, g) for name, count in _node_gpus(scenario).items() for g in range(count)]
     pools = list(scenario.pool_names)
     out: list[FaultEvent] = []
     for _ in range(n):
