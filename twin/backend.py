@@ -186,6 +186,19 @@ class TwinBackend:
 
         return platform_summary(self.platform, float(self.env.now))
 
+    def platform_state(self) -> dict[str, float]:
+        """The platform as an outside controller sees it (`PlatformWorld.state`)."""
+        if getattr(self, "platform", None) is None:
+            raise BackendError("this scenario has no platform section")
+        return dict(self.platform.state())
+
+    def platform_control(self, replicas: dict[str, int] | None = None,
+                         pool_floor: dict[str, int] | None = None) -> dict[str, int]:  # fmt: skip
+        """Per-model replicas and node-pool floors (`PlatformWorld.control`)."""
+        if getattr(self, "platform", None) is None:
+            raise BackendError("this scenario has no platform section")
+        return dict(self.platform.control(replicas, pool_floor))
+
     @property
     def in_cluster_hpa(self) -> bool:
         """The twin runs controller `hpa` inside (`twin.controllers.HPAController`)."""

@@ -287,3 +287,14 @@ class PlatformReport(Protocol):
     """A backend that adds the platform's figures to a run's summary."""
 
     def platform_summary(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class PlatformControl(Protocol):
+    """A backend whose platform an outside controller can see and steer (the hook for env
+    presets over the platform: node-pool sizes, per-model replicas)."""
+
+    def platform_state(self) -> dict[str, float]: ...
+
+    def platform_control(self, replicas: dict[str, int] | None = None,
+                         pool_floor: dict[str, int] | None = None) -> dict[str, int]: ...

@@ -50,6 +50,7 @@ class PlatformWorld:
         self.scale_ups = self.scale_downs = self.interruptions = 0
         self._ids = itertools.count()
         self._kicked = False
+        self.pool_floor: dict[str, int] = {}  # node-pool floors set by an outside controller
         for pool, spec in self.cfg.node_pools.items():
             for _ in range(spec.nodes):
                 self._add_node(pool, spec, ready_in=0.0)
@@ -179,6 +180,50 @@ class PlatformWorld:
             live += [p for p in n.pods if p.kind == "step" and p.state == "running"]
         return sorted(live, key=lambda p: p.created)
 
+    # ------------------------------------------------------------------ outside control
+
+    def state(self) -> dict[str, float]:
+        """What an outside controller (an env preset, a script) sees of the platform now."""
+        out: dict[str, float] = {}
+        for pool in self.cfg.node_pools:
+            nodes = [n for n in self.cluster.nodes if n.pool == pool]
+            out[f"pool_{pool}_nodes_ready"] = float(sum(n.state == "ready" for n in nodes))
+            out[f"pool_{pool}_nodes_provisioning"] = float(
+                sum(n.state == "provisioning" for n in nodes))
+        out["pending_pods"] = float(len(self.cluster.pending))
+        for name, svc in self.models.items():
+            out[f"model_{name}_desired"] = float(svc.desired)
+            out[f"model_{name}_ready"] = float(len(svc.ready))
+            out[f"model_{name}_queue"] = float(len(svc.queue))
+        for t in self.cfg.tenants:
+            out[f"tenant_{t}_waiting_workflows"] = float(len(self.batch.queues[t].waiting))
+            out[f"tenant_{t}_waiting_steps"] = float(
+                sum(a.run.tenant == t for a in self.batch.waiting))
+            out[f"tenant_{t}_used_cpu"], out[f"tenant_{t}_used_gpu"] = self.batch.used[t]
+        return out
+
+    def control(self, replicas: dict[str, int] | None = None,
+                pool_floor: dict[str, int] | None = None) -> dict[str, int]:  # fmt: skip
+        """Set models' replicas (clamped to their bounds; an HPA keeps scaling a model that
+        has one) and node-pool floors (nodes are added now, up to max_nodes, and CA keeps at
+        least that many: pre-scaling). Returns what was set."""
+        done: dict[str, int] = {}
+        for name, n in (replicas or {}).items():
+            svc = self.models[name]
+            svc.desired = min(max(n, svc.spec.min_replicas), svc.spec.max_replicas)
+            svc.reconcile()
+            done[f"model_{name}"] = svc.desired
+        for pool, n in (pool_floor or {}).items():
+            spec = self.cfg.node_pools[pool]
+            floor = min(max(n, 0), spec.max_nodes)
+            self.pool_floor[pool] = floor
+            live = sum(1 for x in self.cluster.nodes if x.pool == pool)
+            for _ in range(floor - live):
+                self._add_node(pool, spec, ready_in=spec.provisioning_s)
+            done[f"pool_{pool}"] = floor
+        self.kick()
+        return done
+
     # ------------------------------------------------------------------ scheduling
 
     def kick(self) -> None:
@@ -268,7 +313,8 @@ class PlatformWorld:
             gpu_req = sum(p.gpu for p in node.pods)
             util = ca.utilisation(node.cpu_used, node.cpu, node.mem_used, node.memory_gib,
                                   gpu_req, len(node.slots))  # fmt: skip
-            movable = live > spec.min_nodes and self._movable(node)
+            movable = live > max(spec.min_nodes, self.pool_floor.get(node.pool, 0)) \
+                and self._movable(node)
             if self.scale_down.observe(now, node.name, util, movable) and not removed:
                 self.scale_downs += 1
                 if node.pods:

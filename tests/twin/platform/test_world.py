@@ -247,3 +247,28 @@ def test_node_cost_by_pool_spot_and_on_demand() -> None:
     assert s["platform_spot_cost"] == s["pool_s_cost"]
     assert s["platform_ondemand_cost"] == s["pool_c_cost"]
     assert s["pool_c_node_s"] == 3600.0
+
+
+def test_outside_control_sets_replicas_and_prescales_node_pools() -> None:
+    """The backend hook for controllers: per-model replicas (clamped to the bounds) and a
+    node-pool floor that adds nodes now and that CA's scale-down respects."""
+    from kisim.core.platform import PlatformControl
+
+    quiet = {f"platform.models.{m}.rate_rps": 0.0 for m in ("detect", "segment", "embed")}
+    sc = override(load_scenario(SCENARIO), "test", duration_s=60.0, **quiet)
+    b = twin_backend()
+    assert isinstance(b, PlatformControl)
+    b.reset(sc, 0)
+    st = b.platform_state()  # type: ignore[attr-defined]
+    assert st["pool_gpu_nodes_ready"] == 2 and st["model_detect_desired"] == 1
+    done = b.platform_control(replicas={"detect": 9}, pool_floor={"gpuspot": 2})  # type: ignore[attr-defined]
+    assert done == {"model_detect": 4, "pool_gpuspot": 2}  # max_replicas 4
+    b.advance(1.0)
+    st = b.platform_state()  # type: ignore[attr-defined]
+    assert st["pool_gpuspot_nodes_provisioning"] == 2 and st["model_detect_desired"] == 4
+    b.advance(800.0)  # CA would remove idle spot nodes after 10 min; the floor keeps them
+    assert b.platform_state()["pool_gpuspot_nodes_ready"] >= 2  # type: ignore[attr-defined]
+    plain = twin_backend()
+    plain.reset(override(sc, "test", platform=None), 0)
+    with pytest.raises(Exception, match="no platform section"):
+        plain.platform_state()  # type: ignore[attr-defined]
