@@ -223,6 +223,8 @@ class PodManager:
                 # wait for the crash a crash loop schedules, or for one from outside
                 yield env.timeout(max(crash - (env.now - pod.running_at), 0.0)) \
                     if crash is not None else env.event()
+                if pod.deleting:
+                    return  # scaled down meanwhile: it drains and goes (`_delete`)
                 raise _Crash
             except (_Crash, simpy.Interrupt) as e:
                 if isinstance(e, simpy.Interrupt) and e.cause == "deleted":

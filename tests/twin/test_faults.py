@@ -334,3 +334,20 @@ def test_overlapping_losses_of_one_node_or_gpu(make_scenario) -> None:  # type: 
            if what in ("NodeNotReady", "TaintManagerEviction")]  # fmt: skip
     assert log == [(150.0, "NodeNotReady")]  # back at 350, before the eviction at 450
     assert "cpu-node-0" not in b.faults.down and b.sched.node("cpu-node-0").schedulable
+
+
+def test_a_crash_looping_pod_scaled_down_goes(make_scenario) -> None:  # type: ignore[no-untyped-def]
+    """A crash-looping pod deleted while Ready drains and frees its node as any other (its
+    scheduled crash does not resurrect it)."""
+    sc = _static(make_scenario, {"events": [
+        {"kind": "crash_loop", "pool": "cpu", "at_s": 50, "crash_after_s": 30}]},
+        **_fast("desktop-cpu"))  # fmt: skip
+    b = TwinBackend()
+    b.reset(sc, 0)
+    b.advance(55.0)  # crashed at 50, restarted at once, Ready at 52, next crash due at 81
+    pod = b.pods.pods["cpu"][0]
+    assert pod.replica is not None
+    b.pods.scale("cpu", 0)
+    b.advance(100.0)
+    assert b.pods.pods["cpu"] == [] and pod.binding is None
+    assert sum(n.cpu_used for n in b.sched.nodes if n.name.startswith("cpu")) == 0.0
