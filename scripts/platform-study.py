@@ -109,6 +109,8 @@ def _figure(root: Path, data: dict[str, dict[int, dict[str, float]]],
         ax.bar(range(len(vs)), ms, yerr=err, capsize=3, color="#4878a8")
         ax.set_xticks(range(len(vs)), vs, rotation=35, ha="right")
         ax.set_title(title, fontsize=9)
+        if "attainment" in key:  # the differences are in the last percent
+            ax.set_ylim(max(0.0, min(m - e for m, e in zip(ms, err, strict=True)) - 0.02), 1.0)
     fig.tight_layout()
     for ext in ("png", "pdf"):
         tmp = root / f".study.{ext}.tmp"
