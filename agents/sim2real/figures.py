@@ -18,11 +18,21 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats as st
 
-from agents.evaluation.figures import WIDTH_IN, policy_colors, short_labels
+from agents.evaluation.figures import WIDTH_IN, policy_colors
 from agents.sim2real.compare import METRICS
 from kisim.core.rundir import safe_name
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def short_labels(policies: Sequence[str]) -> dict[str, str]:
+    """Display names: a model path keeps its folder and stem (``ppo:ppo-finetuned/model``);
+    other specs (``kpa:0.3:10``) stay as they are; full specs where that is not unique."""
+    out = {}
+    for p in policies:
+        kind, sep, arg = p.partition(":")
+        out[p] = f"{kind}:{Path(arg).parent.name}/{Path(arg).stem}" if sep and "/" in arg else p
+    return out if len(set(out.values())) == len(out) else {p: p for p in policies}
 Timelines = Mapping[tuple[str, str], Sequence[Mapping[str, np.ndarray]]]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from agents.evaluation.report import cells_of, fmt, pm
 from agents.sim2real import compare as cmp
-from agents.sim2real.figures import render_figures
+from agents.sim2real.figures import render_figures, short_labels
 from kisim.core.errors import KisimError
 from kisim.core.rundir import (
     atomic_write,
@@ -192,11 +192,19 @@ def _markdown(doc: Mapping[str, Any], side: Sequence[Mapping[str, Any]],
           f"metric: {cmp.RANK_METRIC} (the scenario's reward).", "",
           "| workload | metric | τ | p | twin ranking (best first) | real ranking |",
           "|---|---|---:|---:|---|---|"]  # fmt: skip
+    short = short_labels(pols)
+
+    def shorten(ranking: object) -> str:
+        out = str(ranking)
+        for p in sorted(pols, key=len, reverse=True):  # longest first: no partial replacement
+            out = out.replace(p, short[p])
+        return out
+
     for r in tau:
         t = _f(r["tau"])
         ts = "—" if not math.isfinite(t) else f"{t:.2f}"
         L.append(f"| {r['workload']} | {r['metric']} | {ts} | {fmt(_f(r['p']))} | "
-                 f"{r['twin_ranking']} | {r['real_ranking']} |")  # fmt: skip
+                 f"{shorten(r['twin_ranking'])} | {shorten(r['real_ranking'])} |")  # fmt: skip
     sig = [v for v in verdicts if v["twin_winner"]]
     held = sum(v["holds"] == "yes" for v in sig)
     rev = sum(v["holds"] == "reversed" for v in sig)
