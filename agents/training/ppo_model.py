@@ -38,7 +38,7 @@ def ranges(cfg: TrainConfig) -> Ranges:
     dr = cfg.domain_randomization
     if not dr.enabled:
         return Ranges()
-    return Ranges(dr.service_time, dr.startup, dr.scrape_interval)
+    return Ranges(dr.service_time, dr.startup, dr.scrape_interval, dr.faults_per_hour)
 
 
 def stopping_rule(cfg: TrainConfig) -> ConvergenceRule | None:

@@ -98,6 +98,12 @@ class DomainRandomizationConfig(_Model):
     service_time: Range = Field((0.8, 1.25), description="Factor on every device's service time.")
     startup: Range = Field((0.5, 2.0), description="Factor on container start + model load.")
     scrape_interval: Range = Field((0.67, 2.0), description="Factor on the scrape interval.")
+    faults_per_hour: float = Field(
+        0.0, ge=0, allow_inf_nan=False,
+        description="Random fault events per simulated hour in every training episode (kinds "
+        "and durations from the scenario's faults.random; docs/twin-faults.md); 0 = the "
+        "scenario's own.",
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> DomainRandomizationConfig:

@@ -46,10 +46,12 @@ class Ranges:
     service_time: tuple[float, float] = (1.0, 1.0)
     startup: tuple[float, float] = (1.0, 1.0)
     scrape_interval: tuple[float, float] = (1.0, 1.0)
+    faults_per_hour: float = 0.0  # > 0: random faults at this rate (`with_random_faults`)
 
     @property
     def active(self) -> bool:
-        return any(r != (1.0, 1.0) for r in (self.service_time, self.startup, self.scrape_interval))
+        return self.faults_per_hour > 0 or any(
+            r != (1.0, 1.0) for r in (self.service_time, self.startup, self.scrape_interval))
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -93,6 +95,13 @@ def perturb(sc: Scenario, f: dict[str, float]) -> Scenario:
     return sc.model_copy(update={"calibration": cal, "metrics": metrics})
 
 
+def with_random_faults(sc: Scenario, per_hour: float) -> Scenario:
+    """`sc` with random faults at `per_hour` (kinds and durations from its `faults.random`):
+    the twin draws each episode's events from the episode seed (`kisim.core.faults`)."""
+    rnd = sc.faults.random.model_copy(update={"per_hour": per_hour})
+    return sc.model_copy(update={"faults": sc.faults.model_copy(update={"random": rnd})})
+
+
 class RandomizedBackend:
     """A `Backend` that runs each episode on a perturbed copy of the scenario (see module doc)."""
 
@@ -103,7 +112,10 @@ class RandomizedBackend:
 
     def reset(self, scenario: Scenario, seed: int) -> None:
         self.factors = draw_factors(self.ranges, seed)
-        self.inner.reset(perturb(scenario, self.factors), seed)
+        sc = perturb(scenario, self.factors)
+        if self.ranges.faults_per_hour > 0:
+            sc = with_random_faults(sc, self.ranges.faults_per_hour)
+        self.inner.reset(sc, seed)
 
     def apply(self, action: Action) -> Applied:
         return self.inner.apply(action)
