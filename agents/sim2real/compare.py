@@ -56,7 +56,8 @@ def gap_pct(twin: float, real: float) -> float:
     return 100.0 * (twin - real) / abs(real)
 
 
-def _values(cells: Cells, policy: str, workload: str, metric: str) -> dict[int, float]:
+def seed_values(cells: Cells, policy: str, workload: str, metric: str) -> dict[int, float]:
+    """seed -> the metric's value (NaN where a run lacks it) for one policy x workload."""
     runs = cells.get((policy, workload), {})
     return {s: float(m.get(metric, NAN)) for s, m in runs.items()}
 
@@ -69,8 +70,8 @@ def side_by_side(twin: Cells, real: Cells, policies: Sequence[str], workloads: S
     for w in workloads:
         for p in policies:
             for m in metrics:
-                t = stats.describe(_values(twin, p, w, m).values())
-                r = stats.describe(_values(real, p, w, m).values())
+                t = stats.describe(seed_values(twin, p, w, m).values())
+                r = stats.describe(seed_values(real, p, w, m).values())
                 inside = (math.isfinite(t.ci95_low) and t.ci95_low <= r.mean <= t.ci95_high)
                 rows.append({
                     "workload": w, "policy": p, "metric": m,
@@ -91,7 +92,7 @@ SIDE_COLUMNS: tuple[str, ...] = (
 
 def means(cells: Cells, policies: Sequence[str], workload: str, metric: str) -> list[float]:
     """Each policy's mean over seeds (NaN where it has no finite value)."""
-    return [stats.describe(_values(cells, p, workload, metric).values()).mean for p in policies]
+    return [stats.describe(seed_values(cells, p, workload, metric).values()).mean for p in policies]
 
 
 def kendall(twin_means: Sequence[float], real_means: Sequence[float]) -> tuple[float, float, int]:
@@ -145,8 +146,9 @@ def verdict_family(cells: Cells, policies: Sequence[str], workload: str, metric:
     """Every pair (A, B), A before B in `policies`: the winner's name at Holm-adjusted paired-t
     p < alpha over the pairs of this workload x metric, else '' (no verdict); and that p."""
     pairs = list(combinations(policies, 2))
-    res = [stats.compare(_values(cells, a, workload, metric.name),
-                         _values(cells, b, workload, metric.name)) for a, b in pairs]  # fmt: skip
+    res = [stats.compare(seed_values(cells, a, workload, metric.name),
+                         seed_values(cells, b, workload, metric.name))
+           for a, b in pairs]  # fmt: skip
     adj = stats.holm([float(r["paired_p"]) for r in res])  # type: ignore[arg-type]
     out: dict[tuple[str, str], tuple[str, float]] = {}
     for (a, b), r, p in zip(pairs, res, adj, strict=True):
@@ -189,10 +191,10 @@ def beats(cells: Cells, a: str, b: str, workload: str, alpha: float = ALPHA) -> 
     replica-seconds, or fewer replica-seconds at no worse SLO attainment, the improvement at
     paired-t p < alpha over the seeds and the other metric not significantly worse (same test).
     Returns (verdict, one line of why)."""
-    slo = stats.compare(_values(cells, a, workload, "slo_attainment"),
-                        _values(cells, b, workload, "slo_attainment"))  # fmt: skip
-    rs = stats.compare(_values(cells, a, workload, "replica_s"),
-                       _values(cells, b, workload, "replica_s"))  # fmt: skip
+    slo = stats.compare(seed_values(cells, a, workload, "slo_attainment"),
+                        seed_values(cells, b, workload, "slo_attainment"))  # fmt: skip
+    rs = stats.compare(seed_values(cells, a, workload, "replica_s"),
+                       seed_values(cells, b, workload, "replica_s"))  # fmt: skip
 
     def better(r: Mapping[str, object], up: bool) -> bool:
         p, d = float(r["paired_p"]), float(r["diff"])  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.evaluation.report import cells_of, fmt, pm
+from agents.evaluation.report import cells_of, fmt, fmt_p, pm
 from agents.sim2real import compare as cmp
 from agents.sim2real.figures import render_figures, short_labels
 from kisim.core.errors import KisimError
@@ -98,7 +98,8 @@ def render(out: Path, figures: bool = True) -> dict[str, Path]:
     })  # fmt: skip
     figs = render_figures(out / "figures", side, pols, wls, twin_tl, real_tl,
                           slo or slo_r) if figures else []  # fmt: skip
-    atomic_write(files["report"], _markdown(doc, side, tau, verdicts, beats, counts, figs, out))
+    atomic_write(files["report"], _markdown(doc, side, tau, verdicts, beats, counts, figs, out,
+                                            twin, real))  # fmt: skip
     return files
 
 
@@ -150,7 +151,8 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
 def _markdown(doc: Mapping[str, Any], side: Sequence[Mapping[str, Any]],
               tau: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
               beats: Sequence[Mapping[str, Any]], counts: Mapping[str, str],
-              figs: Sequence[Path], out: Path) -> str:  # fmt: skip
+              figs: Sequence[Path], out: Path, twin_cells: cmp.Cells,
+              real_cells: cmp.Cells) -> str:  # fmt: skip
     pols, wls = list(doc["policies"]), list(doc["workloads"])
     inv = (doc.get("invocations") or [{}])[-1]
     L = [f"# Sim-to-real: {doc.get('name')}", "",
@@ -203,7 +205,7 @@ def _markdown(doc: Mapping[str, Any], side: Sequence[Mapping[str, Any]],
     for r in tau:
         t = _f(r["tau"])
         ts = "—" if not math.isfinite(t) else f"{t:.2f}"
-        L.append(f"| {r['workload']} | {r['metric']} | {ts} | {fmt(_f(r['p']))} | "
+        L.append(f"| {r['workload']} | {r['metric']} | {ts} | {fmt_p(_f(r['p']))} | "
                  f"{shorten(r['twin_ranking'])} | {shorten(r['real_ranking'])} |")  # fmt: skip
     sig = [v for v in verdicts if v["twin_winner"]]
     held = sum(v["holds"] == "yes" for v in sig)
@@ -220,8 +222,8 @@ def _markdown(doc: Mapping[str, Any], side: Sequence[Mapping[str, Any]],
     for v in sig:
         loser = v["b"] if v["twin_winner"] == v["a"] else v["a"]
         L.append(f"| {v['workload']} | {v['metric']} | `{v['twin_winner']}` > `{loser}` | "
-                 f"{fmt(_f(v['twin_p_holm']))} | {v['real_winner'] or 'no difference'} | "
-                 f"{fmt(_f(v['real_p_holm']))} | {v['holds']} |")  # fmt: skip
+                 f"{fmt_p(_f(v['twin_p_holm']))} | {v['real_winner'] or 'no difference'} | "
+                 f"{fmt_p(_f(v['real_p_holm']))} | {v['holds']} |")  # fmt: skip
     ref = doc.get("reference")
     L += ["", f"## Against `{ref}` (issue 14's criterion)", "",
           "Beats: better SLO attainment at no more replica-seconds, or fewer replica-seconds at "
@@ -236,6 +238,7 @@ def _markdown(doc: Mapping[str, Any], side: Sequence[Mapping[str, Any]],
             t, r = bb.get((w, p, "twin"), {}), bb.get((w, p, "real"), {})
             L.append(f"| {w} | `{p}` | {'beats' if t.get('beats') else 'no'} | "
                      f"{'beats' if r.get('beats') else 'no'} | {r.get('why', '')} |")  # fmt: skip
+    L += _model_pairs(doc, twin_cells, real_cells)
     if figs:
         L += ["", "## Figures", ""]
         for f in figs:
@@ -246,3 +249,32 @@ def _markdown(doc: Mapping[str, Any], side: Sequence[Mapping[str, Any]],
           "`sim2real-report.json`; the runs under `twin/runs/` and `real/runs/` (with each real "
           "run's raw trace); provenance of every invocation in `sim2real.json`.", ""]  # fmt: skip
     return "\n".join(L)
+
+
+PAIR_METRICS = ("episode_reward", "slo_attainment", "replica_s")
+
+
+def _model_pairs(doc: Mapping[str, Any], twin: cmp.Cells, real: cmp.Cells) -> list[str]:
+    """Every pair of `ppo:` models (e.g. twin-trained vs fine-tuned on real serving): the
+    second's change against the first on both sides, paired t over seeds (no family)."""
+    from agents.evaluation import stats
+
+    models = [p for p in doc["policies"] if p.startswith("ppo:")]
+    if len(models) < 2:
+        return []
+    short = short_labels(doc["policies"])
+    L = ["", "## Between the PPO models", "",
+         "The second model's mean minus the first's (paired t over seeds, p in brackets): "
+         "does fine-tuning on real serving improve it there, and how does it move in the twin?",
+         "", "| workload | A → B | metric | twin: B − A | real: B − A |", "|---|---|---|---:|---:|"]
+    for w in doc["workloads"]:
+        for i, a in enumerate(models):
+            for b in models[i + 1:]:
+                for m in PAIR_METRICS:
+                    cells = []
+                    for c in (twin, real):
+                        r = stats.compare(cmp.seed_values(c, b, w, m), cmp.seed_values(c, a, w, m))
+                        cells.append(f"{fmt(_f(r['diff']))} ({fmt_p(_f(r['paired_p']))})")
+                    L.append(f"| {w} | {short[a]} → {short[b]} | {m} | {cells[0]} | {cells[1]} |")
+    return L
+

@@ -114,3 +114,19 @@ def test_beats_criterion() -> None:
     assert cmp.beats(c, "d", "hpa", "w")[0] is True  # fewer replica-s, SLO not worse (p = 1)
     assert cmp.beats(c, "hpa", "a", "w")[0] is False
     assert "replica-s" in cmp.beats(c, "a", "hpa", "w")[1]
+
+
+def test_model_pairs_section_compares_every_ppo_pair_on_both_sides() -> None:
+    from agents.sim2real.report import _model_pairs
+
+    doc = {"policies": ["hpa", "ppo:/x/ppo/best_model.zip", "ppo:/x/ppo-ft/model.zip"],
+           "workloads": ["w"]}
+    twin = cells(**{"ppo:/x/ppo/best_model.zip": {"episode_reward": [-5 + e for e in E]},
+                    "ppo:/x/ppo-ft/model.zip": {"episode_reward": [-5 + e for e in E]}})
+    real = cells(**{"ppo:/x/ppo/best_model.zip": {"episode_reward": [-7 + e for e in E]},
+                    "ppo:/x/ppo-ft/model.zip": {"episode_reward": [-6 + e / 2 for e in E]}})
+    lines = _model_pairs(doc, twin, real)
+    row = next(x for x in lines if "episode_reward" in x)
+    assert "ppo:ppo/best_model → ppo:ppo-ft/model" in row
+    assert row.endswith("| 0 (—) | 1 (<0.001) |")  # twin: no change; real: +1, significant
+    assert _model_pairs({"policies": ["hpa", "ppo:/a.zip"], "workloads": ["w"]}, twin, real) == []
