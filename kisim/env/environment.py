@@ -320,8 +320,13 @@ class _Chunker:
         # its running sketches where a merged window starts, by requests served before
         self._snaps: dict[int, tuple[LatencySketch, LatencySketch]] = {}
         self._step_first = 0
+        # asked once, right after reset (an exact backend's records are empty then: cheap)
+        lat_fn = getattr(backend, "latencies", None)
+        self._sketched = lat_fn is not None and isinstance(lat_fn(), LatencySketch)
 
     def _snapshot(self) -> None:
+        if not self._sketched:
+            return
         lat, wait = self.b.latencies(), self.b.waits()
         if isinstance(lat, LatencySketch) and isinstance(wait, LatencySketch):
             if self.served_total not in self._snaps:
