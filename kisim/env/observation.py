@@ -28,6 +28,8 @@ from kisim.core.registry import registrar
 from kisim.core.window import Window
 from kisim.env.context import EnvContext, EnvState
 
+Layout = tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]
+"""(feature names, lower bounds, upper bounds)."""
 LATENCY_CAP = 4.0  # p95 / SLO is clipped here
 THROUGHPUT_CAP = 2.0  # throughput / scale is clipped here
 
@@ -89,7 +91,7 @@ class ObservationPreset(ABC):
                                 dtype=np.float32)  # fmt: skip
 
     @abstractmethod
-    def _layout(self, ctx: EnvContext) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
+    def _layout(self, ctx: EnvContext) -> Layout:
         """(feature names, lower bounds, upper bounds)."""
 
     @abstractmethod
@@ -115,7 +117,7 @@ class Default(ObservationPreset):
 
     name = "default"
 
-    def _layout(self, ctx: EnvContext) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
+    def _layout(self, ctx: EnvContext) -> Layout:
         n = len(ctx.layout)
         features = ("cpu_util", "mem_util", "gpu_util", "p95_over_slo", "throughput",
                     *(f"{p}_replicas" for p in ctx.layout),
@@ -156,7 +158,7 @@ class Extended(Default):
 
     name = "extended"
 
-    def _layout(self, ctx: EnvContext) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
+    def _layout(self, ctx: EnvContext) -> Layout:
         features, low, high = super()._layout(ctx)
         extra = (*(f"{p}_ready" for p in ctx.layout), *(f"{p}_pending" for p in ctx.layout),
                  "error_rate", "queue", *(pl.replace("-", "_") for pl in ctx.placements),
@@ -176,16 +178,16 @@ class Extended(Default):
         answered = w.served + w.errors
         recs = [w.pools.get(p) for p in ctx.layout]
         extra = [
-            *(_clip(r.ready / mx[p], 0.0, 1.0) if r else 0.0 for p, r in zip(ctx.layout, recs, strict=True)),
-            *(_clip(r.pending / mx[p], 0.0, 1.0) if r else 0.0 for p, r in zip(ctx.layout, recs, strict=True)),
+            *(_clip(r.ready / mx[p], 0.0, 1.0) if r else 0.0
+              for p, r in zip(ctx.layout, recs, strict=True)),
+            *(_clip(r.pending / mx[p], 0.0, 1.0) if r else 0.0
+              for p, r in zip(ctx.layout, recs, strict=True)),
             w.errors / answered if answered else 0.0,
             _clip(w.queue_length / max(ctx.throughput_scale, 1.0), 0.0, 1.0),
         ]
         return np.asarray(base + extra + onehot + [hpa], np.float32)
 
 
-Layout = tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]
-"""(feature names, lower bounds, upper bounds)."""
 STALE_HORIZON_S = 300.0
 """Prometheus' default lookback delta (5 min): a gauge missing this long is gone from queries,
 so `metrics_stale` reaches 1 there."""
