@@ -81,6 +81,7 @@ class DataPlane:
         self.gi[K.RR_MODE] = 1 if scenario.routing.mode == "round_robin" else 0
         self.gfl = np.zeros(K.NGF, np.float64)
         self.gfl[K.SLO_S] = scenario.slo_ms * 1e-3
+        self.gfl[K.OPEN_T] = math.inf  # no open-loop arrival pending
         self.gi[K.SKETCH] = 1 if self.sketch else 0
         self.sk = np.zeros((2, N_BUCKETS), np.int64)  # the window's latency, wait buckets
         # pools by slot (`Scenario.pool_names`: GPU pools first) and routing groups
@@ -242,12 +243,13 @@ class DataPlane:
             return
         self.gfl[K.OPEN_RATE] = rate
         self.gi[K.OPEN_GEN] += 1
+        self.gfl[K.OPEN_T] = math.inf  # the pending arrival, if any, is superseded
         if rate > 0:
-            self._ensure_heap(1)
             self._ensure_draws(1)
             gap = K._draw(self.rnd, self.ridx, K.S_OPEN) / rate
-            K.heap_push(self.ht, self.hs, self.hk, self.hx, self.gi, now + gap, K.OPEN,
-                        int(self.gi[K.OPEN_GEN]))  # fmt: skip
+            self.gfl[K.OPEN_T] = now + gap  # numbered as a heap push would be
+            self.gi[K.OPEN_SEQ] = self.gi[K.SEQ]
+            self.gi[K.SEQ] += 1
 
     def gpu_busy_seconds(self, gpu: GPU, now: float) -> float:
         i = gpu.index

@@ -36,10 +36,13 @@ W_OFFERED, W_SERVED, W_ERRORS, W_BATCHES, W_ITEMS, QMAX, NG = range(7, 14)
 # W_SLOW: completed requests over the SLO in the window; SKETCH: 1 = latencies go into the
 # window's sketch buckets (`kisim.core.sketch`), 0 = into the per-request arrays olat/owait
 W_SLOW, SKETCH = range(14, 16)
-NGI = 16
-# global float slots (SLO_S: the SLO in s; W_LATSUM, W_WAITSUM: the window's exact sums)
-OPEN_RATE, NOW, SLO_S, W_LATSUM, W_WAITSUM = range(5)
-NGF = 5
+# OPEN_SEQ: the sequence number of the pending open-loop arrival (its time is OPEN_T)
+OPEN_SEQ = 16
+NGI = 17
+# global float slots (SLO_S: the SLO in s; W_LATSUM, W_WAITSUM: the window's exact sums;
+# OPEN_T: time of the next open-loop arrival, inf when none)
+OPEN_RATE, NOW, SLO_S, W_LATSUM, W_WAITSUM, OPEN_T = range(6)
+NGF = 6
 # random streams: three shared ones, then per pool slot p: service noise S_POOLS + 2p,
 # overhead noise S_POOLS + 2p + 1 (`stream_index`)
 S_ROUTE, S_THINK, S_OPEN = range(3)
@@ -278,7 +281,14 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
     ocap = olat.shape[0]
     blk = rnd.shape[1]
     budget = 0  # events that can run before any buffer might overflow
-    while gi[HN] > 0 and ht[0] <= t_end:
+    while True:
+        # the next event: the heap's earliest, or the pending open-loop arrival, which is
+        # kept beside the heap (one push and one pop fewer per request) and ordered with it
+        # by (time, sequence number) exactly as if it were in it
+        ot = gfl[OPEN_T]
+        from_heap = gi[HN] > 0 and (ht[0] < ot or (ht[0] == ot and hs[0] < gi[OPEN_SEQ]))
+        if (ht[0] if from_heap else ot) > t_end:
+            break
         if budget == 0:
             budget = min((hcap - gi[HN]) // margin_heap, qcap - 1 - gi[QMAX])
             if gi[SKETCH] == 0:  # per-request outputs: room for one event's batch
@@ -288,13 +298,16 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
             if budget <= 0 or gi[BFREE] < 0:
                 return NEED_SPACE
         budget -= 1
-        t, kind, x = heap_pop(ht, hs, hk, hx, gi)
+        if from_heap:
+            t, kind, x = heap_pop(ht, hs, hk, hx, gi)
+        else:
+            t, kind, x = ot, OPEN, gi[OPEN_GEN]
         if kind == ARRIVE or kind == OPEN:
             if kind == OPEN:
-                if x != gi[OPEN_GEN]:
-                    continue  # superseded by a rate change
                 iat = _draw(rnd, ridx, S_OPEN) / gfl[OPEN_RATE]
-                heap_push(ht, hs, hk, hx, gi, t + iat, OPEN, x)
+                gfl[OPEN_T] = t + iat  # the next arrival takes a sequence number as a push
+                gi[OPEN_SEQ] = gi[SEQ]
+                gi[SEQ] += 1
                 x = -1
             elif not alive[x]:
                 continue
