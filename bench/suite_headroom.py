@@ -192,7 +192,8 @@ def _write(a: argparse.Namespace, store: Path, results: list[dict[str, Any]],
           f"- host: {prov['host']['node']} ({prov['host']['cpus']} CPUs, load "
           f"{prov['host']['load_avg_at_start']}), {prov['date']}",
           f"- seeds: best constant searched on training seeds {a.train_seeds}; both policies "
-          f"then run on evaluation seeds 0–{a.runs - 1} (common random numbers)",
+          f"then run on evaluation seeds 0..n-1, common random numbers (n per scenario: "
+          f"'oracle better on ... of n seeds'; this run's --runs {a.runs})",
           f"- {prov['definition']}; the claim is gap ≥ {a.min_gap:.0%}", "",
           table(results, a.min_gap), "",
           "Search per scenario: a coarse grid (each pool's counts from min to max replicas - "
