@@ -39,7 +39,7 @@ def plot_scale(rows: list[dict[str, Any]], out: Path, machine: dict[str, Any]) -
         m.axhline(1024, color="#D55E00", lw=0.8, ls=":", label="1 GB (limit)")
         h1, l1 = a.get_legend_handles_labels()
         h2, l2 = m.get_legend_handles_labels()
-        a.legend(h1 + h2, l1 + l2, loc="center right", fontsize=6, framealpha=0.9)
+        a.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=6, framealpha=0.9)
         a.set_title("(a) speed and memory vs requests", fontsize=9)
     if clu:
         x = [r["replicas"] for r in clu]
