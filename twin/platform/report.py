@@ -50,7 +50,7 @@ def platform_summary(world: PlatformWorld, now: float) -> dict[str, float]:
             if svc.spec.tenant == t:
                 o, k = svc.slo_met()
                 ok, n = ok + o, n + k
-                lats.append(np.asarray(svc.latencies))
+                lats.append(np.array(svc.latencies, dtype=float))
         lat = np.concatenate(lats) if lats else np.empty(0)
         runs = [r for r in b.runs if r.tenant == t]
         done = [r.ended_at - r.submitted for r in runs

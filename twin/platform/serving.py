@@ -13,6 +13,7 @@ not the CPU-metric copy of `kisim.core.hpa`.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -50,7 +51,7 @@ class ModelService:
         self.pods: list[Pod] = []
         self.ready: list[Pod] = []
         self.idle: list[tuple[Pod, simpy.Event]] = []
-        self.latencies: list[float] = []
+        self.latencies = array("d")  # seconds, 8 bytes per request (long runs stay small)
         self.rejected = 0
         self.busy_s = 0.0
         self._busy_mark = 0.0
@@ -182,6 +183,6 @@ class ModelService:
 
     def slo_met(self) -> tuple[int, int]:
         """(requests within the SLO, requests answered or rejected or still queued)."""
-        lat = np.asarray(self.latencies)
+        lat = np.frombuffer(self.latencies, dtype=float) if self.latencies else np.empty(0)
         ok = int(np.count_nonzero(lat * 1e3 <= self.spec.slo_ms))
         return ok, len(lat) + self.rejected + len(self.queue)
