@@ -203,8 +203,8 @@ def _write(a: argparse.Namespace, store: Path, results: list[dict[str, Any]],
           "neighbours (one pod more or less in one pool, another placement) on all training "
           "seeds. The oracle looks ahead the slowest pool's slow-case start-up (95th "
           "percentile) plus two steps, in `plan` mode (other traffic splits for its best "
-          "three moves, and those moves deferred by 1, 2 or 4 steps; "
-          "agents/policies/oracle.py).", ""]
+          "three moves, those moves deferred by 1, 2 or 4 steps, and its best removals as "
+          "round trips; agents/policies/oracle.py).", ""]
     if runs:
         md[4:4] = [f"- merged from `{d}`: `{p.get('command', '?')}` at commit "
                    f"`{p.get('commit', '?')}`, {p.get('date', '?')}" for d, p in runs.items()]
