@@ -60,7 +60,7 @@ def test_headroom_on_a_short_gpu_fleet() -> None:
     sc = override(load_scenario(SUITE / "gpu-fleet.yaml"), "test", duration_s=300.0)
     r = headroom(sc, Runner(1), [0, 1], train_seeds=[1000, 1001], horizon=2, keep=2)
     assert r["best_constant_spec"].startswith("fixed:gpu=")
-    assert r["oracle"] == "oracle:2" and r["constant"]["seeds"] == [0, 1]
+    assert r["oracle"] == "oracle:2:plan" and r["constant"]["seeds"] == [0, 1]
     assert r["gap"] == pytest.approx((r["oracle_reward"] - r["constant_reward"])
                                      / abs(r["oracle_reward"]))  # fmt: skip
     json.dumps(r)  # what bench.suite_headroom stores
