@@ -105,6 +105,10 @@ def check_real(sc: Scenario, policies: list[str], backend: str, kube: dict[str, 
     from bridge.factory import check_kind
     from kisim.core.errors import KisimError
 
+    if sc.faults.active:
+        raise KisimError(f"scenario {sc.name}: faults: the fault schedule is simulated by the "
+                         "twin only; on real serving inject faults with --inject "
+                         "(docs/faults.md)")  # fmt: skip
     check_kind(backend, kube if backend == "local" else None, prometheus_url)
     if backend == "local":
         from bridge.paths import missing_setup

@@ -35,3 +35,13 @@ def test_record_checks_inject_before_starting(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "sigstop needs a target" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_twin_fault_schedule_is_refused_on_real_serving(tmp_path: Path) -> None:
+    """A scenario's `faults:` section is the twin's; a real run would silently ignore it."""
+    sc = ROOT / "configs" / "scenarios" / "faults" / "crash-loop-fault.yaml"
+    r = kisim("eval", "--scenario", str(sc), "--patterns", "constant", "--runs", "1",
+              "--policies", "static", "--real", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "faults:" in r.stderr and "--inject" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
