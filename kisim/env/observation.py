@@ -224,45 +224,35 @@ class StaleMetrics:
         return (dataclasses.replace(w, **fix) if fix else w), stale
 
 
+class _Stale(ObservationPreset):
+    """Mixin before a preset: the last utilisations when metrics are missing, plus
+    `metrics_stale` as the last feature."""
+
+    def __init__(self, ctx: EnvContext) -> None:
+        self.memory = StaleMetrics(ctx)
+        super().__init__(ctx)
+
+    def _layout(self, ctx: EnvContext) -> Layout:
+        features, low, high = super()._layout(ctx)
+        return features + ("metrics_stale",), low + (0.0,), high + (1.0,)
+
+    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
+        if w is None:
+            self.memory.reset()
+            return np.append(super().observe(None, st), np.float32(0.0))
+        filled, stale = self.memory.fill(w)
+        return np.append(super().observe(filled, st), np.float32(stale))
+
+
 @register
-class DefaultStale(Default):
+class DefaultStale(_Stale, Default):
     """`default` with the last utilisations when metrics are missing, plus `metrics_stale`."""
 
     name = "default-stale"
 
-    def __init__(self, ctx: EnvContext) -> None:
-        self.memory = StaleMetrics(ctx)
-        super().__init__(ctx)
-
-    def _layout(self, ctx: EnvContext) -> Layout:
-        features, low, high = super()._layout(ctx)
-        return features + ("metrics_stale",), low + (0.0,), high + (1.0,)
-
-    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
-        if w is None:
-            self.memory.reset()
-            return np.append(super().observe(None, st), np.float32(0.0))
-        filled, stale = self.memory.fill(w)
-        return np.append(super().observe(filled, st), np.float32(stale))
-
 
 @register
-class ExtendedStale(Extended):
+class ExtendedStale(_Stale, Extended):
     """`extended` with the last utilisations when metrics are missing, plus `metrics_stale`."""
 
     name = "extended-stale"
-
-    def __init__(self, ctx: EnvContext) -> None:
-        self.memory = StaleMetrics(ctx)
-        super().__init__(ctx)
-
-    def _layout(self, ctx: EnvContext) -> Layout:
-        features, low, high = super()._layout(ctx)
-        return features + ("metrics_stale",), low + (0.0,), high + (1.0,)
-
-    def observe(self, w: Window | None, st: EnvState) -> np.ndarray:
-        if w is None:
-            self.memory.reset()
-            return np.append(super().observe(None, st), np.float32(0.0))
-        filled, stale = self.memory.fill(w)
-        return np.append(super().observe(filled, st), np.float32(stale))
