@@ -64,19 +64,7 @@ class SeriesStore:
 
     def add(self, t: float, key: str, value: float) -> None:
         """Append a scraped sample; ``t`` must increase per series (TSDB rejects out-of-order)."""
-        t_ms = _ms(t)
-        s = self._series.get(key)
-        if s is None:
-            s = self._series[key] = _Series()
-        if (s.ts and t_ms <= s.ts[-1]) or (s.stale and t_ms <= s.stale[-1]):
-            raise ValueError(f"out-of-order or duplicate sample for {key!r} at t={t}")
-        s.ts.append(t_ms)
-        s.vs.append(float(value))
-        if t_ms > self._newest_ms:
-            self._newest_ms = t_ms
-        self._adds += 1
-        if self._adds >= self._next_sweep:
-            self._sweep()
+        self.add_all(t, [(key, value)])
 
     def add_all(self, t: float, samples: list[tuple[str, float]]) -> None:
         """`add` of every ``(key, value)`` sample of one scrape at ``t`` (the timestamp
