@@ -11,7 +11,7 @@
 # the script again. Writes OUT (default results/sim2real) with PROVENANCE.json: each
 # invocation's command, commit, host and load average at start.
 #
-# Usage: scripts/sim2real.sh                     (from anywhere; ~5.5 h on a quiet 2-core host)
+# Usage: scripts/sim2real.sh                     (from anywhere; ~2.5 h on a quiet 2-core host)
 # Env:   OUT=results/sim2real  SEEDS=5  FINETUNE_EPISODES=8  SKIP_FINETUNE=0
 #        MAX_LOAD=1.0 (refuse to start above this 1-min load average; FORCE=1 to start anyway)
 #        WORKLOADS=ramp,spike,trace  TIMESTEPS= (PPO budget override; the config's by default)

@@ -128,7 +128,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path: Path,
 
     main(["sim2real", "--config", str(CONFIG), "--dry-run", "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
-    assert "dry run: 60 real runs of 150 s on the local backend" in out
+    assert "dry run: 60 real runs of 60 s on the local backend" in out
     assert "policy hpa: controller external" in out and "HPA v2 algorithm" in out
     assert not (tmp_path / "o").exists()
 
