@@ -154,6 +154,8 @@ def _fit_device(
         service=service,
         reference_cores=ref,
         core_scaling=0.0 if kind == "gpu" else prior.core_scaling,
+        # the prior's exponent is one of a pair: its batch-size slope goes with it
+        core_scaling_per_doubling=0.0 if kind == "gpu" else prior.core_scaling_per_doubling,
         sharing_penalty=prior.sharing_penalty,
         overhead_ms=max(ovh.idle.value if ovh.busy_factor else ovh.total.value, 0.0),
         overhead_busy_factor=ovh.busy_factor.value if ovh.busy_factor else 0.0,
@@ -416,7 +418,9 @@ def _fit_core_scaling(
         scaling = F.fit_core_scaling(iso.sizes, iso.ms, iso.cores, ref, d.rng, d.n_boot)
     if scaling is None:
         return device, None, None
-    device = device.model_copy(update={"core_scaling": max(scaling.value, 0.0)})
+    device = device.model_copy(
+        update={"core_scaling": max(scaling.value, 0.0), "core_scaling_per_doubling": 0.0}
+    )
     by_size = F.fit_core_scaling_by_size(iso.sizes, iso.ms, iso.cores, ref, d.rng, d.n_boot)
     if by_size is None or not (by_size[1].lo > 0 or by_size[1].hi < 0):
         return device, scaling, None
@@ -476,6 +480,8 @@ def _fit_sharing(
     conc = replay.fit(d, device, attr)
     if conc is None:
         d.from_prior.append(attr)
+        if attr == "core_scaling" and device.core_scaling_per_doubling != 0.0:
+            d.from_prior.append("core_scaling_per_doubling")
         what = "one replica per host" if attr == "host_sharing_penalty" else (
             f"one instance per replica at {replay.ref_cores:g} cores")  # fmt: skip
         d.notes.append(
@@ -484,6 +490,8 @@ def _fit_sharing(
         )
         return device, None
     update: dict[str, object] = {attr: conc.theta.value}
+    if attr == "core_scaling":  # the replays fit one exponent for every batch size
+        update["core_scaling_per_doubling"] = 0.0
     if not len(in_load.weight) and curve.source == "isolated":  # k only from the joint fit
         in_load.k = conc.k
         if not conc.k.contains(1.0) and abs(conc.k.value - 1) >= F.K_MIN_EFFECT:

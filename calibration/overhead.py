@@ -10,6 +10,7 @@ import numpy as np
 
 from calibration.bundle import Bundle
 from calibration.estimate import Estimate, block_indices, interval
+from calibration.host_load import overlaps, saturated_spans
 
 AGG_INTERVALS = 5  # export intervals per point of the overhead-vs-busy regression
 
@@ -40,6 +41,7 @@ class _Intervals:
     delay_us: np.ndarray  # the pool's max_queue_delay (a lone request waits it out)
     capacity: np.ndarray  # the pool's instances (replicas x instances per replica)
     groups: list[np.ndarray]  # per interval: client latencies (ms)
+    saturated: np.ndarray  # the recording host had no spare core in it (`host.csv`)
 
     @property
     def busy(self) -> np.ndarray:
@@ -106,6 +108,7 @@ def pool_intervals(bun: Bundle, pool: str) -> _Intervals:
         np.full(len(keep), float(delay)),
         np.full(len(keep), float(bun.manifest.pools[pool].instances * len(ct.replicas))),
         [groups[k] for k in keep],
+        overlaps(starts[keep], ends[keep], saturated_spans(bun)),
     )
 
 
@@ -128,6 +131,7 @@ def _concat(parts: list[_Intervals]) -> _Intervals:
             )
         ),
         [g for p in parts for g in p.groups],
+        np.concatenate([p.saturated for p in parts]),
     )
 
 
@@ -147,10 +151,27 @@ def fit_overhead(
     queue wait <= the batcher's delay + 2 % of compute: a lone request waits the delay
     out, a constant), where a request's latency is compute + a constant + overhead:
     Var(latency) - (compute x service cv)^2 = (overhead x cv)^2.
+    Intervals in which the recording host had no spare core are left out of every fit
+    (`calibration.host_load`): the twin's overhead is that of a host with cores to spare.
     """
     iv = _concat(parts)
-    use = (iv.n_client > 0) & (iv.items > 0)
+    served = (iv.n_client > 0) & (iv.items > 0)
+    use = served & ~iv.saturated
     notes: list[str] = []
+    if not np.any(use):
+        use = served  # a host saturated throughout: its overhead is all there is
+    elif np.any(served & iv.saturated):
+        hot = np.flatnonzero(served & iv.saturated)
+        ovh_hot = float(
+            iv.lat_sum[hot].sum() / iv.n_client[hot].sum()
+            - (iv.queue_us[hot].sum() + iv.compute_us[hot].sum()) / iv.items[hot].sum() / 1e3
+        )
+        notes.append(
+            f"{len(hot)} export interval(s) ({int(iv.n_client[hot].sum())} requests) in which "
+            f"the recording host had no spare core (host.csv) left out of the overhead fit: "
+            f"overhead there {ovh_hot:.2f} ms (the client and the front end wait for a core; "
+            "the twin does not model host saturation)"
+        )
     idx_all = np.flatnonzero(use)
 
     def total(idx: np.ndarray) -> float:

@@ -202,3 +202,17 @@ def test_gpu_sharing_penalty_by_simulation(tmp_path: Path) -> None:
     d = res.devices["gpu"]
     assert d.concurrency is not None and d.concurrency.theta.contains(1.0), d.concurrency.theta
     assert d.curve.base.value == pytest.approx(1.6, rel=0.03)
+
+
+def test_a_prior_core_scaling_keeps_its_batch_size_slope(bundles: dict[str, Path]) -> None:
+    """A bundle at one core count cannot identify core scaling: the prior's exponent and its
+    per-doubling slope are kept together (the exponent alone is only that of a batch of one)
+    and both are named as the prior's."""
+    prior = load_calibration(PRIOR)
+    dev = prior.devices["desktop-cpu"]
+    dev = dev.model_copy(update={"core_scaling": 0.18, "core_scaling_per_doubling": 0.29})
+    prior = prior.model_copy(update={"devices": {"desktop-cpu": dev}})
+    res = calibrate([load_bundle(bundles["step"])], "p", prior, str(PRIOR), n_boot=20)
+    d = res.devices["cpu"]
+    assert d.device.core_scaling == 0.18 and d.device.core_scaling_per_doubling == 0.29
+    assert {"core_scaling", "core_scaling_per_doubling"} <= set(d.from_prior)

@@ -180,7 +180,9 @@ def test_noise_is_the_spread_within_a_recording() -> None:
 @pytest.mark.skipif(not TRACES.is_dir(), reason="no traces/ folder")
 def test_the_real_traces_load_without_a_warning() -> None:
     names = sorted(p.name for p in TRACES.iterdir() if (p / "manifest.yaml").is_file())
-    assert len(names) == 10  # 8 schedules of the shipped calibration + 2 concurrency sweeps
+    # 8 schedules of the shipped calibration + 2 concurrency sweeps + 3 one-thread step
+    # schedules (issue 15)
+    assert len(names) == 13
     for n in names:
         b = load_bundle(TRACES / n)
         assert b.warnings == [], (n, b.warnings)
