@@ -306,7 +306,8 @@ def _fit_overhead(d: _Device, cv: float) -> F.Overhead:
         d.rng, d.n_boot,
     )  # fmt: skip
     if iso_cv is not None:
-        ovh.noise_cv = iso_cv
+        ovh.noise_cv = iso_cv  # the quiet intervals' verdict no longer applies
+        ovh.notes = [n for n in ovh.notes if "requests in quiet intervals" not in n]
     if ovh.noise_cv is None:
         d.from_prior.append("overhead_noise")
     return ovh
