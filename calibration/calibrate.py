@@ -157,8 +157,9 @@ def _fit_device(
         # the prior's exponent is one of a pair: its batch-size slope goes with it
         core_scaling_per_doubling=0.0 if kind == "gpu" else prior.core_scaling_per_doubling,
         sharing_penalty=prior.sharing_penalty,
-        overhead_ms=max(ovh.idle.value if ovh.busy_factor else ovh.total.value, 0.0),
+        overhead_ms=max(_overhead_ms(ovh), 0.0),
         overhead_busy_factor=ovh.busy_factor.value if ovh.busy_factor else 0.0,
+        overhead_per_batch_position_ms=ovh.per_position.value if ovh.per_position else 0.0,
         overhead_noise=Dist(kind="lognormal", cv=max(ovh.noise_cv.value, 0.0))
         if ovh.noise_cv
         else prior.overhead_noise,
@@ -285,6 +286,14 @@ def _fit_in_load(
         (chunks.cores == ref) if d.kind == "cpu" else np.ones(len(chunks), bool)
     )
     return F.fit_in_load(chunks.select(alone), curve, cv, d.rng, max(d.n_boot // 2, 50))
+
+
+def _overhead_ms(ovh: F.Overhead) -> float:
+    """The twin's overhead_ms: the first response's when the batch position applies, the
+    idle replica's when the busy share does, else the mean."""
+    if ovh.per_position is not None and ovh.first is not None:
+        return ovh.first.value
+    return ovh.idle.value if ovh.busy_factor and ovh.idle else ovh.total.value
 
 
 def _fit_overhead(d: _Device, cv: float) -> F.Overhead:

@@ -156,6 +156,8 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
         o = d.overhead
         main = o.idle if o.busy_factor is not None and o.idle is not None else o.total
         label = "overhead_ms (idle replica)" if main is o.idle else "overhead_ms"
+        if o.per_position is not None and o.first is not None:
+            main, label = o.first, "overhead_ms (first response of a batch)"
         rows.append((key, label, _e(main, " ms"), main.method))
         if main is not o.total:
             rows.append((key, "  mean over the bundles", _e(o.total, " ms"), o.total.method))
@@ -172,6 +174,9 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
         )
         if o.busy_factor is not None:
             rows.append((key, "overhead_busy_factor", _e(o.busy_factor), o.busy_factor.method))
+        if o.per_position is not None:
+            rows.append((key, "overhead_per_batch_position_ms", _e(o.per_position, " ms"),
+                         o.per_position.method))  # fmt: skip
         s = d.startup
         for name, est, unit in (
             ("startup.container_start_s", s.container_start_s, " s"),

@@ -26,8 +26,10 @@ POOL, STATE, INST, FREE, MAXB, CAP, MAXQ, GPU, NPREF, QHEAD, QLEN = range(11)
 NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED, HOST, GROUP, SSVC, SOVH = range(11, 21)
 NRI = 21
 # replica float columns
-DELAY, PEN, CORES, REF, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN = range(13)
-NRF = 13
+# OVHP: overhead per position in a completed batch, s (the j-th response of a batch waits
+# for the j before it at the front end and the client)
+DELAY, PEN, CORES, REF, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN, OVHP = range(14)
+NRF = 14
 # replica states
 UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
 # global int slots
@@ -358,6 +360,7 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
                 busy = ri[r, INST] - ri[r, FREE] + (1 if ri[r, QLEN] > 0 else 0)
                 ovh *= 1.0 + rf[r, OVHB] * min(busy, ri[r, INST]) / ri[r, INST]
             so = ri[r, SOVH]
+            opos = rf[r, OVHP]
             n = gi[NOUT]
             qs = 0.0
             rs = 0.0
@@ -371,6 +374,8 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
                 rs += lat
                 if ovh > 0.0:
                     lat += ovh * _draw(rnd, ridx, so)
+                if opos > 0.0:  # deterministic: no draw, so the streams stay as they were
+                    lat += opos * j
                 wt = t0 - ta
                 if sketch:  # streaming: two bucket counts, no per-request record
                     sk[0, _bucket(lat)] += 1

@@ -117,6 +117,13 @@ class DeviceCalibration(StrictModel):
         "(1 + this x share); the front end and the client share the replica's cores. "
         "0 = constant overhead.",
     )
+    overhead_per_batch_position_ms: NonNeg = Field(
+        0.0,
+        description="The responses of a completed batch leave one after another: the j-th "
+        "(j = 0 .. b-1, in arrival order) takes overhead + j x this, ms (the front end and a "
+        "single load-generator process handle them serially; issue 15's sweeps: 1.4 ms). "
+        "0 = every request of a batch takes the same overhead.",
+    )
     cpu_per_request_ms: NonNeg = Field(
         0.0, description="CPU core-ms the server front end spends per request."
     )

@@ -60,6 +60,7 @@ def _intervals(saturated: np.ndarray, rng: np.random.Generator) -> _Intervals:
         capacity=np.ones(n),
         groups=groups,
         saturated=saturated,
+        bmax=np.ones(n),
     )
 
 
@@ -83,3 +84,20 @@ def test_a_host_saturated_throughout_keeps_its_overhead() -> None:
     rng = np.random.default_rng(1)
     fit = fit_overhead([_intervals(np.ones(30, dtype=bool), rng)], True, 0.0, 0.25, rng, 50)
     assert abs(fit.total.value - 12.0) < 0.2
+
+
+def test_overhead_per_batch_position_is_recovered() -> None:
+    """Batches of b (all full: no spread to guess) whose j-th response takes 1.5 + 1.2 j ms:
+    the mean overhead of an interval is 1.5 + 1.2 (b - 1) / 2."""
+    rng = np.random.default_rng(2)
+    n, per = 80, 40
+    b = np.repeat([1.0, 2.0, 3.0, 4.0], n // 4)
+    iv = _intervals(np.zeros(n, dtype=bool), rng)
+    ovh = 1.5 + 1.2 * (b - 1) / 2
+    iv.groups = [15.0 + o + rng.normal(0.0, 1.0, per) for o in ovh]
+    iv.lat_sum = np.array([g.sum() for g in iv.groups])
+    iv.execs, iv.bmax = per / b, b
+    fit = fit_overhead([iv], True, 0.0, 0.25, rng, 100)
+    assert fit.per_position is not None and fit.first is not None
+    assert fit.per_position.contains(1.2) and fit.first.contains(1.5)
+    assert abs(fit.per_position.value - 1.2) < 0.15 and fit.busy_factor is None

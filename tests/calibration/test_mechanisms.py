@@ -49,6 +49,7 @@ def test_neutral_values_leave_the_twin_unchanged() -> None:
         "host_sharing_penalty": 0.0,
         "core_scaling_per_doubling": 0.0,
         "batch_merge_ms": 0.0,
+        "overhead_per_batch_position_ms": 0.0,
     }
     same = override(sc, "test", **{f"calibration.devices.cpu.{k}": v for k, v in neutral.items()})
     assert np.array_equal(base, _latencies(same))
@@ -69,6 +70,16 @@ def test_batch_merge_cost_only_for_batches_of_several_requests() -> None:
     on = true_scenario(users=[5, 150], step_s=30.0)
     base = _latencies(on)
     slow = _latencies(override(on, "test", **{"calibration.devices.cpu.batch_merge_ms": 3.0}))
+    assert slow[2:].mean() > base[2:].mean() * 1.05  # 150 users: batches of several requests
+
+
+def test_overhead_per_batch_position_only_for_batches_of_several() -> None:
+    off = true_scenario(users=[5, 60], step_s=30.0, batching={"enabled": False})
+    pos = {"calibration.devices.cpu.overhead_per_batch_position_ms": 4.0}
+    assert np.array_equal(_latencies(off), _latencies(override(off, "test", **pos)))
+    on = true_scenario(users=[5, 150], step_s=30.0)
+    base = _latencies(on)
+    slow = _latencies(override(on, "test", **pos))
     assert slow[2:].mean() > base[2:].mean() * 1.05  # 150 users: batches of several requests
 
 
