@@ -323,9 +323,8 @@ class ClusterBackend:
         if self.observer is None or self._now <= 0:
             return math.nan
         if self._episode_view is None or self._episode_view[0] != self._now:
-            # reach two scrapes before t0, so the range holds a sample from before the first
-            # request and `increase()` sees the whole episode (the replicas were idle then)
-            r = self._now + 2.0 * self._scenario().metrics.scrape_interval_s
+            # counters grow from the last scrape at or before t0, before the first request
+            r = self._now
             self._episode_view = (self._now, self.observer.view(self.t0_unix + self._now, r, r))
         return float(getattr(self._episode_view[1], field))
 

@@ -3,8 +3,10 @@
 `Observer.view(at, window_s, elapsed_s)` evaluates `bridge.promql` at the window's end
 through `prometheus-api-client`, so what the env sees is what Prometheus shows (scrape
 interval, ``rate()`` range), never a privileged view. Ranges never reach back before the
-episode started (older samples belong to the previous episode or to idle warm-up) by more
-than one scrape, but stay at least two scrape intervals long so `rate()` has two samples.
+episode started (older samples belong to the previous episode or to idle warm-up): Triton's
+counters grow from the last scrape at or before the range's start (`promql.growth`), so a
+range reaching t0 starts from the scrape before the first request; `rate()` ranges stay
+at least two scrape intervals long so they have two samples.
 A series Prometheus has no value for is NaN, as in the twin. Errors are retried with
 backoff, then end in a `BackendError` naming the address — except in `view`, which must
 not stall the episode: when Prometheus cannot be reached (down, restarting) it tries
@@ -34,7 +36,7 @@ class PromView:
     queue_wait_ms: float
     queue_length: float
     mean_batch_size: float
-    batches: float  # executions in the window (increase over the window itself)
+    batches: float  # executions in the window (growth over the window itself)
     batch_items: float
     triton_success: float  # Triton's successful requests in the window (cross-check)
     triton_failures: float
@@ -115,10 +117,12 @@ class Observer:
         m, s = self.metrics, self.sel
         floor = 2.0 * m.scrape_interval_s
         rate_r = max(min(m.rate_window_s, elapsed_s), floor)
-        # counters before t0 are flat (no load yet), so ratios may reach one scrape further
-        # back: that keeps a burst right at t0 inside the first window's `increase()`
-        ratio_r = max(min(max(window_s, m.rate_window_s), elapsed_s + m.scrape_interval_s), floor)
-        win_r = max(window_s, floor)
+        # Triton's counters grow from the last scrape at or before the range's start
+        # (`promql.growth`): one scrape in the range is enough, and a range reaching back to
+        # t0 starts from the scrape before the first request, so a burst at t0 is counted
+        one = m.scrape_interval_s
+        ratio_r = max(min(max(window_s, m.rate_window_s), elapsed_s), one)
+        win_r = max(window_s, one)
         failed: list[str] = []
 
         def q(query: str, at: float) -> float:

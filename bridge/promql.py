@@ -6,10 +6,16 @@ the local stack exports the same names (`bridge.proc_exporter`), so only the lab
 matchers differ between backends: `Selectors` holds them.
 
 Ranges: utilisations use the scenario's ``rate_window_s`` (what a dashboard or HPA-style
-rule would read); ratios of Triton counters (mean batch size, mean queue wait) use
-``max(window, rate_window_s)`` so they have at least two samples even when the window is
-as short as the scrape interval. Ratios of two `increase()`s of the same replica share the
-same extrapolation factor, which cancels.
+rule would read). Triton's counters (requests, items, batches, queue time) are read as
+each series' growth between two scrapes (`growth`): the last sample at or before the
+range's start and the last sample in the range, with no extrapolation. Every counter of a
+replica comes from the same scrape, so a ratio of two growths (mean batch size, mean queue
+wait) is the ratio over exactly the same requests. `increase()` is not used for them: it
+extrapolates each series to the range's edges with that series' own slope and clamps the
+extrapolation at the series' own zero point (Prometheus 2.42 `extrapolatedRate`,
+promql/functions.go), so numerator and denominator are stretched differently whenever the
+requests in the first scrape interval waited longer than the rest (the burst at t0, a
+fresh replica's first inferences): the episode's mean queue wait read 16-25 % low.
 """
 
 from __future__ import annotations
@@ -36,28 +42,48 @@ def dur(seconds: float) -> str:
     return f"{max(1, int(round(seconds * 1000)))}ms"
 
 
-def _inc(metric: str, sel: str, r: str) -> str:
-    return f"sum(increase({metric}{{{sel}}}[{r}]))"
+LOOKBACK = "5m"  # Prometheus' default --query.lookback-delta: a series silent this long is gone
+
+
+def growth(metric: str, sel: str, r: str) -> str:
+    """How much a counter's series grew over the range, summed: per series, its last sample
+    in the range minus its last sample at or before the range's start (ranges include both
+    ends in Prometheus 2.x), with no extrapolation. What Prometheus 3.x calls
+    `increase(x[r] anchored)`, built from 2.x functions:
+    * a series with no sample before the range (a replica that appeared in it) grew from 0,
+      where Triton starts its counters;
+    * a series that restarted under the same labels (a container restarted in its pod) is
+      read by `increase()` for that range: reset-aware, extrapolated, the best 2.x offers;
+      a restart before the range's first sample shows as a drop below the baseline and
+      counts from 0.
+    Consecutive ranges tile: each request is counted once, in the range whose scrape first
+    saw it."""
+    m = f"{metric}{{{sel}}}"
+    last = f"last_over_time({m}[{r}])"
+    base = f"last_over_time({m}[{LOOKBACK}] offset {r})"
+    restarted = f"resets({m}[{r}]) > 0"
+    plain = f"(({last} - {base}) >= 0) unless {restarted}"
+    return f"sum({plain} or (increase({m}[{r}]) and {restarted}) or {last})"
 
 
 def triton_success(s: Selectors, range_s: float) -> str:
     """Requests Triton answered successfully over the range, all replicas (cross-check)."""
-    return _inc("nv_inference_request_success", s.triton, dur(range_s))
+    return growth("nv_inference_request_success", s.triton, dur(range_s))
 
 
 def triton_failures(s: Selectors, range_s: float) -> str:
     """Requests Triton failed (rejected by a full queue, backend errors) over the range."""
-    return _inc("nv_inference_request_failure", s.triton, dur(range_s))
+    return growth("nv_inference_request_failure", s.triton, dur(range_s))
 
 
 def batch_items(s: Selectors, range_s: float) -> str:
     """Inferences executed (items, summed over batches) over the range."""
-    return _inc("nv_inference_count", s.triton, dur(range_s))
+    return growth("nv_inference_count", s.triton, dur(range_s))
 
 
 def batches(s: Selectors, range_s: float) -> str:
     """Model executions (batches) over the range."""
-    return _inc("nv_inference_exec_count", s.triton, dur(range_s))
+    return growth("nv_inference_exec_count", s.triton, dur(range_s))
 
 
 def mean_batch_size(s: Selectors, range_s: float) -> str:
@@ -70,7 +96,8 @@ def mean_batch_size(s: Selectors, range_s: float) -> str:
 def queue_wait_ms(s: Selectors, range_s: float) -> str:
     """Mean time a successful request spent in Triton's scheduler queue, ms."""
     r = dur(range_s)
-    return f"{_inc('nv_inference_queue_duration_us', s.triton, r)} / {_inc('nv_inference_request_success', s.triton, r)} / 1000"  # noqa: E501
+    us = growth("nv_inference_queue_duration_us", s.triton, r)
+    return f"{us} / {growth('nv_inference_request_success', s.triton, r)} / 1000"
 
 
 def queue_length(s: Selectors) -> str:

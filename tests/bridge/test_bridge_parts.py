@@ -89,8 +89,9 @@ def test_promql_queries_name_their_series_and_ranges() -> None:
     assert promql.dur(15) == "15000ms" and promql.dur(0.25) == "250ms"
     q = promql.mean_batch_size(s, 8)
     assert (
-        "increase(nv_inference_count{" in q and "nv_inference_exec_count" in q and "[8000ms]" in q
-    )
+        "last_over_time(nv_inference_count{" in q and "nv_inference_exec_count" in q
+        and "[8000ms]" in q and "offset 8000ms" in q
+    )  # fmt: skip
     assert "kube_pod_status_ready" in promql.cpu_util(s, 60)
     assert promql.queue_length(s) == 'sum(nv_inference_pending_request_count{job="triton"})'
     assert 'pool="gpu"' in promql.triton_success(s.pool("gpu"), 8)
