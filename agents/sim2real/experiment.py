@@ -29,6 +29,7 @@ from agents.sim2real.spec import Sim2RealSpec
 from kisim.core.config import Scenario, load_calibration, resolved_json, validated
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, memory_watchdog
+from kisim.core.host import cpu_model
 from kisim.core.outputs import check_out_dir
 from kisim.core.prepare import prepare
 from kisim.core.rundir import read_json, write_json
@@ -97,19 +98,9 @@ def provenance(argv: list[str]) -> dict[str, Any]:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": {"node": platform.node(), "machine": platform.machine(),
                  "cpus": os.cpu_count(), "python": platform.python_version(),
-                 "processor": _cpu_model()},
+                 "processor": cpu_model() or "unknown"},
         "load_average_at_start": list(os.getloadavg()),
     }  # fmt: skip
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _record(out: Path, spec: Sim2RealSpec, sc: Scenario, real: RealTarget | None,

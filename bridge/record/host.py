@@ -1,12 +1,12 @@
-"""The recording host: what the machine is (for the manifest) and how busy it was
-(`HostSampler`, ``host.csv``) while replicas, Locust and Prometheus shared it."""
+"""The recording host: how busy it was (`HostSampler`, ``host.csv``) while replicas, Locust
+and Prometheus shared it, and the Triton stack's versions; what the machine is comes from
+`kisim.core.host`."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import platform
 import subprocess
 import threading
 import time
@@ -67,26 +67,6 @@ class HostSampler:
     def write(self, path: Path) -> None:
         path.write_text("t_unix_s,host_busy_cores,loadgen_cores,loadavg_1m\n"
                         + "".join(r + "\n" for r in self.rows))  # fmt: skip
-
-
-def cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def mem_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
 
 
 def triton_venv_versions() -> dict[str, str]:

@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 
 from bridge.paths import ROOT  # a checkout: manifests name files relative to it
-from bridge.record.host import cpu_model, mem_gib, triton_venv_versions
+from bridge.record.host import triton_venv_versions
 from bridge.record.schedule import SHAPE_TICK_S, RecordSchedule
 from kisim.core.config import Scenario
+from kisim.core.host import cpu_model, mem_gib
 
 SPAWN_RATE = 100.0  # users/s, as bridge.locust_run sets it
 
