@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agents.evaluation.run import RealTarget, on_sigterm, run_eval
+from agents.evaluation.run import on_sigterm, run_eval
 from kisim.cli.fanout import RayAddress
 from kisim.cli.options import (
     AllowLarge,
@@ -20,6 +20,7 @@ from kisim.cli.options import (
     RealBackend,
     TrustModel,
     limits,
+    real_target,
 )
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
@@ -60,15 +61,12 @@ def eval_cmd(
     """Evaluate policies x patterns x seeds: summary.csv, significance.csv, figures, report.md."""
     target = None
     if real:
-        if backend == "local" and (kubeconfig or context or namespace or prometheus_url):
-            raise KisimError("--kubeconfig/--context/--namespace/--prometheus-url need "
-                             "--backend kubernetes")  # fmt: skip
+        target = real_target(backend, kubeconfig, context, namespace, prometheus_url, dry_run,
+                             inject or "")  # fmt: skip
         if inject:
             from bridge.faults import parse_faults
 
             parse_faults(inject)  # a bad schedule ends the command before anything starts
-        target = RealTarget(backend, kubeconfig, context, namespace, prometheus_url, dry_run,
-                            inject or "")  # fmt: skip
     elif (backend != "local" or kubeconfig or context or namespace or prometheus_url or dry_run
           or inject):  # fmt: skip
         raise KisimError("--backend/--kubeconfig/--context/--namespace/--prometheus-url/"

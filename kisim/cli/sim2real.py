@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from agents.evaluation.run import RealTarget, on_sigterm
+from agents.evaluation.run import on_sigterm
 from kisim.cli.options import (
     AllowLarge,
     Kubeconfig,
@@ -20,6 +20,7 @@ from kisim.cli.options import (
     RealBackend,
     TrustModel,
     limits,
+    real_target,
 )
 from kisim.core.errors import KisimError
 
@@ -70,11 +71,7 @@ def sim2real_cmd(
         files = render(out)
         print(f"report: {files['report']}")
         return
-    if backend not in ("local", "kubernetes"):
-        raise KisimError(f"--backend {backend}: expected local or kubernetes")
-    if backend == "local" and (kubeconfig or context or namespace or prometheus_url):
-        raise KisimError("--kubeconfig/--context/--namespace/--prometheus-url need "
-                         "--backend kubernetes")  # fmt: skip
+    real = real_target(backend, kubeconfig, context, namespace, prometheus_url, dry_run)
     if tune_on not in (None, "twin"):
         raise KisimError(f"--tune-on {tune_on}: only 'twin' (the rule is never tuned on reality)")
     if config is not None:
@@ -100,8 +97,7 @@ def sim2real_cmd(
     if "policies" in upd and reference is None and spec.reference not in upd["policies"]:  # type: ignore[operator]
         upd["reference"] = None  # the file's reference is not among the policies given here
     spec = validated(Sim2RealSpec, {**spec.model_dump(), **upd}, "kisim sim2real (flags)")
-    target = None if no_real else RealTarget(backend, kubeconfig, context, namespace,
-                                             prometheus_url, dry_run)  # fmt: skip
+    target = None if no_real else real
     argv = ["kisim", *sys.argv[1:]]
     res = on_sigterm(run_sim2real, spec, out, target, jobs, limits(max_requests, allow_large),
                      trust_model, argv, True, True, tune_on == "twin")  # fmt: skip
