@@ -21,17 +21,24 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bridge import promql
-from bridge.actuator import Actuator, PodLifecycle
-from bridge.lifecycle import ReplicaEvent, replica_seconds
+from bridge.actuator import (
+    Actuator,
+    EndpointLister,
+    EventSource,
+    PodLister,
+    check_seed_layout,
+    set_controller,
+)
+from bridge.lifecycle import replica_seconds
 from bridge.load import LoadGenerator
 from bridge.model_export import INPUT_NAME, OUTPUT_NAME
 from bridge.observer import Observer, PromView
-from bridge.prometheus_server import PrometheusServer
+from bridge.prometheus_server import PrometheusServer, local_prometheus
 from bridge.promql import Selectors
 from kisim.core.backend import Action, Applied, PodView
 from kisim.core.config import SEED_POOLS, Scenario
@@ -46,27 +53,6 @@ if TYPE_CHECKING:
     from bridge.faults import FaultInjector
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class EndpointLister(Protocol):
-    """An actuator that exposes each pool's ready endpoints (local), not only a Service URL."""
-
-    def endpoints(self, pool: str) -> list[str]: ...
-
-
-@runtime_checkable
-class EventSource(Protocol):
-    """An actuator that records replica lifecycle events (for replica-seconds and traces)."""
-
-    def events(self) -> list[ReplicaEvent]: ...
-
-
-@runtime_checkable
-class PodLister(Protocol):
-    """An actuator that lists each pool's live pods with their lifecycle (local)."""
-
-    def pods(self, pool: str) -> list[PodLifecycle]: ...
 
 
 class ClusterBackend:
@@ -331,18 +317,8 @@ class ClusterBackend:
     def _start_observer(self, sc: Scenario) -> None:
         url = self.prometheus_url
         if url is None:
-            want = sc.metrics.scrape_interval_s
-            if self.prometheus is None or self.prometheus.scrape_interval_s != want:
-                self._stop_prometheus()
-                targets = getattr(self.actuator, "targets_file", None)
-                exporter = getattr(self.actuator, "exporter", None)
-                if targets is None:
-                    raise BackendError("cluster backend: give prometheus_url for this actuator")
-                self.prometheus = PrometheusServer(
-                    want,
-                    targets,
-                    exporter.address if exporter is not None else None,
-                ).start()  # TSDB in the system temp dir: a full run-dir disk must not stop it
+            self.prometheus = local_prometheus(self.prometheus, sc.metrics.scrape_interval_s,
+                                               self.actuator)  # fmt: skip
             url = self.prometheus.url
         self.observer = Observer(url, sc.metrics, self.selectors)
 
@@ -413,13 +389,6 @@ class ClusterBackend:
             time.sleep(min(self.tick_s, left))
 
 
-def set_controller(actuator: Actuator, sc: Scenario) -> None:
-    """controller 'hpa' means a real HPA in the cluster; otherwise make sure there is none."""
-    on = sc.hpa_pools() if sc.controller.name == "hpa" else []
-    for pool in sc.pools:
-        actuator.set_hpa(pool, sc.controller.hpa.target_cpu_utilization if pool in on else None)
-
-
 def make_local_backend(workdir: Path | None = None) -> ClusterBackend:
     """The local real stack: Triton processes, a local Prometheus, Locust; see docs/bridge.md.
 
@@ -437,15 +406,3 @@ def make_local_backend(workdir: Path | None = None) -> ClusterBackend:
     except BaseException:
         actuator.close()
         raise
-
-
-def check_seed_layout(sc: Scenario) -> None:
-    """The real backends drive the seed layout's two Deployments (a ``gpu`` and a ``cpu``
-    pool) and split traffic with `routing.gpu_share`; anything else is refused up front."""
-    if not sc.seed_layout:
-        raise BackendError(f"the real backends run the pools {' and '.join(SEED_POOLS)}; "
-                           f"this scenario has {', '.join(sc.pools)} (the twin runs any "
-                           "pools)")  # fmt: skip
-    if sc.routing.weights is not None:
-        raise BackendError("the real backends split traffic by routing.gpu_share; "
-                           "routing.weights is for the twin")  # fmt: skip

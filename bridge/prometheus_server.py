@@ -156,3 +156,21 @@ class PrometheusServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def local_prometheus(current: PrometheusServer | None, scrape_interval_s: float,
+                     actuator: object) -> PrometheusServer:  # fmt: skip
+    """The local Prometheus for an actuator that publishes its replicas in a file_sd
+    ``targets_file`` (and, optionally, a node ``exporter``): `current` while it scrapes at
+    the wanted interval, else a new one (the old one stopped). The TSDB lives in the system
+    temp dir: a full run-dir disk must not stop it."""
+    if current is not None and current.scrape_interval_s == scrape_interval_s:
+        return current
+    targets = getattr(actuator, "targets_file", None)
+    if targets is None:
+        raise BackendError("cluster backend: give prometheus_url for this actuator")
+    if current is not None:
+        current.stop()
+    exporter = getattr(actuator, "exporter", None)
+    return PrometheusServer(scrape_interval_s, targets,
+                            exporter.address if exporter is not None else None).start()  # fmt: skip

@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bridge.backend import ClusterBackend, EventSource
+from bridge.actuator import EventSource
+from bridge.backend import ClusterBackend
 from bridge.record.prometheus_export import EXTRA_TRITON_SERIES, index_entry, query_range
 from kisim.core.errors import BackendError
 from kisim.core.trace_bundle import TRITON_SERIES
