@@ -7,21 +7,10 @@ from typing import Annotated
 
 import typer
 
-from agents.evaluation.run import on_sigterm, run_eval
+from agents.evaluation.run import RealTarget, on_sigterm, run_eval
 from kisim.cli.fanout import RayAddress
-from kisim.cli.options import (
-    AllowLarge,
-    Inject,
-    Kubeconfig,
-    KubeContext,
-    MaxRequests,
-    Namespace,
-    PrometheusUrl,
-    RealBackend,
-    TrustModel,
-    limits,
-    real_target,
-)
+from kisim.cli.options import AllowLarge, Inject, MaxRequests, TrustModel, limits
+from kisim.cli.real_options import LOCAL, checked, given, with_real_options
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
 
@@ -36,6 +25,7 @@ def _split(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+@with_real_options
 def eval_cmd(
     scenario: Annotated[Path, typer.Option(help="Scenario YAML.")] = DEFAULT_SCENARIO,
     policies: Annotated[str, typer.Option(help="Comma-separated policies.")] = "static,hpa",
@@ -46,11 +36,7 @@ def eval_cmd(
     duration: Annotated[float | None, typer.Option(help="Seconds per run.")] = None,
     reference: Annotated[str | None, typer.Option(help=H_REF)] = None,
     real: Annotated[bool, typer.Option("--real", help=H_REAL)] = False,
-    backend: RealBackend = "local",
-    kubeconfig: Kubeconfig = None,
-    context: KubeContext = None,
-    namespace: Namespace = None,
-    prometheus_url: PrometheusUrl = None,
+    real_options: RealTarget = LOCAL,  # --backend --kubeconfig ... (with_real_options)
     dry_run: Annotated[bool, typer.Option("--dry-run", help=H_DRY)] = False,
     max_requests: MaxRequests = None,
     allow_large: AllowLarge = False,
@@ -61,14 +47,12 @@ def eval_cmd(
     """Evaluate policies x patterns x seeds: summary.csv, significance.csv, figures, report.md."""
     target = None
     if real:
-        target = real_target(backend, kubeconfig, context, namespace, prometheus_url, dry_run,
-                             inject or "")  # fmt: skip
+        target = checked(real_options, dry_run, inject or "")
         if inject:
             from bridge.faults import parse_faults
 
             parse_faults(inject)  # a bad schedule ends the command before anything starts
-    elif (backend != "local" or kubeconfig or context or namespace or prometheus_url or dry_run
-          or inject):  # fmt: skip
+    elif given(real_options) or dry_run or inject:
         raise KisimError("--backend/--kubeconfig/--context/--namespace/--prometheus-url/"
                          "--dry-run/--inject need --real")  # fmt: skip
     res = on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,

@@ -1,19 +1,17 @@
 """Options several commands share, declared once: the resource limits (kisim.core.guards),
-model trust, and where real serving runs (eval --real, train --real, record)."""
+model trust, and where real serving runs (eval --real, train --real, record, sim2real;
+`kisim.cli.real_options` gives a command all of those at once)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits
-
-if TYPE_CHECKING:
-    from agents.evaluation.run import RealTarget
 
 H_MAX_REQUESTS = "Refuse a run estimated to simulate more requests (default 2e9 per run)."
 H_ALLOW_LARGE = ("Run even if the estimate exceeds the budgets (half the machine's memory, "
@@ -39,22 +37,6 @@ Kubeconfig = Annotated[Path | None, typer.Option(help="kubernetes: kubeconfig fi
 KubeContext = Annotated[str | None, typer.Option(help="kubernetes: kubeconfig context.")]
 Namespace = Annotated[str | None, typer.Option(help="kubernetes: namespace (default kisim).")]
 PrometheusUrl = Annotated[str | None, typer.Option(help=H_PROM)]
-REAL_BACKENDS: tuple[str, ...] = ("local", "kubernetes")
-
-
-def real_target(backend: str, kubeconfig: Path | None, context: str | None,
-                namespace: str | None, prometheus_url: str | None, dry_run: bool = False,
-                inject: str = "") -> RealTarget:  # fmt: skip
-    """Where real serving runs, from the options above: one check of them for every command
-    (an unknown backend, cluster options given to the local one) before anything starts."""
-    if backend not in REAL_BACKENDS:
-        raise KisimError(f"--backend {backend}: expected local or kubernetes")
-    if backend == "local" and (kubeconfig or context or namespace or prometheus_url):
-        raise KisimError("--kubeconfig/--context/--namespace/--prometheus-url need "
-                         "--backend kubernetes")  # fmt: skip
-    from agents.evaluation.run import RealTarget
-
-    return RealTarget(backend, kubeconfig, context, namespace, prometheus_url, dry_run, inject)
 
 
 H_INJECT = ("--backend local: break the stack on a schedule, e.g. kill:cpu-0@20s,"

@@ -9,19 +9,9 @@ from typing import Annotated
 
 import typer
 
-from agents.evaluation.run import on_sigterm
-from kisim.cli.options import (
-    AllowLarge,
-    Kubeconfig,
-    KubeContext,
-    MaxRequests,
-    Namespace,
-    PrometheusUrl,
-    RealBackend,
-    TrustModel,
-    limits,
-    real_target,
-)
+from agents.evaluation.run import RealTarget, on_sigterm
+from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
+from kisim.cli.real_options import LOCAL, checked, with_real_options
 from kisim.core.errors import KisimError
 
 H_CONFIG = "Experiment file (kind: Sim2RealConfig, configs/sim2real/); flags below override it."
@@ -35,6 +25,7 @@ def _split(s: str | None) -> list[str] | None:
     return None if s is None else [x.strip() for x in s.split(",") if x.strip()]
 
 
+@with_real_options
 def sim2real_cmd(
     config: Annotated[Path | None, typer.Option(help=H_CONFIG)] = None,
     scenario: Annotated[Path | None, typer.Option(help="Scenario YAML.")] = None,
@@ -50,11 +41,7 @@ def sim2real_cmd(
     no_real: Annotated[bool, typer.Option("--no-real", help=H_NO_REAL)] = False,
     tune_on: Annotated[str | None, typer.Option(help=H_TUNE)] = None,
     render_only: Annotated[bool, typer.Option("--render-only", help=H_RENDER)] = False,
-    backend: RealBackend = "local",
-    kubeconfig: Kubeconfig = None,
-    context: KubeContext = None,
-    namespace: Namespace = None,
-    prometheus_url: PrometheusUrl = None,
+    real_options: RealTarget = LOCAL,  # --backend --kubeconfig ... (with_real_options)
     dry_run: Annotated[bool, typer.Option("--dry-run", help=H_DRY)] = False,
     max_requests: MaxRequests = None,
     allow_large: AllowLarge = False,
@@ -71,7 +58,7 @@ def sim2real_cmd(
         files = render(out)
         print(f"report: {files['report']}")
         return
-    real = real_target(backend, kubeconfig, context, namespace, prometheus_url, dry_run)
+    real = checked(real_options, dry_run)
     if tune_on not in (None, "twin"):
         raise KisimError(f"--tune-on {tune_on}: only 'twin' (the rule is never tuned on reality)")
     if config is not None:
