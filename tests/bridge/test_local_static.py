@@ -11,10 +11,11 @@ Tolerances, and why:
   between two scrapes (`bridge.promql.growth`): from the last scrape at or before t0 (no
   request yet) to the last scrape at or before the episode's end. So they count the same
   requests as the direct delta but for those completed in (t0, t_before] and in
-  (last scrape, t_after]: at most one scrape interval plus the boundary gaps of traffic.
+  (last scrape, t_after]: the boundary gaps plus at most two scrape intervals of traffic
+  (the scrape just before t_end may not be ingested yet when the episode is read).
 * ratios (mean batch size, mean queue wait) divide two counters of the same scrapes, so
   they are the ratio over one set of requests; the direct ratio's set differs by the
-  slice above, a fraction `frac` of the episode's requests (~4 % here). If that slice's
+  slice above, a fraction `frac` of the episode's requests (4-9 % here). If that slice's
   mean differs from the episode's by at most its own size (steady load at the end), the
   ratios differ by at most `frac`; 3 % more covers the requests of the first few ms
   after t0 (the burst's first, least-waiting ones). The bound used to be 35 % for waits:
@@ -109,9 +110,10 @@ def test_static_episode_agrees_with_triton_counters(tmp_path) -> None:  # type: 
     # --- batching figures through Prometheus vs the direct counters
     d_items = _total(after, "nv_inference_count") - _total(before, "nv_inference_count")
     d_exec = _total(after, "nv_inference_exec_count") - _total(before, "nv_inference_exec_count")
-    slack = USERS + rate * (gaps + sc.metrics.scrape_interval_s) + 2
+    lag = 2 * sc.metrics.scrape_interval_s  # last scrape <= t_end, maybe not yet ingested
+    slack = USERS + rate * (gaps + lag) + 2
     assert abs(items - d_items) <= slack, (items, d_items)
-    frac = rate * (gaps + sc.metrics.scrape_interval_s) / d_success
+    frac = rate * (gaps + lag) / d_success
     assert items / batches == pytest.approx(d_items / d_exec, rel=frac + 0.03)
     d_wait_ms = (
         (
