@@ -16,13 +16,16 @@ Prometheus 2.42's `increase()` (`extrapolatedRate`, promql/functions.go) then re
 episode's range [t0 - 2 s, t0 + 24 s] as: the growth from the first sample to the last,
 stretched towards the range's start by `durationToZero = sampledInterval x first / growth`
 when that is shorter than the gap to the start, and by half a scrape interval when the
-result is still longer than 1.1 scrape intervals. For the request count, `first / growth`
-is ~7 of ~333 requests: it stretches by ~0.5 s and recovers the requests before the first
-scrape. For the queue time, the first sample holds the burst, ~200 of ~840 ms: the zero
-point lies ~7 s back, so it stretches by 0.5 s at the steady slope and loses the burst's
-~190 ms. The ratio reads ~24 % low — the 16-25 % seen on the real stack. The same happens
-to the first Window when the series already existed (an 8-s range that starts at t0: its
-first sample already holds the burst).
+result is still longer than 1.1 scrape intervals. With the gpu replica first scraped
+0.15 s after t0: for the request count, `first / growth` is 5 of ~330 requests, so it
+stretches by ~0.35 s and gets the burst's requests back. For the queue time, the first
+sample holds the burst, 200 ms against ~610 ms of growth after it: the zero point lies
+~7.5 s back, past the range's start (2.15 s back, more than 1.1 intervals), so it
+stretches by half an interval at the steady slope (~13 ms) and loses ~190 ms of burst.
+The ratio reads 1.90 against 2.46 ms, 23 % low, as the 16-25 % seen on the real stack (1.92
+vs 2.39 ms), and every old Window reads the steady 1.9 ms: the first Window loses the burst
+even when the series already existed (its 8-s range starts at t0, so its first sample
+already holds the burst).
 """
 
 from __future__ import annotations
