@@ -37,7 +37,7 @@ from bridge.actuator import (
 from bridge.lifecycle import replica_seconds
 from bridge.load import LoadGenerator
 from bridge.model_export import INPUT_NAME, OUTPUT_NAME
-from bridge.observer import Observer, PromView
+from bridge.observer import Observer
 from bridge.prometheus_server import PrometheusServer, local_prometheus
 from bridge.promql import Selectors
 from kisim.core.backend import Action, Applied, PodView
@@ -91,7 +91,6 @@ class ClusterBackend:
         self.t0_unix = math.nan
         self._now = 0.0
         self._sampled: dict[str, float] = {}
-        self._episode_view: tuple[float, PromView] | None = None
         self.faults: FaultInjector | None = None  # real faults injected in episode time
         self.metrics_missing: list[bool] = []  # per Window: Prometheus could not be read
         self._metrics_at = 0.0  # episode time of the last Window Prometheus could be read for
@@ -119,7 +118,6 @@ class ClusterBackend:
         self.windows = []
         self._now = 0.0
         self._sampled = {}
-        self._episode_view = None
         self.metrics_missing = []
         self._metrics_at = 0.0
         if self.faults is not None:
@@ -308,11 +306,7 @@ class ClusterBackend:
         """A figure over the whole episode so far (one PromQL evaluation per episode end)."""
         if self.observer is None or self._now <= 0:
             return math.nan
-        if self._episode_view is None or self._episode_view[0] != self._now:
-            # counters grow from the last scrape at or before t0, before the first request
-            r = self._now
-            self._episode_view = (self._now, self.observer.view(self.t0_unix + self._now, r, r))
-        return float(getattr(self._episode_view[1], field))
+        return float(getattr(self.observer.episode(self.t0_unix, self._now), field))
 
     def _start_observer(self, sc: Scenario) -> None:
         url = self.prometheus_url

@@ -67,6 +67,7 @@ class Observer:
         self.retries = retries
         self.backoff_s = backoff_s
         self.view_retries = view_retries
+        self._episode: tuple[float, float, PromView] | None = None  # (t0, elapsed, view)
         self._prom = PrometheusConnect(url=url, disable_ssl=True)
         # the client's own urllib3 retries take ~6 s per call on a refused connection: the
         # window's view asks once (plus `view_retries`) and gives up within seconds
@@ -147,3 +148,12 @@ class Observer:
             triton_failures=q(promql.triton_failures(s, win_r), at_unix),
         )
         return MISSING if failed else v
+
+    def episode(self, t0_unix: float, elapsed_s: float) -> PromView:
+        """The view of the whole episode so far: counters grow from the last scrape at or
+        before t0, before the first request. Read once per episode end (the run summary
+        asks for several of its figures)."""
+        if self._episode is None or self._episode[:2] != (t0_unix, elapsed_s):
+            view = self.view(t0_unix + elapsed_s, elapsed_s, elapsed_s)
+            self._episode = (t0_unix, elapsed_s, view)
+        return self._episode[2]

@@ -116,3 +116,33 @@ def test_prometheus_config_scrapes_file_sd_and_node_exporter(tmp_path: Path) -> 
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert jobs["triton"]["file_sd_configs"][0]["files"] == [str(tmp_path / "t.json")]
     assert jobs["cadvisor"]["static_configs"][0]["targets"] == ["127.0.0.1:9"]
+
+
+def test_observer_counter_ranges_reach_t0_and_no_further(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton's counters grow from the last scrape at or before a range's start: the first
+    Window's range and the episode's start exactly at t0 (the scrape before the first
+    request), later Windows read their own `max(window, rate_window_s)`."""
+    from bridge.observer import Observer
+    from kisim.core.config import MetricsConfig
+
+    obs = Observer("http://127.0.0.1:1", MetricsConfig(scrape_interval_s=1, rate_window_s=8))
+    asked: list[tuple[str, float]] = []
+    monkeypatch.setattr(obs, "scalar", lambda q, at, retries=None: asked.append((q, at)) or 1.0)
+
+    def wait_query(at: float, window: float, elapsed: float) -> str:
+        asked.clear()
+        obs.view(at, window, elapsed)
+        return next(q for q, _ in asked if "nv_inference_queue_duration_us" in q)
+
+    assert "[8000ms]" in wait_query(108.0, 8.0, 8.0) and "offset 8000ms" in wait_query(
+        108.0, 8.0, 8.0)  # fmt: skip
+    assert "[5000ms]" in wait_query(105.0, 5.0, 5.0)  # a short first window: back to t0 only
+    assert "[8000ms]" in wait_query(130.0, 5.0, 30.0)  # later: the rate window
+    asked.clear()
+    v = obs.episode(100.0, 24.0)
+    assert {at for _, at in asked} == {124.0}
+    assert any("[24000ms]" in q and "offset 24000ms" in q for q, _ in asked)
+    n = len(asked)
+    assert obs.episode(100.0, 24.0) is v and len(asked) == n  # one evaluation per episode end
+    obs.episode(100.0, 32.0)
+    assert len(asked) == 2 * n
