@@ -18,13 +18,14 @@ from kisim.core.config import Scenario
 from kisim.core.errors import BackendError
 from kisim.core.hpa import PodSample
 from kisim.core.prices import pool_rates
+from kisim.core.records import LatencyRecords
 from kisim.core.sketch import LatencySketch
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
-from twin import kernel
 from twin.clock import TwinClock
 from twin.controllers import HPAController
 from twin.dataplane import DataPlane
 from twin.faults import FaultInjector
+from twin.latency_stats import merge_sorted, window_stats_ms
 from twin.observe import Observer
 from twin.pods import PodManager
 from twin.rollout import Rollouts
@@ -38,6 +39,7 @@ class TwinBackend:
     def __init__(self) -> None:
         self.scenario: Scenario | None = None
         self._lat: list[np.ndarray] = []
+        self._lat_sorted: list[np.ndarray] = []  # each window's latencies, sorted (exact mode)
         self._wait: list[np.ndarray] = []
         self._sketch = False  # metrics.latency_stats: sketch (the run's sketches, merged)
         self._lat_sk = LatencySketch()
@@ -62,9 +64,10 @@ class TwinBackend:
             if scenario.controller.name == "hpa"
             else None
         )
-        self.faults = (FaultInjector(self.env, self.pods, self.sched, self.obs, self.dp, scenario, seed)
+        self.faults = (FaultInjector(self.env, self.pods, self.sched, self.obs, self.dp,
+                                     scenario, seed)
                        if scenario.faults.active else None)  # fault-free runs: no fault paths
-        self._lat, self._wait = [], []
+        self._lat, self._lat_sorted, self._wait = [], [], []
         self._lat_sk, self._wait_sk = LatencySketch(), LatencySketch()
         self._sketch = self.dp.sketch
         self.batches = self.batch_items = 0
@@ -132,7 +135,9 @@ class TwinBackend:
             self._lat.append(lat)
             self._wait.append(wait)
             if len(lat):
-                kernel.percentiles_ms(lat, self._pct)
+                ordered = np.sort(lat)
+                self._lat_sorted.append(ordered)
+                window_stats_ms(ordered, self._pct)
                 latency = Latencies(*(float(x) for x in self._pct))
             if len(wait):
                 wait_ms = float(wait.mean() * 1e3)
@@ -170,7 +175,9 @@ class TwinBackend:
         """Every request's latency (s), or their sketch (`metrics.latency_stats: sketch`)."""
         if self._sketch:
             return self._lat_sk
-        return np.concatenate(self._lat) if self._lat else np.empty(0)
+        parts = list(self._lat_sorted)  # the windows so far (later ones are not these records')
+        return LatencyRecords.of(np.concatenate(self._lat) if self._lat else np.empty(0),
+                                 lambda: merge_sorted(parts))  # fmt: skip
 
     def waits(self) -> np.ndarray | LatencySketch:
         """Every request's queue wait (s), or their sketch."""

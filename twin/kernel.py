@@ -429,16 +429,3 @@ def start_users_at(ht, hs, hk, hx, gi, users, starts):  # type: ignore[no-untype
     """New closed-loop users send their first request at the given times."""
     for i in range(users.shape[0]):
         heap_push(ht, hs, hk, hx, gi, starts[i], ARRIVE, users[i])
-
-
-@njit(cache=True)
-def percentiles_ms(a, out):  # type: ignore[no-untyped-def]
-    """mean, p50, p95, p99 of `a` (seconds) in ms; linear interpolation as numpy's default."""
-    n = a.shape[0]
-    b = np.sort(a)
-    out[0] = b.sum() / n * 1e3
-    for k, q in enumerate((50.0, 95.0, 99.0)):
-        h = (n - 1) * q / 100.0
-        lo = int(np.floor(h))
-        hi = min(lo + 1, n - 1)
-        out[k + 1] = (b[lo] + (b[hi] - b[lo]) * (h - lo)) * 1e3

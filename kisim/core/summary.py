@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from kisim.core.records import LatencyRecords, sorted_histogram
 from kisim.core.sketch import LatencySketch
 from kisim.core.window import Latencies, Window, percentiles_ms
 
@@ -63,6 +64,8 @@ def latency_histogram(latencies_s: np.ndarray | LatencySketch) -> dict[str, list
     so a request lands at most one bin off, next to a bin edge)."""
     if isinstance(latencies_s, LatencySketch):
         counts = latencies_s.histogram(LATENCY_BINS_MS * 1e-3)
+    elif isinstance(latencies_s, LatencyRecords):  # the same counts, from the sorted copy
+        counts = sorted_histogram(latencies_s.sorted_s() * 1000.0, LATENCY_BINS_MS)
     else:
         counts, _ = np.histogram(np.asarray(latencies_s) * 1000.0, bins=LATENCY_BINS_MS)
     return {"edges_ms": LATENCY_BINS_MS.tolist(), "counts": counts.tolist()}

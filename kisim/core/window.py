@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from kisim.core.records import LatencyRecords, linear_percentiles
+
 
 class PoolReplicas(NamedTuple):
     """Replica counts of one pool at a window's end, as kube-state-metrics reports them."""
@@ -105,7 +107,8 @@ class Window:
         try:
             return self.pools[name]
         except KeyError:
-            raise KeyError(f"no pool '{name}' in this window (pools: {', '.join(self.pools)})") from None
+            known = ", ".join(self.pools)
+            raise KeyError(f"no pool '{name}' in this window (pools: {known})") from None
 
     @property
     def pool_names(self) -> tuple[str, ...]:
@@ -248,9 +251,13 @@ class Window:
 
 
 def percentiles_ms(latencies_s: list[float] | np.ndarray) -> Latencies:
-    """(mean, p50, p95, p99) in ms, NaN when empty; numpy's default (linear) quantiles."""
+    """(mean, p50, p95, p99) in ms, NaN when empty; numpy's default (linear) quantiles
+    (read from the sorted copy of `LatencyRecords`: the same numbers, no partition)."""
     if len(latencies_s) == 0:
         return Latencies(math.nan, math.nan, math.nan, math.nan)
     a = np.asarray(latencies_s, dtype=float) * 1000.0
-    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    if isinstance(latencies_s, LatencyRecords):
+        p50, p95, p99 = linear_percentiles(latencies_s.sorted_s() * 1000.0, (50, 95, 99))
+    else:
+        p50, p95, p99 = np.percentile(a, [50, 95, 99])
     return Latencies(float(a.mean()), float(p50), float(p95), float(p99))
