@@ -71,7 +71,10 @@ class PodManager:
                  scenario: Scenario, seed: int) -> None:  # fmt: skip
         self.env, self.dp, self.sched = env, dp, sched
         self.cal = scenario.calibration
-        self.cfg: dict[str, PoolConfig] = {p: c.model_copy(deep=True) for p, c in scenario.pools.items()}
+        # the pod templates of this run: a rollout replaces a pool's (`twin.rollout`), never
+        # edits one in place, so the scenario's own objects are shared, not deep-copied (a
+        # deep copy of pydantic models was a third of a reset)
+        self.cfg: dict[str, PoolConfig] = dict(scenario.pools)
         self.desired = {p: 0 for p in self.cfg}
         self.pods: dict[str, list[Pod]] = {p: [] for p in self.cfg}
         self._seq = 0
