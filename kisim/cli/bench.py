@@ -19,8 +19,8 @@ def twin(
     as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs of the twin (median).")] = 5,
 ) -> None:
-    """Simulated requests per wall second: the twin vs a naive one-process-per-request
-    SimPy model."""
+    """Simulated requests per wall second and per CPU second: the twin vs a naive
+    one-process-per-request SimPy model, with the load average (targets against both)."""
     from bench.twin_bench import bench_twin
 
     bench_twin(repeats=repeats, json_out=as_json)
