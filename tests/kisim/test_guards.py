@@ -28,8 +28,8 @@ SCEN = ROOT / "configs" / "scenarios" / "default.yaml"
 
 def _constant(level: float, **more: object):  # type: ignore[no-untyped-def]
     sc = load_scenario(SCEN)
-    return override(sc, "test", **{"traffic.pattern": {"name": "constant", "params": {"level": level}},
-                                   **more})  # fmt: skip
+    pattern = {"name": "constant", "params": {"level": level}}
+    return override(sc, "test", **{"traffic.pattern": pattern, **more})
 
 
 def test_the_default_scenario_is_small() -> None:
@@ -52,6 +52,24 @@ def test_too_large_is_refused_and_allow_large_lifts_it() -> None:
     with pytest.raises(ResourceError, match="requests, over the budget of 1e\\+03"):
         check(_constant(100), Limits(max_requests=1000))
     assert check(_constant(1e9), Limits(allow_large=True)).in_flight == 1e9
+
+
+def test_exact_latency_mode_counts_every_record() -> None:
+    """~1e8 requests: kept one by one (exact) they need ~12 GiB more than sketched; `auto`
+    sketches a run that large, and keeps a small one's records (then counted, but small)."""
+    long = {"duration_s": 1e6}
+    exact = estimate(_constant(100, **long, **{"metrics.latency_stats": "exact"}))
+    sketch = estimate(_constant(100, **long, **{"metrics.latency_stats": "sketch"}))
+    auto = estimate(_constant(100, **long))
+    assert exact.exact and not sketch.exact and not auto.exact
+    assert exact.memory_bytes - sketch.memory_bytes == pytest.approx(exact.requests * 128)
+    assert auto.memory_bytes == sketch.memory_bytes
+    budget = Limits(memory_bytes=4 * 2**30)
+    assert check(_constant(100, **long, **{"metrics.latency_stats": "sketch"}), budget)
+    with pytest.raises(ResourceError, match="every latency of ~.* kept: metrics.latency_stats"):
+        check(_constant(100, **long, **{"metrics.latency_stats": "exact"}), budget)
+    small = estimate(_constant(100))  # auto: exact below 2 M requests, its records counted
+    assert small.exact and small.memory_bytes < 2**30
 
 
 def test_open_loop_counts_what_capacity_cannot_serve() -> None:
