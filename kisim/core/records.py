@@ -5,7 +5,7 @@ partitioning or sorting every request again (~1.3 ms of a 29 k-request run, ~6 %
 A producer that already holds its records sorted in parts (the twin sorts each window's
 for the window's percentiles) hands them over as `LatencyRecords`: a plain float array to
 numpy and every caller, which also builds its sorted copy once, on first use
-(`sorted_s`). `linear_percentiles` and `sorted_histogram` read that copy and give exactly
+(`presorted`). `linear_percentiles` and `sorted_histogram` read that copy and give exactly
 what ``np.percentile`` (method ``linear``) and ``np.histogram`` give on the unsorted
 records (`tests/kisim/test_records.py` compares them value for value).
 """
@@ -19,16 +19,17 @@ import numpy as np
 
 
 class LatencyRecords(np.ndarray):
-    """Latencies (s) in completion order; `sorted_s()` their sorted copy, built on first use
-    by the producer's `sorter` (np.sort without one). Derived arrays (slices, arithmetic,
-    unpickled copies) are plain records without a sorter: they sort themselves if asked."""
+    """Latencies (s) in completion order; `presorted()` their sorted copy, built on first use
+    by the producer's `sorter`. Derived arrays (slices, arithmetic, unpickled copies) hold
+    other values or none: they have no sorted copy, and callers treat them as plain arrays
+    (a partition for three percentiles beats a sort)."""
 
     _sorter: Callable[[], np.ndarray] | None
     _sorted: np.ndarray | None
 
     @classmethod
     def of(cls, values: np.ndarray,
-           sorter: Callable[[], np.ndarray] | None = None) -> LatencyRecords:  # fmt: skip
+           sorter: Callable[[], np.ndarray]) -> LatencyRecords:  # fmt: skip
         """`values` (float64, not copied) as records; `sorter` returns the same values sorted."""
         rec = np.asarray(values, dtype=np.float64).view(cls)
         rec._sorter = sorter
@@ -38,11 +39,11 @@ class LatencyRecords(np.ndarray):
         self._sorter = None  # a view or result of arithmetic holds other values
         self._sorted = None
 
-    def sorted_s(self) -> np.ndarray:
-        """The records in ascending order (a plain array; built once)."""
-        if self._sorted is None:
-            plain = np.asarray(self)
-            self._sorted = self._sorter() if self._sorter is not None else np.sort(plain)
+    def presorted(self) -> np.ndarray | None:
+        """The records in ascending order (a plain array, built once) if the producer can
+        sort them cheaply; None for derived arrays."""
+        if self._sorted is None and self._sorter is not None:
+            self._sorted = self._sorter()
             self._sorter = None
         return self._sorted
 

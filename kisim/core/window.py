@@ -256,8 +256,9 @@ def percentiles_ms(latencies_s: list[float] | np.ndarray) -> Latencies:
     if len(latencies_s) == 0:
         return Latencies(math.nan, math.nan, math.nan, math.nan)
     a = np.asarray(latencies_s, dtype=float) * 1000.0
-    if isinstance(latencies_s, LatencyRecords):
-        p50, p95, p99 = linear_percentiles(latencies_s.sorted_s() * 1000.0, (50, 95, 99))
+    ordered = latencies_s.presorted() if isinstance(latencies_s, LatencyRecords) else None
+    if ordered is not None:
+        p50, p95, p99 = linear_percentiles(ordered * 1000.0, (50, 95, 99))
     else:
         p50, p95, p99 = np.percentile(a, [50, 95, 99])
     return Latencies(float(a.mean()), float(p50), float(p95), float(p99))
