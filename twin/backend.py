@@ -25,7 +25,7 @@ from twin.clock import TwinClock
 from twin.controllers import HPAController
 from twin.dataplane import DataPlane
 from twin.faults import FaultInjector
-from twin.latency_stats import merge_sorted, window_stats_ms
+from twin.latency_stats import window_stats_ms
 from twin.observe import Observer
 from twin.pods import PodManager
 from twin.rollout import Rollouts
@@ -175,9 +175,8 @@ class TwinBackend:
         """Every request's latency (s), or their sketch (`metrics.latency_stats: sketch`)."""
         if self._sketch:
             return self._lat_sk
-        parts = list(self._lat_sorted)  # the windows so far (later ones are not these records')
         return LatencyRecords.of(np.concatenate(self._lat) if self._lat else np.empty(0),
-                                 lambda: merge_sorted(parts))  # fmt: skip
+                                 self._lat_sorted)  # the windows' sorted copies, so far
 
     def waits(self) -> np.ndarray | LatencySketch:
         """Every request's queue wait (s), or their sketch."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from kisim.core.records import LatencyRecords, sorted_histogram
+from kisim.core.records import LatencyRecords, parts_histogram
 from kisim.core.sketch import LatencySketch
 from kisim.core.window import Latencies, Window, percentiles_ms
 
@@ -62,11 +62,11 @@ def latency_histogram(latencies_s: np.ndarray | LatencySketch) -> dict[str, list
     """Counts per `LATENCY_BINS_MS` bin; runs store this instead of every request. From a
     sketch each bucket counts at its representative value (within 0.5 % of its members,
     so a request lands at most one bin off, next to a bin edge)."""
-    ordered = latencies_s.presorted() if isinstance(latencies_s, LatencyRecords) else None
+    parts = latencies_s.sorted_parts() if isinstance(latencies_s, LatencyRecords) else None
     if isinstance(latencies_s, LatencySketch):
         counts = latencies_s.histogram(LATENCY_BINS_MS * 1e-3)
-    elif ordered is not None:  # the same counts, from the sorted copy
-        counts = sorted_histogram(ordered * 1000.0, LATENCY_BINS_MS)
+    elif parts is not None:  # the same counts, from the sorted parts
+        counts = parts_histogram(parts, LATENCY_BINS_MS, 1000.0)
     else:
         counts, _ = np.histogram(np.asarray(latencies_s) * 1000.0, bins=LATENCY_BINS_MS)
     return {"edges_ms": LATENCY_BINS_MS.tolist(), "counts": counts.tolist()}

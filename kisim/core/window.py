@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kisim.core.records import LatencyRecords, linear_percentiles
+from kisim.core.records import LatencyRecords, parts_percentiles
 
 
 class PoolReplicas(NamedTuple):
@@ -252,13 +252,13 @@ class Window:
 
 def percentiles_ms(latencies_s: list[float] | np.ndarray) -> Latencies:
     """(mean, p50, p95, p99) in ms, NaN when empty; numpy's default (linear) quantiles
-    (read from the sorted copy of `LatencyRecords`: the same numbers, no partition)."""
+    (from the sorted parts of `LatencyRecords`: the same numbers, no partition of them all)."""
     if len(latencies_s) == 0:
         return Latencies(math.nan, math.nan, math.nan, math.nan)
     a = np.asarray(latencies_s, dtype=float) * 1000.0
-    ordered = latencies_s.presorted() if isinstance(latencies_s, LatencyRecords) else None
-    if ordered is not None:
-        p50, p95, p99 = linear_percentiles(ordered * 1000.0, (50, 95, 99))
+    parts = latencies_s.sorted_parts() if isinstance(latencies_s, LatencyRecords) else None
+    if parts is not None:
+        p50, p95, p99 = parts_percentiles(parts, (50, 95, 99), 1000.0)
     else:
         p50, p95, p99 = np.percentile(a, [50, 95, 99])
     return Latencies(float(a.mean()), float(p50), float(p95), float(p99))
