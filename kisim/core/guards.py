@@ -32,13 +32,13 @@ DEFAULT_MAX_REQUESTS = 2e9  # per run: ~30-60 min of twin time on one core
 BASE_BYTES = 400 * 2**20  # Python, numpy, SimPy, the twin: measured ~230 MB resident
 BYTES_PER_WINDOW = 16 * 2**10  # a Window, its timeline row and histogram: measured ~8 KB
 BYTES_PER_IN_FLIGHT = 256  # a user or queued request in the data plane: measured ~80 B
-BYTES_PER_RECORD = 128  # exact latency mode, per request: measured ~64 B at peak (below)
+BYTES_PER_RECORD = 128  # exact latency mode, per request: measured ~49 B at peak (below)
 """Every request's latency and queue wait kept (`metrics.latency_stats: exact`, and `auto`
-up to `kisim.core.sketch.AUTO_EXACT_MAX_REQUESTS`): 8 B each per window, the windows' sorted
-latencies (8 B), and at the end the run's concatenations, merged sorted copy and temporaries
-of the summary. Measured: peak RSS of an exact run minus the same run sketched, open loop
-1,000 req/s on the default scenario's GPU pool, 1 M and 4 M requests: 61 MiB and 245 MiB
-(64 B per request, the same slope between the two); sketch mode keeps none (flat)."""
+up to `kisim.core.sketch.AUTO_EXACT_MAX_REQUESTS`): 8 B each per window and the window's
+sorted latencies (8 B), and at the end the run's concatenations and the summary's
+temporaries. Measured: peak RSS of an exact run minus the same run sketched, open loop
+1,000 req/s on the default scenario's GPU pool, 1 M and 4 M requests: 46 MiB and 186 MiB
+(~49 B per request, the same slope between the two); sketch mode keeps none (flat)."""
 PATTERN_SAMPLES = 4096  # level(t) evaluations (every second of runs up to this long)
 
 
