@@ -72,7 +72,8 @@ class TwinBackend:
         self._sketch = self.dp.sketch
         self.batches = self.batch_items = 0
         self._t_last = 0.0
-        self._acc = {**{pool: 0.0 for pool in scenario.pool_names}, "pending": 0.0}
+        self._pools = scenario.pool_names  # a property that sorts the pools: read once a run
+        self._acc = {**{pool: 0.0 for pool in self._pools}, "pending": 0.0}
         self._rates = pool_rates(scenario)  # money per pod-hour (the scenario's templates)
         for pool, cfg in scenario.pools.items():  # the run starts on a warm service
             self.pods.scale(pool, cfg.replicas, warm=True)
@@ -145,7 +146,7 @@ class TwinBackend:
         self.batch_items += w.items
         self.pods.accrue()
         rs = self.pods.replica_s
-        pools = self.scenario.pool_names
+        pools = self._pools
         acc = {**{pool: rs.get(pool, 0.0) for pool in pools}, "pending": self.pods.pending_s}
         spent = {k: v - self._acc[k] for k, v in acc.items()}  # since the last window
         self._acc = acc
