@@ -200,11 +200,13 @@ class TwinBackend:
         return dict(self.platform.state())
 
     def platform_control(self, replicas: dict[str, int] | None = None,
-                         pool_floor: dict[str, int] | None = None) -> dict[str, int]:  # fmt: skip
-        """Per-model replicas and node-pool floors (`PlatformWorld.control`)."""
+                         pool_floor: dict[str, int] | None = None,
+                         hold: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
+        """Per-model replicas, node-pool floors and held tenant queues
+        (`PlatformWorld.control`)."""
         if getattr(self, "platform", None) is None:
             raise BackendError("this scenario has no platform section")
-        return dict(self.platform.control(replicas, pool_floor))
+        return dict(self.platform.control(replicas, pool_floor, hold))
 
     @property
     def in_cluster_hpa(self) -> bool:

@@ -282,6 +282,21 @@ class PlatformConfig(StrictModel):
                                  "not in the calibration")  # fmt: skip
 
 
+class PodPricing(Protocol):
+    """What prices a pod-hour (`kisim.core.prices.Prices`)."""
+
+    def pod_hour(self, device: str, cpu: float, memory_gib: float, gpu: int) -> float: ...
+
+
+def node_hour_price(spec: NodePoolSpec, prices: PodPricing) -> float:
+    """Money per node-hour of a pool: ``prices.pod_hour(gpu_device, cpu, memory, gpus)`` (the
+    GPU share of a one-GPU instance plus vCPUs at the general-purpose rate) times
+    ``spot_price_factor`` on spot. Providers bill from launch, so a node costs from its
+    creation to its removal (`twin.platform.report`)."""
+    price = prices.pod_hour(spec.gpu_device or "", spec.cpu, spec.memory_gib, spec.gpus)
+    return price * (spec.spot_price_factor if spec.spot else 1.0)
+
+
 @runtime_checkable
 class PlatformReport(Protocol):
     """A backend that adds the platform's figures to a run's summary."""
@@ -291,10 +306,11 @@ class PlatformReport(Protocol):
 
 @runtime_checkable
 class PlatformControl(Protocol):
-    """A backend whose platform an outside controller can see and steer (the hook for env
-    presets over the platform: node-pool sizes, per-model replicas)."""
+    """A backend whose platform an outside controller can see and steer (the env's platform
+    presets, `kisim.env.platform`: per-model replicas, node-pool floors, held tenant queues)."""
 
     def platform_state(self) -> dict[str, float]: ...
 
     def platform_control(self, replicas: dict[str, int] | None = None,
-                         pool_floor: dict[str, int] | None = None) -> dict[str, int]: ...
+                         pool_floor: dict[str, int] | None = None,
+                         hold: dict[str, bool] | None = None) -> dict[str, int]: ...

@@ -22,10 +22,12 @@ from gymnasium import spaces
 from kisim.core.backend import Action, PoolSetting
 from kisim.core.registry import registrar
 from kisim.env.context import EnvContext, EnvState
+from kisim.env.platform_view import PlatformMove
 
-Decoded = tuple[Action | None, dict[str, str], int]
-"""(backend action or None, clamped settings -> why, settings changed other than replicas
-and placement); replica and placement changes are counted from the Window."""
+Decoded = tuple[Action | PlatformMove | None, dict[str, str], int]
+"""(backend action, a move of the shared platform, or None; clamped settings -> why; settings
+changed other than replicas and placement); replica and placement changes are counted from
+the Window."""
 
 
 def _ints(a: Any) -> list[int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from kisim.core.config import SEED_POOLS, EnvConfig, Scenario
 from kisim.core.patterns import PATTERNS, make_pattern
 from kisim.core.prices import pool_rates
+from kisim.env.platform_view import PlatformContext, PlatformView, platform_context
 
 PATTERN_SCALE_EXCLUDE = frozenset({"replay", "trace"})  # need a file; counted if the scenario's
 
@@ -54,6 +55,7 @@ class EnvContext:
     cfg: EnvConfig
     money_rates: dict[str, float] = field(default_factory=dict)  # money per pod-hour by pool
     money_max: float = 1e-9  # money per hour with every pool at max_replicas
+    platform: PlatformContext | None = None  # the shared platform's constants, when there is one
 
 
 def ideal_cycle_s(sc: Scenario) -> float:
@@ -135,6 +137,7 @@ def build_context(sc: Scenario) -> EnvContext:
         cfg=cfg,
         money_rates=(rates := pool_rates(sc)),
         money_max=max(sum(rates[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
+        platform=platform_context(sc),
     )
 
 
@@ -149,6 +152,7 @@ class EnvState:
     rates: list[float] = field(default_factory=list)  # offered req/s of the last steps
     t: float = 0.0
     steps: int = 0
+    platform: PlatformView | None = None  # the shared platform after the last step, if any
 
     @classmethod
     def initial(cls, ctx: EnvContext) -> EnvState:

@@ -39,11 +39,13 @@ from kisim.core.config import Scenario, load_scenario, override, resolved_json, 
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.paths import default_scenario
 from kisim.core.patterns import Pattern, make_pattern
+from kisim.core.platform import PlatformControl
 from kisim.core.sketch import LatencySketch
 from kisim.core.window import Window, percentiles_ms
 from kisim.env.actions import ACTIONS
 from kisim.env.context import EnvContext, EnvState, build_context
 from kisim.env.observation import OBSERVATIONS
+from kisim.env.platform_view import PlatformMove, PlatformView
 from kisim.env.presets import check_presets
 from kisim.env.rewards import REWARDS, Reference
 from kisim.env.static_reference import StaticReferences
@@ -119,6 +121,10 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         need = ACTIONS[sc.env.action].controller
         if need is not None and sc.controller.name != need:
             sc = override(sc, f"env.action {sc.env.action}", **{"controller.name": need})
+        if getattr(ACTIONS[sc.env.action], "owns_models", False) and sc.platform is not None:
+            # the agent is the models' autoscaler: their HPAs would fight it
+            sc = override(sc, f"env.action {sc.env.action}", **{
+                f"platform.models.{m}.hpa_target": None for m in sc.platform.models})
         self.scenario = sc
         names = list(patterns) if patterns else [sc.traffic.pattern.name]
         if not names:
@@ -179,6 +185,11 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         self._pattern = make_pattern(spec.name, spec.params, ts)
         self._shape_tick = sc.traffic.shape_tick_s
         self._st = st = EnvState.initial(self.ctx)
+        if self.ctx.platform is not None:
+            if not isinstance(self.backend, PlatformControl):
+                raise KisimError(f"scenario {sc.name} has a platform section; backend "
+                                 f"{type(self.backend).__name__} cannot report it")  # fmt: skip
+            st.platform = PlatformView.first(self.ctx.platform, self.backend.platform_state())
         self._refs = self.references.get(self._static_sc[name], self._fingerprint[name], ts,
                                          self.ctx) if name in self._static_sc else None  # fmt: skip
         grids: list[tuple[float, OnClose | None]] = []
@@ -204,7 +215,11 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         prev_placement = st.placement
         act, clamped, changes = self._act.decode(action, st)
         applied: Applied | None = None
-        if act is not None:
+        if isinstance(act, PlatformMove):
+            b = self.backend
+            assert isinstance(b, PlatformControl)
+            b.platform_control(act.replicas or None, act.pool_floor or None, act.hold or None)
+        elif act is not None:
             applied = self.backend.apply(act)
             if applied.clamped:
                 clamped = {**clamped, **applied.clamped}
@@ -230,6 +245,10 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             del st.rates[0]
         st.t = w.t_end
         st.steps += 1
+        if st.platform is not None:
+            b = self.backend
+            assert isinstance(b, PlatformControl)
+            st.platform = st.platform.next(b.platform_state(), w.duration)
         reward, terms = self._rew(w, self._reference(w, st.steps - 1), changes, st)
         self.episode_reward += reward
         truncated = st.t >= ctx.duration_s - _EPS

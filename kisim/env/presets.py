@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from kisim.core.config import Scenario
 from kisim.core.errors import ConfigError
+from kisim.env import platform_presets
 from kisim.env.actions import ACTIONS
 from kisim.env.observation import OBSERVATIONS
 from kisim.env.rewards import REWARDS
+
+PLATFORM_PRESETS = {"observation": platform_presets.PlatformObservation.name,
+                    "action": platform_presets.PlatformAction.name,
+                    "reward": platform_presets.PlatformReward.name}  # fmt: skip
 
 
 def check_presets(sc: Scenario, source: str | None = None) -> None:
@@ -23,6 +28,9 @@ def check_presets(sc: Scenario, source: str | None = None) -> None:
         if name not in reg:
             raise ConfigError(f"{where}: env.{field}: unknown preset '{name}' "
                               f"(known: {', '.join(reg)})")  # fmt: skip
+        if name == PLATFORM_PRESETS[field] and sc.platform is None:
+            raise ConfigError(f"{where}: env.{field}: preset '{name}' needs a scenario with a "
+                              "platform section")  # fmt: skip
     preset = REWARDS[sc.env.reward]
     for k in sc.env.reward_weights:
         if k not in preset.default_weights:

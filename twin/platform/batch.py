@@ -88,6 +88,10 @@ class BatchRunner:
         self.reclaims = 0
         self.reclaimed: dict[str, int] = dict.fromkeys(cfg.tenants, 0)
         self.retries = 0
+        self.completed: dict[str, int] = dict.fromkeys(cfg.tenants, 0)
+        # tenants whose queue admits no new step workloads (Kueue ClusterQueue
+        # `stopPolicy: Hold`: admitted workloads keep running, nothing new is admitted)
+        self.held: set[str] = set()
         self._ids = itertools.count()
         self.cap = [sum(t.quota_cpu for t in cfg.tenants.values()),
                     sum(t.quota_gpu for t in cfg.tenants.values())]  # fmt: skip
@@ -145,6 +149,7 @@ class BatchRunner:
                 break
         if wf.done(run.spec, run.finished) and run.ended_at is None:
             run.ended_at = self.env.now
+            self.completed[run.tenant] += 1
             self.queues[run.tenant].finished(run.user)
             self._start(run.tenant)
 
@@ -193,6 +198,8 @@ class BatchRunner:
 
         for a in sorted(self.waiting, key=share):
             t = a.run.tenant
+            if t in self.held:
+                continue
             req = (a.step.cpu, float(a.step.gpu))
             ok = self._fits(t, req)
             if not ok and self._reclaim(t, req):

@@ -8,7 +8,9 @@ within their SLO; rejected and still-queued requests count as misses), ``tenant_
 ``tenant_<t>_queue_s`` (mean wait of a step from asking for admission to its pod's binding),
 ``tenant_<t>_preemptions``; ``priority_<class>_preemptions``; ``pool_<p>_node_s``,
 ``pool_<p>_cost``; ``platform_{preemptions,reclaims,retries,spot_interruptions,scale_ups,
-scale_downs,cache_hit_rate,cost,spot_cost,ondemand_cost}``.
+scale_downs,cache_hit_rate,cost,spot_cost,ondemand_cost,requests,slo_attainment}``
+(``platform_requests``: every model's requests, answered, rejected or still queued;
+``platform_slo_attainment``: the share of them answered within their model's SLO).
 
 Node money: a node costs from its creation (providers bill from launch) to its removal, at
 ``prices.pod_hour(gpu_device, cpu, memory, gpus)`` (`kisim.core.prices`: the GPU share of a
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kisim.core.platform import node_hour_price as pool_price
+
 if TYPE_CHECKING:  # pragma: no cover
     from twin.platform.world import PlatformWorld
 
@@ -32,10 +36,8 @@ def key(name: str) -> str:
 
 
 def node_hour_price(world: PlatformWorld, pool: str) -> float:
-    """Money per node-hour of `pool` (module doc)."""
-    spec = world.cfg.node_pools[pool]
-    price = world.sc.prices.pod_hour(spec.gpu_device or "", spec.cpu, spec.memory_gib, spec.gpus)
-    return price * (spec.spot_price_factor if spec.spot else 1.0)
+    """Money per node-hour of `pool` (`kisim.core.platform.node_hour_price`)."""
+    return pool_price(world.cfg.node_pools[pool], world.sc.prices)
 
 
 def platform_summary(world: PlatformWorld, now: float) -> dict[str, float]:
@@ -43,6 +45,7 @@ def platform_summary(world: PlatformWorld, now: float) -> dict[str, float]:
     out: dict[str, float] = {}
     b = world.batch
     hours = now / 3600.0 if now > 0 else math.nan
+    all_ok = all_n = 0
     for t in world.cfg.tenants:
         ok = n = 0
         lats: list[np.ndarray] = []
@@ -51,6 +54,7 @@ def platform_summary(world: PlatformWorld, now: float) -> dict[str, float]:
                 o, k = svc.slo_met()
                 ok, n = ok + o, n + k
                 lats.append(np.array(svc.latencies, dtype=float))
+        all_ok, all_n = all_ok + ok, all_n + n
         lat = np.concatenate(lats) if lats else np.empty(0)
         runs = [r for r in b.runs if r.tenant == t]
         done = [r.ended_at - r.submitted for r in runs
@@ -98,5 +102,7 @@ def platform_summary(world: PlatformWorld, now: float) -> dict[str, float]:
         "platform_spot_cost": spot,
         "platform_ondemand_cost": ondemand,
         "platform_cost": spot + ondemand,
+        "platform_requests": float(all_n),
+        "platform_slo_attainment": all_ok / all_n if all_n else math.nan,
     }
     return out

@@ -53,6 +53,9 @@ class ModelService:
         self.idle: list[tuple[Pod, simpy.Event]] = []
         self.latencies = array("d")  # seconds, 8 bytes per request (long runs stay small)
         self.rejected = 0
+        self.arrived = 0  # requests that reached the model (queued or rejected)
+        self._ok = 0  # answered within the SLO among latencies[:_ok_upto] (`within_slo`)
+        self._ok_upto = 0
         self.busy_s = 0.0
         self._busy_mark = 0.0
         self._recs: deque[tuple[float, int]] = deque()
@@ -128,6 +131,7 @@ class ModelService:
             lvl = self.level(self.env.now) if self.spec.follow_pattern else 1.0
             if self.rng.random() >= lvl:
                 continue
+            self.arrived += 1
             if self.spec.max_queue_size and len(self.queue) >= self.spec.max_queue_size:
                 self.rejected += 1
                 continue
@@ -180,6 +184,16 @@ class ModelService:
             self.reconcile()
 
     # ------------------------------------------------------------------ figures
+
+    def within_slo(self) -> int:
+        """Requests answered within the SLO so far (counted incrementally: an outside
+        controller asks every step)."""
+        n = len(self.latencies)
+        if n > self._ok_upto:
+            new = np.frombuffer(self.latencies, dtype=float)[self._ok_upto:n]
+            self._ok += int(np.count_nonzero(new * 1e3 <= self.spec.slo_ms))
+            self._ok_upto = n
+        return self._ok
 
     def slo_met(self) -> tuple[int, int]:
         """(requests within the SLO, requests answered or rejected or still queued)."""

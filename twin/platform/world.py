@@ -24,6 +24,7 @@ from twin.platform import autoscaler as ca
 from twin.platform.batch import BatchRunner
 from twin.platform.cluster import Cluster, Node, Pod
 from twin.platform.gpu_share import slots_of
+from twin.platform.report import node_hour_price
 from twin.platform.serving import ModelService
 from twin.platform.spot import next_interruption
 
@@ -183,30 +184,52 @@ class PlatformWorld:
     # ------------------------------------------------------------------ outside control
 
     def state(self) -> dict[str, float]:
-        """What an outside controller (an env preset, a script) sees of the platform now."""
+        """What an outside controller (an env preset, a script) sees of the platform now.
+
+        Gauges (nodes by state, pending pods, replicas, queues, waiting work, quota in use,
+        held queues) and cumulative counters (a model's ``arrived``, ``answered``,
+        ``within_slo``, ``rejected`` requests and ``busy_s``; a tenant's completed workflows;
+        ``cost``: node money so far, as in the summary): a controller takes the differences
+        of the counters over its own step."""
+        now = float(self.env.now)
         out: dict[str, float] = {}
+        cost = 0.0
         for pool in self.cfg.node_pools:
             nodes = [n for n in self.cluster.nodes if n.pool == pool]
             out[f"pool_{pool}_nodes_ready"] = float(sum(n.state == "ready" for n in nodes))
             out[f"pool_{pool}_nodes_provisioning"] = float(
                 sum(n.state == "provisioning" for n in nodes))
+            out[f"pool_{pool}_nodes_cordoned"] = float(sum(n.state == "cordoned" for n in nodes))
+            node_s = sum((n.removed if n.removed is not None else now) - n.created
+                         for n in self.all_nodes if n.pool == pool)  # fmt: skip
+            cost += node_s / 3600.0 * node_hour_price(self, pool)
         out["pending_pods"] = float(len(self.cluster.pending))
         for name, svc in self.models.items():
             out[f"model_{name}_desired"] = float(svc.desired)
             out[f"model_{name}_ready"] = float(len(svc.ready))
             out[f"model_{name}_queue"] = float(len(svc.queue))
+            out[f"model_{name}_arrived"] = float(svc.arrived)
+            out[f"model_{name}_answered"] = float(len(svc.latencies))
+            out[f"model_{name}_within_slo"] = float(svc.within_slo())
+            out[f"model_{name}_rejected"] = float(svc.rejected)
+            out[f"model_{name}_busy_s"] = svc.busy_s
         for t in self.cfg.tenants:
             out[f"tenant_{t}_waiting_workflows"] = float(len(self.batch.queues[t].waiting))
             out[f"tenant_{t}_waiting_steps"] = float(
                 sum(a.run.tenant == t for a in self.batch.waiting))
             out[f"tenant_{t}_used_cpu"], out[f"tenant_{t}_used_gpu"] = self.batch.used[t]
+            out[f"tenant_{t}_completed"] = float(self.batch.completed[t])
+            out[f"tenant_{t}_held"] = float(t in self.batch.held)
+        out["cost"] = cost
         return out
 
     def control(self, replicas: dict[str, int] | None = None,
-                pool_floor: dict[str, int] | None = None) -> dict[str, int]:  # fmt: skip
+                pool_floor: dict[str, int] | None = None,
+                hold: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
         """Set models' replicas (clamped to their bounds; an HPA keeps scaling a model that
-        has one) and node-pool floors (nodes are added now, up to max_nodes, and CA keeps at
-        least that many: pre-scaling). Returns what was set."""
+        has one), node-pool floors (nodes are added now, up to max_nodes, and CA keeps at
+        least that many: pre-scaling) and which tenants' queues are held (no new step
+        workloads admitted: Kueue `stopPolicy: Hold`). Returns what was set."""
         done: dict[str, int] = {}
         for name, n in (replicas or {}).items():
             svc = self.models[name]
@@ -221,6 +244,14 @@ class PlatformWorld:
             for _ in range(floor - live):
                 self._add_node(pool, spec, ready_in=spec.provisioning_s)
             done[f"pool_{pool}"] = floor
+        for t, on in (hold or {}).items():
+            if t not in self.cfg.tenants:
+                raise KeyError(f"hold: '{t}' is not a tenant")
+            if on:
+                self.batch.held.add(t)
+            else:
+                self.batch.held.discard(t)
+            done[f"hold_{t}"] = int(on)
         self.kick()
         return done
 
