@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agents.benchmark import platform_table
 from agents.evaluation import figures as figs
 from agents.evaluation import stats
 from agents.evaluation.report import fmt_p, pm
@@ -55,7 +56,7 @@ class Board:
     best_rule: str | None
     hpa: str | None  # tuned HPA, the margin's reference
     oracle: str | None
-    cost_source: str  # "summary" | "relative prices"
+    cost_source: str  # "summary" | "relative prices" | "platform"
     tuned: dict[str, str] = field(default_factory=dict)  # opponent -> chosen spec
     rows: list[dict[str, Any]] = field(default_factory=list)
     figure: Path | None = None
@@ -68,6 +69,11 @@ def run_metrics(summary: Mapping[str, Any], sc: Scenario) -> tuple[dict[str, flo
     out: dict[str, float] = {"p95_ms": num.get("p95_ms", math.nan),
                              "episode_reward": num.get("episode_reward", math.nan)}  # fmt: skip
     src = "relative prices"
+    if "platform_cost" in num:  # the platform family: its node money and its models' requests
+        reqs = num.get("platform_requests", 0.0)
+        out["cost_per_mreq"] = num["platform_cost"] / reqs * 1e6 if reqs > 0 else math.nan
+        out["slo_attainment"] = num.get("platform_slo_attainment", math.nan)
+        return out | platform_table.metrics(num), "platform"
     for k in COST_KEYS:
         if k in num:
             out["cost_per_mreq"], src = num[k], "summary"
@@ -95,8 +101,10 @@ def _price(sc: Scenario, pool: str) -> float:
 
 
 def build(scenario: str, question: str, sc: Scenario, records: Sequence[RunRecord],
-          roles: Mapping[str, str], tuned: Mapping[str, str]) -> Board:  # fmt: skip
-    """Statistics of one scenario's evaluation runs."""
+          roles: Mapping[str, str], tuned: Mapping[str, str],
+          hpa_name: str = "hpa") -> Board:  # fmt: skip
+    """Statistics of one scenario's evaluation runs (`hpa_name`: the family's HPA opponent,
+    the oracle margin's reference)."""
     entries = {p: Entry(p, r) for p, r in roles.items()}
     src = "relative prices"
     for rec in records:
@@ -109,7 +117,7 @@ def build(scenario: str, question: str, sc: Scenario, records: Sequence[RunRecor
     mean = {e.policy: _mean(e, "episode_reward") for e in ents}
     rules = [e.policy for e in ents if e.role.startswith("tuned ")]
     best_rule = max(rules, key=lambda p: mean[p]) if rules else None
-    hpa = tuned.get("hpa") if tuned.get("hpa") in mean else None
+    hpa = tuned.get(hpa_name) if tuned.get(hpa_name) in mean else None
     oracle = next((e.policy for e in ents if e.role == "oracle"), None)
     board = Board(scenario, question, ents, best_rule, hpa, oracle, src, dict(tuned))
     board.rows = _rows(board)
@@ -196,7 +204,8 @@ def figure(b: Board, figdir: Path) -> Path | None:
         fx = [r["cost_per_mreq"] for n in front for r in b.rows if r["policy"] == n]
         fy = [r["slo_attainment"] for n in front for r in b.rows if r["policy"] == n]
         ax.step(fx, fy, where="post", color="0.4", lw=0.8, ls="--", label="Pareto front")
-        unit = "" if b.cost_source == "summary" else " (relative price units)"
+        unit = {"summary": "", "platform": " (platform node USD, model requests)"}.get(
+            b.cost_source, " (relative price units)")
         ax.set_xlabel(f"cost per million requests{unit}")
         ax.set_ylabel("SLO attainment (share of requests within the SLO)")
         ax.set_title(f"{b.scenario}: cost vs SLO (mean ± 95 % CI)")
@@ -257,12 +266,20 @@ def markdown(boards: Sequence[Board], out: Path, meta: Mapping[str, Any]) -> Pat
         L += [f"## {b.scenario}", ""]
         if b.question:
             L += [f"*{b.question}*", ""]
-        if b.cost_source != "summary":
+        if b.cost_source == "platform":
+            L += ["Platform family: cost = the shared platform's node money (USD) per million "
+                  "model requests; SLO attainment = share of every model's requests within its "
+                  "SLO (rejected and still-queued ones miss); p95 = the front door's; no oracle "
+                  "(it plans the front door only).", ""]
+        elif b.cost_source != "summary":
             L += ["Cost: replica-hours × the scenario's relative prices per million requests "
                   "(the summaries carry no money column).", ""]
         head, body = _table(b)
         L += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
         L += ["| " + " | ".join(row) + " |" for row in body]
+        extra = platform_table.markdown(b)
+        if extra:
+            L += ["", *extra]
         if b.tuned:
             L += ["", "Tuned on training seeds: " + ", ".join(
                 f"{k} → `{v}`" for k, v in b.tuned.items())]  # fmt: skip
@@ -352,6 +369,11 @@ def write(boards: Sequence[Board], out: Path, meta: Mapping[str, Any],
             b.figure = figure(b, out / "figures")
     rows = [r for b in boards for r in b.rows]
     write_csv(out / "leaderboard.csv", rows, COLUMNS)
+    plat = [r for b in boards if b.cost_source == "platform" for r in platform_table.rows(b)]
+    if plat:  # the platform family's per-tenant table (platform_table)
+        cols = list(dict.fromkeys(k for r in plat for k in r))
+        write_csv(out / "platform.csv", [{c: r.get(c, math.nan) for c in cols} for r in plat],
+                  tuple(cols))
     return {"csv": out / "leaderboard.csv", "md": markdown(boards, out, meta),
             "tex": latex(boards, out), "html": html_page(boards, out, meta)}
 

@@ -70,5 +70,47 @@ def constant_grid(sc: Scenario, cap: int = 12) -> list[str]:
     return out
 
 
-RULES: tuple[str, ...] = tuple(OPPONENTS)
+RULES: tuple[str, ...] = tuple(OPPONENTS)  # before the platform family joins OPPONENTS
 """The rule-based opponents, in leaderboard order."""
+
+# The platform family (scenarios with a ``platform:`` section; agents.policies.platform).
+# Grids bracket the scenario's own HPA target 0.6 (kept in each grid, so tuning can only
+# match or beat the status quo on the training seeds) and the threshold's defaults; they are
+# small so that the benchmark fits a 2-core box (docs/benchmark.md, "The platform family").
+PLATFORM_OPPONENTS: dict[str, Opponent] = {o.name: o for o in (
+    Opponent("platform-hpa", "platform-hpa", ("target",), ((0.4, 0.6, 0.8),),
+             "status quo: per-model HPA on busy fraction + Cluster Autoscaler + priorities"),
+    Opponent("platform-quota", "platform-quota", ("target",), ((0.6, 0.8),),
+             "KAI-style static quotas (Kueue borrowingLimit 0) + per-model HPA + CA"),
+    Opponent("platform-prescaled", "platform-prescaled", ("util",), ((0.4, 0.6, 0.8),),
+             "predictive pre-scaler with a perfect forecast (the pattern 240 s ahead) + HPA + CA"),
+    Opponent("platform-threshold", "platform-threshold", ("up_miss", "busy_high", "busy_low"),
+             ((0.02, 0.05), (0.6, 0.8), (0.2, 0.3)),
+             "per-model missed-share / busy-fraction bands with a 180 s scale-down cooldown"),
+)}  # fmt: skip
+OPPONENTS.update(PLATFORM_OPPONENTS)
+PLATFORM_RULES: tuple[str, ...] = tuple(PLATFORM_OPPONENTS)
+"""The platform family's rule-based opponents, in leaderboard order."""
+SERVICE_HPA, PLATFORM_HPA = "hpa", "platform-hpa"
+
+
+def family(sc: Scenario) -> str:
+    """``platform`` for a scenario with a shared platform, else ``service``."""
+    return "platform" if sc.platform is not None else "service"
+
+
+def family_rules(sc: Scenario) -> tuple[str, ...]:
+    """The rule opponents of the scenario's family."""
+    return PLATFORM_RULES if family(sc) == "platform" else RULES
+
+
+def family_hpa(sc: Scenario) -> str:
+    """The family's HPA opponent: the reference every family must tune."""
+    return PLATFORM_HPA if family(sc) == "platform" else SERVICE_HPA
+
+
+def platform_constant_grid(sc: Scenario) -> list[str]:
+    """Every model fixed at N replicas, N = 1 .. the largest max_replicas (capped at 6)."""
+    assert sc.platform is not None
+    hi = min(max((m.max_replicas for m in sc.platform.models.values()), default=1), 6)
+    return [f"platform-static:{n}" for n in range(1, hi + 1)]

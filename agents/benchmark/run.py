@@ -31,7 +31,14 @@ from tqdm import tqdm
 
 from agents.benchmark import leaderboard, tuning
 from agents.benchmark.episode import ScenarioEpisode, label
-from agents.benchmark.opponents import OPPONENTS, RULES, constant_grid
+from agents.benchmark.opponents import (
+    OPPONENTS,
+    constant_grid,
+    family,
+    family_hpa,
+    family_rules,
+    platform_constant_grid,
+)
 from agents.evaluation.executor import using
 from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
@@ -113,13 +120,13 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
         raise KisimError(f"--train-seeds {train}: must be >= 1")
     if jobs < 0:
         raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
-    opps = list(opponents) if opponents is not None else list(RULES)
-    unknown = [o for o in opps if o not in OPPONENTS]
+    given = list(opponents) if opponents is not None else None
+    unknown = [o for o in given or [] if o not in OPPONENTS]
     if unknown:
-        raise KisimError(f"--opponents: unknown '{unknown[0]}' (known: {', '.join(RULES)})")
-    if "hpa" not in opps:
+        raise KisimError(f"--opponents: unknown '{unknown[0]}' (known: {', '.join(OPPONENTS)})")
+    if given is not None and "hpa" not in given and "platform-hpa" not in given:
         raise KisimError("--opponents: must include hpa (the oracle margin is measured from "
-                         "tuned HPA)")  # fmt: skip
+                         "tuned HPA; platform-hpa for the platform family)")  # fmt: skip
     files = scenario_files(scenarios)
     check_policies([spec for _, spec in (split_extra(e) for e in extra)], trust_model)
     stems = {f.stem for f in files}
@@ -132,20 +139,25 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
     for f in files:
         sc = prepare(f, None, None, duration)
         check_presets(sc)
-        prepared.append((f, sc))
+        own = family_rules(sc)  # each scenario's family: its own opponents and HPA reference
+        opps = [o for o in given if o in own] if given is not None else list(own)
+        if family_hpa(sc) not in opps:
+            raise KisimError(f"--opponents: scenario {f.stem} ({family(sc)} family) needs "
+                             f"{family_hpa(sc)} among them")  # fmt: skip
+        prepared.append((f, sc, opps))
     check_out_dir(out)
     limits = limits or Limits()
     par = jobs or os.cpu_count() or 1
-    for _, sc in prepared:
+    for _, sc, _ in prepared:
         check(sc, limits, parallel=par)
     out.mkdir(parents=True, exist_ok=True)
     res = BenchResult(out, [f.stem for f in files])
     tuned_all: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(prepared) * (len(opps) + 3), desc="benchmark", unit="step",
+    bar = tqdm(total=sum(len(o) + 3 for _, _, o in prepared), desc="benchmark", unit="step",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
     with memory_watchdog(limits), using(make_executor(jobs, ray)):
         try:
-            for f, sc in prepared:
+            for f, sc, opps in prepared:
                 board, tuned = _one(f, sc, out, runs, train, jobs, opps, oracle, extra,
                                     progress, bar, trust_model)  # fmt: skip
                 res.boards.append(board)
@@ -173,7 +185,8 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
     roles: dict[str, str] = {}
     for name in ["constant", *opps]:
         bar.set_postfix_str(f"{f.stem}: tune {name}")
-        grid = constant_grid(sc) if name == "constant" else OPPONENTS[name].grid(sc)
+        grid = ((platform_constant_grid(sc) if sc.platform is not None else constant_grid(sc))
+                if name == "constant" else OPPONENTS[name].grid(sc))  # fmt: skip
         r = tuning.tune(data, pat, name, grid, seeds, root / "tuning" / name, fp, jobs,
                         progress)  # fmt: skip
         tuned[name] = {"spec": r["chosen"], "train_mean_reward": r["chosen_mean_reward"],
@@ -187,10 +200,13 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
         only, p = split_extra(e)
         if only is None or only == f.stem:
             roles.setdefault(p, "extra")
-    if oracle:  # it must see past the slow-case start-up, or it never starts a slow pod
+    # it must see past the slow-case start-up, or it never starts a slow pod; the oracle plans
+    # the front door's replicas only, so the platform family has none
+    if oracle and sc.platform is None:
         roles.setdefault(oracle_spec(sc), "oracle")
     policies = list(roles)
-    ref = tuned["hpa"]["spec"]
+    hpa = family_hpa(sc)
+    ref = tuned[hpa]["spec"]
     bar.set_postfix_str(f"{f.stem}: evaluate {len(policies)} policies")
     ev = root / "eval"
     evaluate(policies, [pat], list(range(runs)), ev, ScenarioEpisode(data, trust_model),
@@ -199,7 +215,7 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
     bar.update(1)
     records = collect_runs(ev, policies, [pat], list(range(runs)))
     spec_of = {k: v["spec"] for k, v in tuned.items()}
-    board = leaderboard.build(f.stem, question(f, sc), sc, records, roles, spec_of)
+    board = leaderboard.build(f.stem, question(f, sc), sc, records, roles, spec_of, hpa)
     write_json(root / "tuned.json", {"roles": roles, "tuned": tuned})
     bar.update(1)
     return board, tuned

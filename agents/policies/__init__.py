@@ -28,6 +28,11 @@ POLICIES: dict[str, str] = {
     "fixed": "agents.policies.fixed:Fixed",
     "oracle": "agents.policies.oracle:Oracle",
     "ppo": "agents.policies.ppo:PPOPolicy",
+    "platform-hpa": "agents.policies.platform:PlatformHPA",
+    "platform-quota": "agents.policies.platform:PlatformQuota",
+    "platform-prescaled": "agents.policies.platform:PlatformPrescaled",
+    "platform-static": "agents.policies.platform:PlatformStatic",
+    "platform-threshold": "agents.policies.platform:PlatformThreshold",
 }
 
 

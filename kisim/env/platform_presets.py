@@ -31,9 +31,9 @@ a node relabel), fixed per pool in the scenario.
 the step of their models' missed share ([0, 1]); ``backlog`` = mean over tenants of waiting
 workflows / max_queued ([0, 1]); ``done`` = workflows completed in the step / the expected
 completions of a step (submissions per hour × step), halved and clipped to [0, 1]. Default
-weights 1, 4, 1, 0.5: the mixed-platform scenario's usual bill is ~1/3 of its largest
-(cost ≈ 0.33), so one percentage point of interactive misses weighs as much as 4 % of the
-largest bill, about a third of a GPU node; a full batch queue weighs the largest bill.
+weights 1, 4, 1, 0.5: under the status quo the mixed-platform scenario's bill is about half
+its largest (cost ≈ 0.47 of 8.6 USD/h), so one percentage point of interactive misses weighs
+as much as 4 % of the largest bill (≈ 0.34 USD/h); a full batch queue weighs the largest bill.
 """
 
 from __future__ import annotations
