@@ -82,10 +82,10 @@ PLATFORM_OPPONENTS: dict[str, Opponent] = {o.name: o for o in (
              "status quo: per-model HPA on busy fraction + Cluster Autoscaler + priorities"),
     Opponent("platform-quota", "platform-quota", ("target",), ((0.6, 0.8),),
              "KAI-style static quotas (Kueue borrowingLimit 0) + per-model HPA + CA"),
-    Opponent("platform-prescaled", "platform-prescaled", ("util",), ((0.4, 0.6, 0.8),),
+    Opponent("platform-prescaled", "platform-prescaled", ("util",), ((0.4, 0.6),),
              "predictive pre-scaler with a perfect forecast (the pattern 240 s ahead) + HPA + CA"),
     Opponent("platform-threshold", "platform-threshold", ("up_miss", "busy_high", "busy_low"),
-             ((0.02, 0.05), (0.6, 0.8), (0.2, 0.3)),
+             ((0.02, 0.05), (0.7,), (0.2, 0.3)),
              "per-model missed-share / busy-fraction bands with a 180 s scale-down cooldown"),
 )}  # fmt: skip
 OPPONENTS.update(PLATFORM_OPPONENTS)
