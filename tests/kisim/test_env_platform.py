@@ -106,7 +106,7 @@ def test_reward_terms_add_up_to_the_run_summary(sc) -> None:
         windows.append(info["window"])
     summ = finish(env.backend, env.scenario, windows).summary
     assert money == pytest.approx(summ["platform_cost"], rel=1e-9)
-    assert done == summ["tenant_studio_workflows_completed"] + summ["tenant_lab_workflows_completed"]
+    assert done == sum(summ[f"tenant_{t}_workflows_completed"] for t in ("studio", "lab"))
 
 
 def test_same_seed_same_actions_same_numbers(sc) -> None:
