@@ -130,10 +130,11 @@ def _rung(ladder: list[int], cur: int, d: int) -> int:
 
 @register
 class Resources(ActionPreset):
-    """MultiDiscrete([3] * 4N): per pool of `EnvContext.layout` (seed: gpu, then cpu) CPU -/0/+ `cpu_step` cores, memory
-    -/0/+ `memory_step_gib`, max batch size one rung down/keep/up the ladder, model
-    instances -1/0/+1. Changes the pool's pod template; new pods get it and running pods
-    are replaced by the Deployment's rolling update (twin: `twin.rollout`)."""
+    """MultiDiscrete([3] * 4N): per pool of `EnvContext.layout` (seed: gpu, then cpu) CPU
+    -/0/+ `cpu_step` cores, memory -/0/+ `memory_step_gib`, max batch size one rung
+    down/keep/up the ladder, model instances -1/0/+1. Changes the pool's pod template; new
+    pods get it and running pods are replaced by the Deployment's rolling update (twin:
+    `twin.rollout`)."""
 
     name = "resources"
     FIELDS = ("cpu", "memory_gib", "max_batch_size", "instances")

@@ -34,5 +34,6 @@ def check_presets(sc: Scenario, source: str | None = None) -> None:
     preset = REWARDS[sc.env.reward]
     for k in sc.env.reward_weights:
         if k not in preset.default_weights:
+            terms = ", ".join(preset.default_weights)
             raise ConfigError(f"{where}: env.reward_weights: '{k}' is not a term of "
-                              f"'{preset.name}' (terms: {', '.join(preset.default_weights)})")  # fmt: skip
+                              f"'{preset.name}' (terms: {terms})")
