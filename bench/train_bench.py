@@ -68,25 +68,19 @@ def env_alone(scenario: Any, patterns: list[str], steps: int) -> dict[str, float
 
 
 def whole_loop(scenario: Any, cfg: Any, steps: int, vec: str) -> dict[str, float]:
-    import torch
-    from stable_baselines3.common.vec_env import (
-        DummyVecEnv,
-        SubprocVecEnv,
-        VecMonitor,
-        VecNormalize,
-    )
+    from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor, VecNormalize
 
     from agents.training.callbacks import Timing
-    from agents.training.ppo_model import new_model
-    from agents.training.training_env import Ranges, env_factory
+    from agents.training.ppo_model import new_model, torch_for_training
+    from agents.training.training_env import Ranges, env_factory, fresh_info_dummy_vec_env
 
-    torch.set_num_threads(cfg.envs.torch_threads)
+    torch_for_training(cfg.envs.torch_threads)
     n_envs, pats = cfg.envs.n_envs, list(cfg.envs.patterns)
     acc = [0.0]
     fns = [env_factory(scenario, pats, cfg.envs.schedule, i, n_envs, Ranges())
            for i in range(n_envs)]  # fmt: skip
-    if vec == "dummy":
-        raw = DummyVecEnv([(lambda f=f: _timed(f(), acc)) for f in fns])
+    if vec == "dummy":  # the training's own DummyVecEnv (no deep copy of the infos)
+        raw = fresh_info_dummy_vec_env([(lambda f=f: _timed(f(), acc)) for f in fns])
     else:
         raw = SubprocVecEnv(fns, start_method="fork")
     raw.seed(cfg.seed)

@@ -246,7 +246,8 @@ class DataPlane:
         self.gi[K.OPEN_GEN] += 1
         self.gfl[K.OPEN_T] = math.inf  # the pending arrival, if any, is superseded
         if rate > 0:
-            self._ensure_draws(1)
+            if self.ridx[K.S_OPEN] >= self.rnd.shape[1]:  # only this stream is read here: the
+                self._ensure_draws(1)  # others refill in the kernel's turn (same values)
             gap = K._draw(self.rnd, self.ridx, K.S_OPEN) / rate
             self.gfl[K.OPEN_T] = now + gap  # numbered as a heap push would be
             self.gi[K.OPEN_SEQ] = self.gi[K.SEQ]

@@ -3,10 +3,10 @@
 `train(scenario, config, out)` reads top to bottom: prepare OUT (or reopen it for
 ``--resume``), start the baseline's held-out episodes in a worker process
 (`agents.training.held_out`), build the vectorised training envs and their VecNormalize, build
-(or load) PPO (`agents.training.ppo_model`), attach the callbacks (`agents.training.callbacks`,
-`agents.training.periodic_eval`, `agents.training.checkpoints`), learn until the budget, the wall limit,
-the stopping rule (`agents.training.convergence`) or Ctrl-C, then write the final model, a last
-checkpoint, ``stopped.json`` and the training figure.
+(or load) PPO (`agents.training.ppo_model`), attach the callbacks
+(`agents.training.callbacks`, `agents.training.periodic_eval`, `agents.training.checkpoints`),
+learn until the budget, the wall limit, the stopping rule (`agents.training.convergence`) or
+Ctrl-C, then write the final model, a last checkpoint, ``stopped.json`` and the training figure.
 
 OUT after a run::
 
@@ -48,7 +48,7 @@ from agents.training.checkpoints import (
 )
 from agents.training.held_out import PolicyEvaluator, cached_baseline, eval_episodes
 from agents.training.periodic_eval import Evaluation
-from agents.training.ppo_model import new_model, ranges, stopping_rule
+from agents.training.ppo_model import new_model, ranges, stopping_rule, torch_for_training
 from agents.training.run_state import Clock, RunState
 from agents.training.train_config import TrainConfig
 from agents.training.train_dir import check_fresh_out, fingerprint, resolve_run, write_config
@@ -101,11 +101,9 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
           log: Callable[[str], None] = _stderr, progress: bool = False) -> TrainResult:  # fmt: skip
     """Train PPO on `sc` with `cfg` into `out` (see the module doc); resumable.
     `progress` shows a tqdm bar on stderr (log lines are printed above it)."""
-    import torch
-
     t0 = time.perf_counter() if t0 is None else t0
     out = Path(out)
-    torch.set_num_threads(cfg.envs.torch_threads)
+    torch_for_training(cfg.envs.torch_threads)
     s = _open_out(sc, cfg, out, resume, t0, log)
     write_config(out, sc, cfg, scenario_file)
     max_s = cfg.budget.max_minutes * 60 if cfg.budget.max_minutes else None

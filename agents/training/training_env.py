@@ -237,6 +237,32 @@ def check_same_spaces(scenario: Scenario, others: Sequence[Scenario]) -> None:
                 "spaces (the same pools and placements)")  # fmt: skip
 
 
+def fresh_info_dummy_vec_env(fns: Sequence[Callable[[], gym.Env]]) -> Any:
+    """SB3's `DummyVecEnv` without the deep copy of every step's infos.
+
+    SB3 deep-copies the infos because an env may reuse its info dict; `KisimEnv.step` builds a
+    new one every step (its Window and Applied are frozen), so a shallow copy of the list is
+    the same. The deep copy of a Window per env step cost ~2 % of a flash-crowd step
+    (docs/training.md, "Where a step's time goes")."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    class FreshInfoDummyVecEnv(DummyVecEnv):
+        def step_wait(self) -> Any:
+            for i in range(self.num_envs):
+                obs, self.buf_rews[i], term, trunc, self.buf_infos[i] = self.envs[i].step(
+                    self.actions[i])  # fmt: skip
+                self.buf_dones[i] = term or trunc
+                self.buf_infos[i]["TimeLimit.truncated"] = trunc and not term
+                if self.buf_dones[i]:
+                    self.buf_infos[i]["terminal_observation"] = obs
+                    obs, self.reset_infos[i] = self.envs[i].reset()
+                self._save_obs(i, obs)
+            return (self._obs_from_buf(), np.copy(self.buf_rews), np.copy(self.buf_dones),
+                    list(self.buf_infos))  # fmt: skip
+
+    return FreshInfoDummyVecEnv(list(fns))
+
+
 def make_vec_env(scenario: Scenario, patterns: Sequence[str], n_envs: int, seed: int,
                  schedule: str = "rotate", ranges: Ranges | None = None,
                  vec: str = "dummy", also: Sequence[Scenario] = ()) -> Any:  # fmt: skip
@@ -244,7 +270,7 @@ def make_vec_env(scenario: Scenario, patterns: Sequence[str], n_envs: int, seed:
 
     With `also` (a generalist), env i runs scenario i mod k of ``[scenario, *also]``; the
     extra scenarios run their own load pattern."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
+    from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
 
     r = ranges or Ranges()
     if also:
@@ -260,7 +286,7 @@ def make_vec_env(scenario: Scenario, patterns: Sequence[str], n_envs: int, seed:
     if vec == "subproc":
         venv = SubprocVecEnv(fns, start_method="fork")
     elif vec == "dummy":
-        venv = DummyVecEnv(fns)
+        venv = fresh_info_dummy_vec_env(fns)
     else:
         from kisim.core.errors import ConfigError
 

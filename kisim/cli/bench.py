@@ -31,12 +31,16 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
     subproc: Annotated[bool, typer.Option(help="Also measure SubprocVecEnv.")] = False,
     steps: Annotated[int, typer.Option(min=256, help=H_STEPS)] = DEFAULT_STEPS,
+    scenario: Annotated[Path | None, typer.Option(help="Scenario file (default: the default "
+                                                  "scenario).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Training config (default: "
+                                                "configs/train/default.yaml).")] = None,
 ) -> None:
     """Steps per second of PPO training on the twin, split into env and learning; the
     env alone (no network), measured in the same run, is the reference."""
     from bench.train_bench import bench_train
 
-    bench_train(steps=steps, subproc=subproc, json_out=as_json)
+    bench_train(steps=steps, subproc=subproc, json_out=as_json, scenario=scenario, config=config)
 
 
 @app.command("scale")
