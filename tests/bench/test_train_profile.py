@@ -45,15 +45,18 @@ def test_env_split_adds_up_and_changes_nothing() -> None:
 
 
 def test_summary_speedup_and_projection() -> None:
-    def row(tree: str, train: float) -> dict:
+    def row(tree: str, train: float, kshare: float) -> dict:
         return {"scenario": "s", "tree": tree, "env_steps_per_cpu_s": 1.0,
                 "ppo_steps_per_cpu_s": 1.0, "train_steps_per_cpu_s": train,
-                "ppo_env_share": 0.9, "env_requests_per_step": 10.0}  # fmt: skip
+                "ppo_env_share": 0.9, "env_requests_per_step": 10.0,
+                "ppo_kernel_share": kshare}  # fmt: skip
 
-    rows = [row("before", 50.0), row("before", 70.0), row("after", 100.0), row("after", 100.0)]
+    rows = [row("before", 50.0, 0.4), row("before", 70.0, 0.4), row("after", 100.0, 0.5),
+            row("after", 100.0, 0.5)]
     before, after = summarise(rows)
     assert before["train_steps_per_cpu_s"] == 60.0 and before["rounds"] == 2
     assert after["speedup_train"] == pytest.approx(100 / 60, abs=1e-3)
+    assert after["speedup_kernel_units"] == pytest.approx(0.5 / 0.4, abs=1e-3)  # CPU/kernel CPU
     assert after["min_100k_dummy_idle_2core"] == pytest.approx(100_000 / 100 / 60, abs=1e-3)
     bound = 1 / (0.1 + 0.9 / 2)  # env share 0.9 over two cores, the rest serial
     assert after["min_100k_subproc_idle_2core_bound"] == pytest.approx(
