@@ -12,7 +12,7 @@ Functions are timed by wrapping them (~1 us per call, a few hundred calls per st
    (SimPy: pods, scrapes, the load shaper, the clock), ``apply`` and the env's own work
    (action decoding, observation, reward); requests simulated per step.
 2. **PPO loop** - ``PPO.learn(steps)`` with the training config (its envs, VecNormalize,
-   hyper-parameters; no evaluation, no checkpoints) after a warm-up update: env steps,
+   hyper-parameters; no evaluation, no checkpoints), from the first rollout on: env steps,
    learning (gradient epochs) and the rest (policy inference, rollout buffer, wrappers).
 3. **held-out evaluation and checkpoint** - one `PolicyEvaluator.run` over the config's
    held-out episodes and one checkpoint write, as ``kisim train`` does every
@@ -129,9 +129,8 @@ def ppo_loop(scenario: Any, cfg: Any, steps: int) -> tuple[dict[str, float], Any
     n = cfg.normalize
     vn = VecNormalize(venv, norm_obs=n.obs, norm_reward=n.reward, clip_obs=n.clip_obs,
                       clip_reward=n.clip_reward, gamma=cfg.ppo.gamma)  # fmt: skip
-    model = ppo_model.new_model(cfg, vn)
-    model.learn(cfg.ppo.n_steps * cfg.envs.n_envs)  # warm-up: one rollout and one update
-    _wrap(PPO, "train", "learn")
+    model = ppo_model.new_model(cfg, vn)  # numba is warm (env alone); torch's first call is
+    _wrap(PPO, "train", "learn")  # timed too (< 1 s): short runs stay affordable on a shared host
     _acc.clear()
     n0 = model.num_timesteps
     t0 = time.process_time()

@@ -141,17 +141,32 @@ def figure(speed: list[dict[str, Any]], out: Path) -> None:
     plt.close(fig)
 
 
+def write_outputs(out: Path, rows: list[dict[str, Any]], prov: list[str]) -> list[dict[str, Any]]:
+    """Every file of OUT from the runs so far (called after each process: a stopped
+    comparison keeps what it measured)."""
+    from kisim.core.rundir import atomic_write, write_csv
+
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    write_csv(out / "runs.csv", rows, cols)
+    speed = summarise(rows)
+    write_csv(out / "speed.csv", speed, list(dict.fromkeys(k for r in speed for k in r)))
+    bd = breakdown(rows)
+    if bd:
+        write_csv(out / "breakdown.csv", bd, list(bd[0]))
+    figure(speed, out)
+    atomic_write(out / "PROVENANCE.md", "\n".join(prov) + "\n")
+    return speed
+
+
 def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
-
-    from kisim.core.rundir import atomic_write, write_csv
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", required=True, help="git ref of the 'before' tree")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--scenarios", default="")
-    ap.add_argument("--episodes", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=1024)
+    ap.add_argument("--episodes", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=512)
     ap.add_argument("--out", default=str(ROOT / "results/benchmark/training-speed"))
     a = ap.parse_args(argv)
     scs = [s for s in a.scenarios.split(",") if s] or sorted(
@@ -160,39 +175,41 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     load0, t0 = os.getloadavg()[0], time.time()
+    cmd = "python -m bench.train_speed " + " ".join(argv if argv is not None else sys.argv[1:])
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "twin", "kisim", "agents",
+                 "bench")  # fmt: skip
+
+    def prov(done: int, total: int) -> list[str]:
+        return [
+            "# Provenance of results/benchmark/training-speed", "",
+            f"- command: `nice -n 19 .venv/bin/{cmd}` (each profile process niced too)",
+            f"- before: `{a.before}` = {_git('rev-parse', a.before)}; after: the working tree at "
+            f"{_git('rev-parse', 'HEAD')} (uncommitted code changes: {'yes' if dirty else 'none'})",
+            f"- host: {platform.node()} {platform.platform()}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}",
+            f"- load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the last write; "
+            f"{(time.time() - t0) / 60:.1f} min wall; {done} of {total} profile processes done. "
+            "Another process measured latencies on the same 2 cores throughout and other "
+            "engineers' jobs ran beside it: every figure is CPU time (time.process_time), not "
+            "wall, and still noisy (the speed-up in kernel units cancels the machine's speed)",
+            f"- per scenario and process: env alone {a.episodes} episode(s) (twin seeds "
+            "1000000.., actions from action_space.sample() seeded 0), PPO.learn of "
+            f"{a.steps} steps (whole rollouts, config seed), one held-out evaluation (seeds "
+            "100000..) and one checkpoint; rounds in ABBA order (before, after, after, before); "
+            "medians in speed.csv",
+            "- load: each scenario's own pattern (requests per step in speed.csv)",
+            "- projection: 100 k steps / (training steps per CPU-s) = wall minutes on an idle "
+            "core (DummyVecEnv); the SubprocVecEnv column divides by the Amdahl bound "
+            "1/((1-f)+f/2), f = env share of the PPO loop: a bound, not a measurement "
+            "(docs/training.md, \"Where a step's time goes\")", ""]
+
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"before": snapshot(a.before, Path(tmp)), "after": ROOT}
         jobs = [(r, tree) for r in range(a.rounds)  # ABBA: before, after, after, before, ...
                 for tree in (("before", "after") if r % 2 == 0 else ("after", "before"))]
-        for r, tree in tqdm(jobs, desc="profile", unit="process", file=sys.stderr):
+        for i, (r, tree) in enumerate(tqdm(jobs, desc="profile", unit="process", file=sys.stderr)):
             rows += [_flat(tree, r, x) for x in run_trees(trees[tree], scs, a.episodes, a.steps)]
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    write_csv(out / "runs.csv", rows, cols)
-    speed = summarise(rows)
-    write_csv(out / "speed.csv", speed, list(speed[0]))
-    bd = breakdown(rows)
-    write_csv(out / "breakdown.csv", bd, list(bd[0]))
-    figure(speed, out)
-    cmd = "python -m bench.train_speed " + " ".join(argv if argv is not None else sys.argv[1:])
-    atomic_write(out / "PROVENANCE.md", "\n".join([
-        "# Provenance of results/benchmark/training-speed", "",
-        f"- command: `nice -n 19 .venv/bin/{cmd}` (each profile run niced in its own process)",
-        f"- before: `{a.before}` = {_git('rev-parse', a.before)}; after: the working tree at "
-        f"{_git('rev-parse', 'HEAD')} (uncommitted changes: "
-        f"{'yes' if _git('status', '--porcelain', '--untracked-files=no') else 'none'})",
-        f"- host: {platform.node()} {platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}",
-        f"- load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
-        f"{(time.time() - t0) / 60:.1f} min wall; another process measured latencies on the "
-        "same 2 cores throughout, so every figure is CPU time (time.process_time), not wall",
-        f"- per run: env alone {a.episodes} episodes (twin seeds 1000000.., actions from "
-        f"action_space.sample() seeded 0), PPO.learn {a.steps} steps after a one-update "
-        "warm-up (config seed), one held-out evaluation (seeds 100000..) and one checkpoint; "
-        f"{a.rounds} rounds, tree order alternating per round; medians in speed.csv",
-        "- load: the scenarios' own patterns (requests per step in speed.csv)",
-        "- projection: 100 k steps / (steps per CPU-s) = wall on an idle core (DummyVecEnv); "
-        "the SubprocVecEnv column divides by the Amdahl bound 1/((1-f)+f/2), f = env share "
-        "of the PPO loop: a bound, not a measurement (docs/training.md)", ""]))
+            speed = write_outputs(out, rows, prov(i + 1, len(jobs)))
     print(json.dumps(speed, indent=1))
 
 
