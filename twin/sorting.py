@@ -1,10 +1,13 @@
 """Sorting a window's latencies fast enough for training (compiled, bit-identical to np.sort).
 
-Every agent step of a suite scenario sorts the ~20,000-35,000 latencies of its window for
-the mean, p50, p95 and p99 (`twin.kernel.percentiles_ms`: the mean is summed in sorted
-order, so the sorted array itself is what the recorded numbers depend on). numba's
-``np.sort`` (a quicksort) took 15-21 % of an env step there; this bucket sort is 4-5x
-faster on those windows (docs/training.md, "Where a step's time goes").
+Every agent step of a suite scenario sorts the ~20,000-35,000 latencies of its window
+(`twin.backend`): the window's mean is summed in sorted order and its percentiles read from
+it (`twin.latency_stats.window_stats_ms`), and the sorted windows are kept for the run's
+figures, so the sorted array itself is what the recorded numbers depend on. numba's
+``np.sort`` (a quicksort) took 15-21 % of an env step there, numpy's own sort about half
+of that; this bucket sort is 4-5x faster than numba's and about 2-4x faster than numpy's
+on those windows (docs/training.md, "Where a step's time goes"). Windows under
+`BUCKET_SORT_FROM` latencies keep numpy's sort: a compiled call costs a few microseconds.
 
 Why it is exact: a non-negative IEEE-754 double orders as its bit pattern read as an
 integer, so bucketing by the high bits of that integer is monotone; each bucket is then
