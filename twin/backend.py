@@ -138,7 +138,7 @@ class TwinBackend:
             self._wait.append(wait)
             if len(lat):
                 # the same array either way (a sort's output does not depend on the algorithm);
-                # the bucket sort is 4-5x faster than numpy's on a suite step's ~30 k latencies
+                # the bucket sort is 2-4x faster than numpy's on a suite step's ~30 k latencies
                 ordered = np.sort(lat) if len(lat) < BUCKET_SORT_FROM else sort_nonnegative(lat)
                 self._lat_sorted.append(ordered)
                 window_stats_ms(ordered, self._pct)
