@@ -145,6 +145,10 @@ def _one_thread() -> None:
     pool is also set directly in case it already runs.
     """
     for var in THREAD_VARS:
+        if var == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
+            # numba re-reads it at its next compile and refuses a pool size other than the
+            # one its pool started with: once numba is loaded, set_num_threads below is the way
+            continue
         os.environ[var] = "1"
     try:
         import numba
