@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from calibration.manifest import BundlePool, Manifest, read_manifest
 from calibration.prometheus import (
@@ -194,3 +195,20 @@ def _cross_check_locust(p: Path, req: Requests, warnings: list[str]) -> None:
     n = len(req)
     if abs(tot.requests - n) > max(10, 0.02 * n):
         warnings.append(f"{f}: Locust counted {tot.requests} requests, requests.csv has {n}")
+
+
+def recorded_positive(bundle: Bundle, section: str, key: str) -> float | None:
+    """A positive number `kisim record` wrote in the bundle's `recording.yaml` at
+    `section.key`; None where the file, the key or a usable value is missing."""
+    path = bundle.path / "recording.yaml"
+    if not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return None
+    part = doc.get(section) if isinstance(doc, dict) else None
+    value = part.get(key) if isinstance(part, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        return None
+    return float(value)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import yaml
 
-from calibration.bundle import Bundle
+from calibration.bundle import Bundle, recorded_positive
 
 # a host is saturated when its busy cores reach this share of its cores: < 0.2 of a core
 # spare on 2 cores, less than a Locust process needs at ~100 req/s (host.csv's loadgen_cores
@@ -29,18 +28,7 @@ def host_cores(bundle: Bundle) -> float | None:
     `recording.yaml`'s `hardware.cpu_cores` (what `kisim record` writes); None if neither."""
     if bundle.manifest.hardware.host_cores:
         return float(bundle.manifest.hardware.host_cores)
-    path = bundle.path / "recording.yaml"
-    if not path.is_file():
-        return None
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return None
-    hw = doc.get("hardware") if isinstance(doc, dict) else None
-    cores = hw.get("cpu_cores") if isinstance(hw, dict) else None
-    if isinstance(cores, bool) or not isinstance(cores, (int, float)) or not cores > 0:
-        return None
-    return float(cores)
+    return recorded_positive(bundle, "hardware", "cpu_cores")
 
 
 def saturated_spans(bundle: Bundle) -> np.ndarray:

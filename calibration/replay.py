@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from calibration.bundle import Bundle
+from calibration.bundle import Bundle, recorded_positive
 from kisim.core.config import Calibration, Scenario
 from kisim.core.errors import ConfigError
 
@@ -25,18 +24,7 @@ from kisim.core.errors import ConfigError
 def recorded_spawn_rate(bundle: Bundle) -> float | None:
     """Users/s the load process started new users at, from the bundle's `recording.yaml`
     (`traffic.spawn_rate_per_s`); None where the bundle does not say."""
-    path = bundle.path / "recording.yaml"
-    if not path.is_file():
-        return None
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return None
-    traffic = doc.get("traffic") if isinstance(doc, dict) else None
-    rate = traffic.get("spawn_rate_per_s") if isinstance(traffic, dict) else None
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        return None
-    return float(rate)
+    return recorded_positive(bundle, "traffic", "spawn_rate_per_s")
 
 
 def device_for(
