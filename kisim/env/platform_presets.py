@@ -129,6 +129,18 @@ class PlatformObservation(ObservationPreset):
         return np.asarray(out, np.float32)
 
 
+def _stepped(cur: int, d: int, lo: int, hi: int, key: str, what: str,
+             clamped: dict[str, str]) -> int | None:
+    """`cur` moved by `d` within [lo, hi]; a clamp is noted under `key`. None: no change."""
+    if not d:
+        return None
+    want = cur + d
+    n = min(max(want, lo), hi)
+    if n != want:
+        clamped[key] = f"{want} -> {n} ({'max' if want > n else 'min'}_{what})"
+    return n if n != cur else None
+
+
 @register_action
 class PlatformAction(ActionPreset):
     """Per-model replicas, node-pool floors, held tenant queues (module doc)."""
@@ -148,28 +160,14 @@ class PlatformAction(ActionPreset):
         clamped: dict[str, str] = {}
         changes = 0
         for m, code in zip(pc.models, x[:nm], strict=True):
-            d = code - 1
-            if not d:
-                continue
-            cur = v.desired(m)
-            want = cur + d
-            n = min(max(want, pc.min_replicas[m]), pc.max_replicas[m])
-            if n != want:
-                bound = "max" if want > n else "min"
-                clamped[f"{m}.replicas"] = f"{want} -> {n} ({bound}_replicas)"
-            if n != cur:
+            n = _stepped(v.desired(m), code - 1, pc.min_replicas[m], pc.max_replicas[m],
+                         f"{m}.replicas", "replicas", clamped)  # fmt: skip
+            if n is not None:
                 move.replicas[m] = n
         for p, code in zip(pc.pools, x[nm:nm + npl], strict=True):
-            d = code - 1
-            if not d:
-                continue
-            cur = v.floor[p]
-            want = cur + d
-            n = min(max(want, pc.min_nodes[p]), pc.max_nodes[p])
-            if n != want:
-                bound = "max" if want > n else "min"
-                clamped[f"{p}.floor"] = f"{want} -> {n} ({bound}_nodes)"
-            if n != cur:
+            n = _stepped(v.floor[p], code - 1, pc.min_nodes[p], pc.max_nodes[p],
+                         f"{p}.floor", "nodes", clamped)  # fmt: skip
+            if n is not None:
                 move.pool_floor[p] = v.floor[p] = n
                 changes += 1
         for t, code in zip(pc.tenants, x[nm + npl:], strict=True):
