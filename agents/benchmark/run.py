@@ -39,6 +39,7 @@ from agents.benchmark.opponents import (
     family_rules,
     platform_constant_grid,
 )
+from agents.benchmark.setups import constant_specs, setups, tune_with_setup
 from agents.evaluation.executor import using
 from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
@@ -183,14 +184,28 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
     seeds = tuning.train_seeds(train)
     tuned: dict[str, Any] = {}
     roles: dict[str, str] = {}
+    options = setups(sc) if sc.platform is None else []  # the operator's choices (setups.py)
+
+    def tune(name: str, grid: Sequence[str], where: Path) -> dict[str, Any]:
+        return tuning.tune(data, pat, name, grid, seeds, where, fp, jobs, progress)
+
     for name in ["constant", *opps]:
         bar.set_postfix_str(f"{f.stem}: tune {name}")
-        grid = ((platform_constant_grid(sc) if sc.platform is not None else constant_grid(sc))
-                if name == "constant" else OPPONENTS[name].grid(sc))  # fmt: skip
-        r = tuning.tune(data, pat, name, grid, seeds, root / "tuning" / name, fp, jobs,
-                        progress)  # fmt: skip
+        where = root / "tuning" / name
+        if name == "constant":
+            grid = (platform_constant_grid(sc) if sc.platform is not None
+                    else constant_specs(sc) if options else constant_grid(sc))  # fmt: skip
+            r = tune(name, grid, where)
+        elif options:
+            grid = OPPONENTS[name].grid(sc)
+            r = tune_with_setup(name, OPPONENTS[name].untuned, grid, options, where, tune)
+        else:
+            grid = OPPONENTS[name].grid(sc)
+            r = tune(name, grid, where)
         tuned[name] = {"spec": r["chosen"], "train_mean_reward": r["chosen_mean_reward"],
                        "grid_size": len(grid)}  # fmt: skip
+        if "steps" in r:
+            tuned[name] |= {"setups": options, "steps": r["steps"]}
         bar.update(1)
     roles[tuned["constant"]["spec"]] = "best constant"
     for name in opps:

@@ -1,8 +1,10 @@
 """Baseline policies, the oracle and PPO, by name: ``make_policy("hpa:0.5")``.
 
 A spec is ``name`` or ``name:ARG`` (``hpa:0.5``, ``static-cpu:4``, ``static-a10g:2``,
-``oracle:3``, ``ppo:models/a.zip``). The registry maps names to ``module:Class`` strings so that
-looking a policy up imports only that policy (PPO's torch stays unloaded otherwise).
+``oracle:3``, ``ppo:models/a.zip``), optionally with ``@SETUP`` (the traffic split and pod
+floors it runs on: ``hpa:0.5@gpu-80+t4=1``, `agents.policies.setup`). The registry maps names
+to ``module:Class`` strings so that looking a policy up imports only that policy (PPO's torch
+stays unloaded otherwise).
 See docs/baselines.md for what each one does.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib
 
 from agents.policies.base import InClusterPolicy, Policy
+from agents.policies.setup import Setup, split_setup
 from kisim.core.config import POOL_NAME
 from kisim.core.errors import KisimError
 
@@ -58,6 +61,26 @@ def make_policy(spec: str, trust_model: bool = False) -> Policy:
     """A fresh policy object from its spec; bad names and arguments raise `KisimError`.
 
     `trust_model` lets a policy loaded from files (``ppo:PATH``) unpickle them."""
+    base, setup = split_setup(spec)
+    pol = _make(base, trust_model)
+    return pol if setup is None else with_setup(pol, setup, spec)
+
+
+def with_setup(pol: Policy, setup: Setup, spec: str) -> Policy:
+    """`pol` running on `setup` (applied before the policy's own scenario change), on every
+    backend."""
+    own_scenario, own_backend = pol.scenario, pol.for_backend
+    pol.scenario = lambda sc: own_scenario(setup.apply(sc, spec))  # type: ignore[method-assign]
+
+    def for_backend(in_cluster_hpa: bool) -> Policy:
+        other = own_backend(in_cluster_hpa)
+        return pol if other is pol else with_setup(other, setup, spec)
+
+    pol.for_backend = for_backend  # type: ignore[method-assign]
+    return pol
+
+
+def _make(spec: str, trust_model: bool) -> Policy:
     name, sep, arg = spec.partition(":")
     cls = policy_class(name.strip())
     if sep and not arg:

@@ -92,6 +92,10 @@ def test_small_benchmark_end_to_end(tmp_path):
     assert b.best_rule in (b.tuned["hpa"], b.tuned["ray"])
     roles = {e.role for e in b.entries}
     assert {"best constant", "tuned hpa", "untuned ray"} <= roles
+    # two pools: each rule is tuned with its setup (placement), the untuned one runs without
+    tuned = json.loads((out / "spike" / "tuned.json").read_text())["tuned"]
+    assert "@" in b.tuned["hpa"] and tuned["hpa"]["steps"]["final"] == b.tuned["hpa"]
+    assert tuned["hpa"]["setups"] == ["prefer-gpu", "balanced", "prefer-cpu"]
     # resumable: a rerun runs nothing new
     n = len(list(out.rglob("summary.json")))
     run_benchmark([SPIKE], out, runs=2, train=1, opponents=["hpa", "ray"], oracle=False,
