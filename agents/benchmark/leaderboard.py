@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents.benchmark import platform_table
+from agents.benchmark import claims, platform_table
 from agents.evaluation import figures as figs
 from agents.evaluation import stats
 from agents.evaluation.report import fmt_p, pm
@@ -262,6 +262,7 @@ def markdown(boards: Sequence[Board], out: Path, meta: Mapping[str, Any]) -> Pat
     L = ["# Leaderboard", "", f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.", ""]
     L += [f"- {k}: `{v}`" for k, v in meta.items()]
     L += ["", NOTE, ""]
+    L += claims.markdown(boards)
     for b in boards:
         L += [f"## {b.scenario}", ""]
         if b.question:
@@ -369,12 +370,14 @@ def write(boards: Sequence[Board], out: Path, meta: Mapping[str, Any],
             b.figure = figure(b, out / "figures")
     rows = [r for b in boards for r in b.rows]
     write_csv(out / "leaderboard.csv", rows, COLUMNS)
+    write_csv(out / "claims.csv", claims.rows(boards), claims.COLUMNS)
     plat = [r for b in boards if b.cost_source == "platform" for r in platform_table.rows(b)]
     if plat:  # the platform family's per-tenant table (platform_table)
         cols = list(dict.fromkeys(k for r in plat for k in r))
         write_csv(out / "platform.csv", [{c: r.get(c, math.nan) for c in cols} for r in plat],
                   tuple(cols))
-    return {"csv": out / "leaderboard.csv", "md": markdown(boards, out, meta),
+    return {"csv": out / "leaderboard.csv", "claims": out / "claims.csv",
+            "md": markdown(boards, out, meta),
             "tex": latex(boards, out), "html": html_page(boards, out, meta)}
 
 

@@ -109,9 +109,12 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
                   jobs: int = 1, opponents: Sequence[str] | None = None, oracle: bool = True,
                   extra: Sequence[str] = (), duration: float | None = None,
                   progress: bool = True, limits: Limits | None = None,
-                  trust_model: bool = False, ray: str | None = None) -> BenchResult:  # fmt: skip
+                  trust_model: bool = False, ray: str | None = None,
+                  oracle_runs: int | None = None) -> BenchResult:  # fmt: skip
     """Everything is checked (flags, scenario files, policies, OUT) before any run. `ray`
-    (HOST:PORT, or "local") runs every tuning and evaluation run on Ray."""
+    (HOST:PORT, or "local") runs every tuning and evaluation run on Ray. `oracle_runs`: the
+    oracle's evaluation seeds 0 .. oracle_runs - 1 (default: `runs`; its search costs hundreds
+    of ordinary runs per episode: about 5 CPU-minutes on hetero)."""
     if runs < 2:
         raise KisimError(f"--runs {runs}: must be >= 2 (a confidence interval needs two seeds)")
     if runs > tuning.TRAIN_SEED0:
@@ -119,6 +122,9 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
                          f"at {tuning.TRAIN_SEED0})")  # fmt: skip
     if train < 1:
         raise KisimError(f"--train-seeds {train}: must be >= 1")
+    oracle_runs = runs if oracle_runs is None else oracle_runs
+    if not 2 <= oracle_runs <= runs:
+        raise KisimError(f"--oracle-runs {oracle_runs}: must lie in 2..--runs ({runs})")
     if jobs < 0:
         raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
     given = list(opponents) if opponents is not None else None
@@ -159,8 +165,9 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
     with memory_watchdog(limits), using(make_executor(jobs, ray)):
         try:
             for f, sc, opps in prepared:
-                board, tuned = _one(f, sc, out, runs, train, jobs, opps, oracle, extra,
-                                    progress, bar, trust_model)  # fmt: skip
+                board, tuned = _one(f, sc, out, runs, train, jobs, opps,
+                                    oracle_runs if oracle else 0, extra, progress, bar,
+                                    trust_model)  # fmt: skip
                 res.boards.append(board)
                 tuned_all[f.stem] = tuned
         finally:
@@ -169,12 +176,14 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
     meta = {"scenarios": ", ".join(res.scenarios), "evaluation seeds": f"0–{runs - 1}",
             "training seeds": f"{tuning.TRAIN_SEED0}–{tuning.TRAIN_SEED0 + train - 1}",
             "tuning": "successive halving on the scenario's reward (docs/benchmark.md)"}
+    if oracle and oracle_runs < runs:
+        meta["oracle's evaluation seeds"] = f"0–{oracle_runs - 1}"
     res.files = leaderboard.write(res.boards, out, meta)
     return res
 
 
 def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
-         opps: list[str], oracle: bool, extra: Sequence[str], progress: bool, bar: Any,
+         opps: list[str], oracle_runs: int, extra: Sequence[str], progress: bool, bar: Any,
          trust_model: bool) -> tuple[leaderboard.Board, dict[str, Any]]:  # fmt: skip
     text = resolved_json(sc)
     fp = hashlib.sha256(text.encode()).hexdigest()
@@ -215,20 +224,25 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
         only, p = split_extra(e)
         if only is None or only == f.stem:
             roles.setdefault(p, "extra")
-    # it must see past the slow-case start-up, or it never starts a slow pod; the oracle plans
-    # the front door's replicas only, so the platform family has none
-    if oracle and sc.platform is None:
-        roles.setdefault(oracle_spec(sc), "oracle")
     policies = list(roles)
     hpa = family_hpa(sc)
     ref = tuned[hpa]["spec"]
     bar.set_postfix_str(f"{f.stem}: evaluate {len(policies)} policies")
-    ev = root / "eval"
-    evaluate(policies, [pat], list(range(runs)), ev, ScenarioEpisode(data, trust_model),
-             jobs=jobs, reference=ref, progress=progress, fingerprint=fp, figures=False,
-             meta={"scenario": str(f), "benchmark": "evaluation seeds"})  # fmt: skip
-    bar.update(1)
+    ev, episode = root / "eval", ScenarioEpisode(data, trust_model)
+    meta = {"scenario": str(f), "benchmark": "evaluation seeds"}
+    evaluate(policies, [pat], list(range(runs)), ev, episode, jobs=jobs, reference=ref,
+             progress=progress, fingerprint=fp, figures=False, meta=meta)  # fmt: skip
     records = collect_runs(ev, policies, [pat], list(range(runs)))
+    # it must see past the slow-case start-up, or it never starts a slow pod; the oracle plans
+    # the front door's replicas only, so the platform family has none
+    if oracle_runs and sc.platform is None:
+        orc, od, oseeds = oracle_spec(sc), root / "oracle", list(range(oracle_runs))
+        bar.set_postfix_str(f"{f.stem}: oracle on {oracle_runs} seeds")
+        evaluate([orc], [pat], oseeds, od, episode, jobs=jobs, reference=orc,
+                 progress=progress, fingerprint=fp, figures=False, meta=meta)  # fmt: skip
+        records += collect_runs(od, [orc], [pat], oseeds)
+        roles.setdefault(orc, "oracle")
+    bar.update(1)
     spec_of = {k: v["spec"] for k, v in tuned.items()}
     board = leaderboard.build(f.stem, question(f, sc), sc, records, roles, spec_of, hpa)
     write_json(root / "tuned.json", {"roles": roles, "tuned": tuned})

@@ -33,6 +33,9 @@ def benchmark_cmd(
     opponents: Annotated[str | None, typer.Option(help=H_OPP)] = None,
     extra: Annotated[str, typer.Option(help=H_EXTRA)] = "",
     oracle: Annotated[bool, typer.Option("--oracle/--no-oracle", help="The ceiling.")] = True,
+    oracle_runs: Annotated[int | None, typer.Option(
+        help="The oracle's evaluation seeds 0..N-1 (default --runs): its search costs hundreds "
+             "of runs per episode.")] = None,
     duration: Annotated[float | None, typer.Option(help="Seconds per run.")] = None,
     max_requests: MaxRequests = None,
     allow_large: AllowLarge = False,
@@ -44,7 +47,7 @@ def benchmark_cmd(
     res = on_sigterm(run_benchmark, paths, out, runs, train_seeds, jobs,
                      _split(opponents) if opponents is not None else None, oracle,
                      _split(extra), duration, True, limits(max_requests, allow_large),
-                     trust_model, ray)  # fmt: skip
+                     trust_model, ray, oracle_runs)  # fmt: skip
     for b in res.boards:
         print(f"{b.scenario}: best rule {b.best_rule}")
     print(f"leaderboard: {res.files['md']} (also .html, .tex, .csv)")

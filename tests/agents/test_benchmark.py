@@ -69,6 +69,7 @@ def test_tuning_on_training_seeds_is_reused(sc, tmp_path):
     (["--scenarios", str(SPIKE), "--runs", "1"], "--runs 1"),
     (["--scenarios", str(SPIKE), "--opponents", "keda"], "must include hpa"),
     (["--scenarios", str(SPIKE), "--opponents", "hpa,nope"], "unknown 'nope'"),
+    (["--scenarios", str(SPIKE), "--runs", "3", "--oracle-runs", "4"], "--oracle-runs 4"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_exit_2(args, msg, tmp_path):
     code = "import sys; from kisim.cli import main; sys.argv[0] = 'kisim'; main()"
@@ -81,8 +82,8 @@ def test_bad_input_is_one_line_exit_2(args, msg, tmp_path):
 @pytest.mark.slow
 def test_small_benchmark_end_to_end(tmp_path):
     out = tmp_path / "bm"
-    res = run_benchmark([SPIKE], out, runs=2, train=1, jobs=1, opponents=["hpa", "ray"],
-                        oracle=False, duration=60.0, progress=False)  # fmt: skip
+    res = run_benchmark([SPIKE], out, runs=3, train=1, jobs=1, opponents=["hpa", "ray"],
+                        oracle=True, oracle_runs=2, duration=60.0, progress=False)  # fmt: skip
     for f in ("leaderboard.md", "leaderboard.tex", "leaderboard.html", "leaderboard.csv",
               "tuned.json", "figures/pareto-spike.png", "figures/pareto-spike.pdf"):
         assert (out / f).is_file(), f
@@ -91,13 +92,17 @@ def test_small_benchmark_end_to_end(tmp_path):
     b = res.boards[0]
     assert b.best_rule in (b.tuned["hpa"], b.tuned["ray"])
     roles = {e.role for e in b.entries}
-    assert {"best constant", "tuned hpa", "untuned ray"} <= roles
+    assert {"best constant", "tuned hpa", "untuned ray", "oracle"} <= roles
+    # the oracle on its own seeds (0, 1), in its own folder; everything else on 0..2
+    assert {s for e in b.entries for s in e.seeds["episode_reward"]} == {0, 1, 2}
+    assert set(next(e for e in b.entries if e.role == "oracle").seeds["episode_reward"]) == {0, 1}
+    assert (out / "spike" / "oracle" / "eval.json").is_file()
     # two pools: each rule is tuned with its setup (placement), the untuned one runs without
     tuned = json.loads((out / "spike" / "tuned.json").read_text())["tuned"]
     assert "@" in b.tuned["hpa"] and tuned["hpa"]["steps"]["final"] == b.tuned["hpa"]
     assert tuned["hpa"]["setups"] == ["prefer-gpu", "balanced", "prefer-cpu"]
     # resumable: a rerun runs nothing new
     n = len(list(out.rglob("summary.json")))
-    run_benchmark([SPIKE], out, runs=2, train=1, opponents=["hpa", "ray"], oracle=False,
-                  duration=60.0, progress=False)  # fmt: skip
+    run_benchmark([SPIKE], out, runs=3, train=1, opponents=["hpa", "ray"], oracle=True,
+                  oracle_runs=2, duration=60.0, progress=False)  # fmt: skip
     assert len(list(out.rglob("summary.json"))) == n
