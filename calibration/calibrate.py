@@ -20,6 +20,7 @@ from calibration import fit as F
 from calibration.bundle import Bundle
 from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
 from calibration.device_fit import CalibrationResult, DeviceFit
+from calibration.idle_gap import fit_pacing
 from calibration.isolated import isolated_overheads, isolated_rows
 from calibration.provenance import calibration_provenance
 from calibration.service_form import FormChoice, choose_form
@@ -142,6 +143,12 @@ def _fit_device(
         in_load.k_applied = 1.0  # the gap is a per-execution cost, not a factor
     k = in_load.k_applied
     ovh = _fit_overhead(d, cv)
+    idle = None  # not with the additive form: both would explain the same gap
+    if curve.source == "isolated" and not additive:  # spawned: the other fits' draws stay
+        idle = fit_pacing(d.group, chunks, ref, d.kind, curve, cv, _overhead_ms(ovh),
+                          d.rng.spawn(1)[0], max(d.n_boot // 2, 50))  # fmt: skip
+    if idle is not None and idle.applied:  # k: the level back to back; the gap does the rest
+        in_load.k_applied = k = idle.k_warm.value
     st, startup = _fit_startup(d)
     cpu_req, mem = _fit_resources(d, curve, k)
     service = _service(d, curve, k)
@@ -160,6 +167,8 @@ def _fit_device(
         overhead_ms=max(_overhead_ms(ovh), 0.0),
         overhead_busy_factor=ovh.busy_factor.value if ovh.busy_factor else 0.0,
         overhead_per_batch_position_ms=ovh.per_position.value if ovh.per_position else 0.0,
+        idle_slowdown=idle.slowdown.value if idle is not None and idle.applied else 0.0,
+        idle_tau_ms=idle.tau_ms.value if idle is not None and idle.applied else 50.0,
         overhead_noise=Dist(kind="lognormal", cv=max(ovh.noise_cv.value, 0.0))
         if ovh.noise_cv
         else prior.overhead_noise,
@@ -172,6 +181,8 @@ def _fit_device(
     )
     device, scaling, by_size = _fit_core_scaling(d, device, iso, ref)
     offset, rel_se = _replay_priors(curve, in_load, k)
+    if offset is not None and idle is not None and idle.applied:  # k0 x (1 + g W) is the level
+        offset = (0.0, offset[1])
     if additive and offset is not None:  # the level under load vs the shifted curve at b = 1
         lk = in_load.k.value * curve.time_ms(np.array([1.0]))[0]
         offset = (math.log(lk / device.service.time_ms(1)), offset[1])
@@ -181,6 +192,7 @@ def _fit_device(
     device, conc = _fit_sharing(d, device, curve, in_load, replay, attr)
     d.notes += curve.notes + in_load.notes + ovh.notes + st.notes
     d.notes += form.notes if form is not None else []
+    d.notes += idle.notes if idle is not None else []
     return DeviceFit(
         key=key,
         kind=kind,
@@ -201,6 +213,7 @@ def _fit_device(
         core_scaling_by_size=by_size,
         batch_merge=merge,
         service_form=form,
+        idle_gap=idle,
     )
 
 

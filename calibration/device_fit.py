@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from calibration import fit as F
 from calibration.bundle import Bundle
 from calibration.concurrency import ConcurrencyFit
+from calibration.idle_gap import IdleGapFit
 from calibration.service_form import FormChoice
 from kisim.core.config import Calibration, DeviceCalibration
 
@@ -35,6 +36,7 @@ class DeviceFit:
     batch_merge: F.Estimate | None = None  # per merged request, from batched pools' counters
     # the in-load gap as a factor k or an additive per-execution cost, by held-out likelihood
     service_form: FormChoice | None = None
+    idle_gap: IdleGapFit | None = None  # execution time after an idle gap (the pacing)
 
 
 @dataclass

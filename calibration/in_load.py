@@ -32,6 +32,7 @@ class Chunks:
     instances: np.ndarray
     cores: np.ndarray
     bmax: np.ndarray
+    replica: np.ndarray  # str: the replica's series name (requests.csv's `replica`)
 
     @property
     def bbar(self) -> np.ndarray:
@@ -74,6 +75,7 @@ def chunk_counters(bundles: list[tuple[Bundle, str]]) -> Chunks:
                     if acc[1] > 0:
                         for key, v in (
                             ("bundle", bun.name),
+                            ("replica", ct.replicas[r]),
                             ("t_end", t[k]),
                             ("dt", acc[0]),
                             ("items", acc[1]),
@@ -87,7 +89,8 @@ def chunk_counters(bundles: list[tuple[Bundle, str]]) -> Chunks:
                             cols[key].append(v)
                     acc[:] = 0
     return Chunks(
-        **{k: np.asarray(v, dtype=object if k == "bundle" else float) for k, v in cols.items()}
+        **{k: np.asarray(v, dtype=object if k in ("bundle", "replica") else float)
+           for k, v in cols.items()}
     )
 
 

@@ -66,6 +66,14 @@ def calibration_provenance(
                 f"multiplicative {f.heldout_loglik['multiplicative']:.1f}, additive "
                 f"{f.heldout_loglik['additive']:.1f}; {f.folds})."
             )
+        if d.idle_gap is not None and d.idle_gap.applied:
+            ig = d.idle_gap
+            lines.append(
+                f"device {key}: execution after an idle gap x (1 + idle_slowdown (1 - exp(-gap / "
+                f"idle_tau_ms))): idle_slowdown {ig.slowdown.fmt()}, idle_tau_ms "
+                f"{ig.tau_ms.fmt()}, back-to-back level k {ig.k_warm.fmt()} (replaces the in-load "
+                f"factor; {ig.chunks} counter chunks of batches of one, gaps from requests.csv)."
+            )
         if d.from_prior:
             lines.append(
                 f"device {key}: not identifiable from these bundles, taken from the prior "

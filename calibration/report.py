@@ -124,6 +124,11 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
             )
             rows.append((key, "in-load gap: k (multiplicative)", _e(f.k), f.k.method))
             rows.append((key, "in-load gap: a (additive)", _e(f.a, " ms"), f.a.method))
+        if d.idle_gap is not None:
+            ig, on = d.idle_gap, " (applied)" if d.idle_gap.applied else " (not applied)"
+            rows.append((key, "idle_slowdown", _e(ig.slowdown) + on, ig.slowdown.method))
+            rows.append((key, "idle_tau_ms", _e(ig.tau_ms, " ms"), f"{ig.chunks} chunks"))
+            rows.append((key, "back-to-back level k0", _e(ig.k_warm), ig.k_warm.method))
         if d.core_scaling is not None:
             lbl = "core_scaling (one exponent)" if d.core_scaling_by_size else "core_scaling"
             rows.append((key, lbl, _e(d.core_scaling), d.core_scaling.method))

@@ -161,6 +161,8 @@ class DataPlane:
         rf[K.CPUREQ], rf[K.OVH] = dev.cpu_per_request_ms * 1e-3, dev.overhead_ms * 1e-3
         rf[K.OVHB] = dev.overhead_busy_factor
         rf[K.OVHP] = dev.overhead_per_batch_position_ms * 1e-3
+        rf[K.IDLE], rf[K.LAST] = dev.idle_slowdown, -math.inf  # never ran: fully idle
+        rf[K.ITAU] = 1e3 / dev.idle_tau_ms
         shares = gpu is None and node >= 0 and dev.kind == "cpu" and dev.host_sharing_penalty > 0
         ri[K.HOST] = self.n_gpus + node if shares else -1  # -1: nothing to count (hot path)
         rf[K.HPEN] = dev.host_sharing_penalty if shares else 0.0

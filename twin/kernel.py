@@ -27,9 +27,12 @@ NSUCC, NEXEC, NITEMS, NREJ, INFL, TIMER_ARMED, HOST, GROUP, SSVC, SOVH = range(1
 NRI = 21
 # replica float columns
 # OVHP: overhead per position in a completed batch, s (the j-th response of a batch waits
-# for the j before it at the front end and the client)
+# for the j before it at the front end and the client); IDLE, ITAU: an execution that starts
+# on an idle replica takes x (1 + IDLE (1 - exp(-gap ITAU))), gap = now - LAST (the time its
+# last execution ended; -inf before the first): `DeviceCalibration.idle_slowdown`
 DELAY, PEN, CORES, REF, CPUREQ, OVH, TIMER_AT, QSUM, CSUM, RSUM, CPUS, OVHB, HPEN, OVHP = range(14)
-NRF = 14
+IDLE, ITAU, LAST = range(14, 17)
+NRF = 17
 # replica states
 UNUSED, READY, DRAINING, GONE = 0, 1, 2, 3
 # global int slots
@@ -176,6 +179,8 @@ def _dispatch(r, now, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, 
             if h >= 0:  # other replicas' executions on the same host's cores slow this one
                 st *= 1.0 + rf[r, HPEN] * (gbusy[h] - (ri[r, INST] - ri[r, FREE]))
                 gbusy[h] += 1
+        if rf[r, IDLE] > 0.0 and ri[r, FREE] == ri[r, INST]:  # starts on an idle replica
+            st *= 1.0 + rf[r, IDLE] * (1.0 - np.exp(-(now - rf[r, LAST]) * rf[r, ITAU]))
         rf[r, CPUS] += cores * st + rf[r, CPUREQ] * b
         ri[r, FREE] -= 1
         ri[r, INFL] += b
@@ -340,6 +345,8 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
             t0 = bf[slot]
             ri[r, FREE] += 1
             ri[r, INFL] -= b
+            if ri[r, FREE] == ri[r, INST]:
+                rf[r, LAST] = t  # the replica is idle from now (`IDLE`)
             g = ri[r, GPU]
             if g >= 0:
                 gbusy[g] -= 1

@@ -124,6 +124,20 @@ class DeviceCalibration(StrictModel):
         "single load-generator process handle them serially; issue 15's sweeps: 1.4 ms). "
         "0 = every request of a batch takes the same overhead.",
     )
+    idle_slowdown: NonNeg = Field(
+        0.0,
+        description="Pacing: an execution that starts on an idle replica takes "
+        "x (1 + this x (1 - exp(-gap / idle_tau_ms))), gap = time since its last execution "
+        "ended (one still busy instance keeps the replica warm); back to back it takes the "
+        "curve alone. Caches and the runtime's threads cool while the instance waits for "
+        "think-time-paced requests (issue 15: 1-thread ONNX Runtime, docs/calibration.md). "
+        "0 = the execution time does not depend on the pacing.",
+    )
+    idle_tau_ms: Pos = Field(
+        50.0,
+        description="Time constant of `idle_slowdown`, ms (how long an idle replica takes to "
+        "cool); used only when idle_slowdown > 0.",
+    )
     cpu_per_request_ms: NonNeg = Field(
         0.0, description="CPU core-ms the server front end spends per request."
     )

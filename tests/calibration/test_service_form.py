@@ -41,6 +41,7 @@ def _chunks(rng: np.random.Generator, truth: str, bundles: int = 2) -> Chunks:
         t_end=np.arange(n, dtype=float), dt=np.full(n, 10.0), items=b * EXECS,
         execs=np.full(n, float(EXECS)), compute_ms=mean * b * EXECS, queue_ms=np.zeros(n),
         instances=np.ones(n), cores=np.full(n, 2.0), bmax=b.copy(),
+        replica=np.full(n, "r0", dtype=object),
     )  # fmt: skip
 
 
