@@ -16,7 +16,9 @@ in isolation, where a batch is one request) with
 f = E[(ref_cores x m / cores)^e] x (1 + host_sharing_penalty x h) on CPUs (m = busy
 instances of the replica, e = `core_scaling`, h = executions of other replicas busy on
 the same node) and 1 + sharing_penalty x (m - 1) on GPUs; k is the in-load factor by
-which the counters' compute time differs from the isolated measurement.
+which the counters' compute time differs from the isolated measurement. An execution that
+starts on an idle replica is also x (1 + idle_slowdown x (1 - exp(-gap / idle_tau_ms)))
+(`calibration.idle_gap`; then k is the back-to-back level k0).
 """
 
 from calibration.estimate import Estimate, fixed
