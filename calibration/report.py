@@ -18,6 +18,7 @@ import yaml
 from calibration.calibrate import CalibrationResult
 from calibration.device_fit import DeviceFit
 from calibration.fit import Estimate, spread_bounds
+from calibration.idle_gap_figure import idle_gap_figure
 
 
 def plt_agg():  # type: ignore[no-untyped-def]
@@ -324,6 +325,7 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     fig.tight_layout()
     p = figdir / f"overhead-startup-{d.key}.png"
     paths.append(save_figure(fig, p))
+    paths += idle_gap_figure(d, figdir)
     conc = d.concurrency
     if conc is not None:
         attr = conc.attr

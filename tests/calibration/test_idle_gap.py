@@ -46,7 +46,8 @@ def test_idle_executions_slow_down_back_to_back_ones_do_not() -> None:
     # replica idle >> 20 ms (x 1.4), the few that queue start back to back (x 1); the same
     # seed draws the same noise, so the ratio is 1 + 0.4 x (idle share 0.9..1)
     ratio = _compute_per_request_ms(override(_off(4), "test", **g)) / _compute_per_request_ms(
-        _off(4))
+        _off(4)
+    )
     assert 1.36 <= ratio <= 1.4 + 1e-9
     # 300 users want ~300 req/s of a ~110 req/s replica: nearly every execution starts
     # back to back (the queue is never empty), so the mean stays near 9 ms
@@ -72,7 +73,7 @@ def _closed_loop(g: float, tau_ms: float, rng: np.random.Generator) -> tuple[np.
             arrive = send + rng.uniform(0.4e-3, 0.6e-3)
             gap = (arrive - last_end) * 1e3 if arrive >= free else 0.0
             start = max(arrive, free)
-            ex = 8.0 * (1 + g * -math.expm1(-gap / tau_ms)) * rng.lognormal(-sig**2 / 2, sig)
+            ex = 8.0 * (1 + g * -math.expm1(-gap / tau_ms)) * rng.lognormal(-(sig**2) / 2, sig)
             free = last_end = start + ex * 1e-3
             done = free + rng.uniform(0.4e-3, 0.6e-3)
             rows.append((send, done, free, ex))
@@ -111,3 +112,14 @@ def test_no_slowdown_is_not_applied() -> None:
     fit = _fit(0.0, 2)
     assert not fit.applied, fit.notes
     assert fit.slowdown.contains(0.0)
+
+
+def test_a_time_constant_beyond_the_gaps_seen_is_not_applied() -> None:
+    # tau 5 s >> every gap (means 0-400 ms): the slow-down grows linearly over all gaps seen,
+    # the profile ends at the grid's largest tau, and g is not identified
+    rng = np.random.default_rng(4)
+    gaps = [rng.exponential(m, 40) for m in np.linspace(0.0, 400.0, 60)]
+    ex = [8.0 * (1 - 1.0 * np.expm1(-g / 5000.0)) * rng.lognormal(0, 0.1, 40) for g in gaps]
+    ratio = np.array([e.mean() / 8.0 for e in ex])
+    fit = fit_idle_gap(ratio, np.full(60, 40.0), gaps, 0.1, rng, 60)
+    assert fit.tau_ms.value == 500.0 and not fit.applied, fit.notes

@@ -55,6 +55,9 @@ def test_step_schedules_transfer_to_the_sweeps() -> None:
     res = calibrate([load_bundle(p) for p in STEPS], "cpu1", prior, str(PRIOR), n_boot=60)
     dev = res.calibration.devices["cpu"]
     assert dev.overhead_ms < 4.5  # 7.8 ms with the host's saturated seconds counted
+    # think-time pacing slows the light-load executions: the back-to-back level k0 < k
+    assert dev.idle_slowdown > 0 and res.devices["cpu"].idle_gap is not None
+    assert res.devices["cpu"].idle_gap.k_warm.value < res.devices["cpu"].in_load.k.value
     v = validate(res.calibration, [load_bundle(SWEEP), load_bundle(OFF_SWEEP)], seeds=3)
     s = v.summary()
     assert s["p50_mape"] < 0.13 and s["batch_size_mape"] < 0.02 and s["throughput_mape"] < 0.11

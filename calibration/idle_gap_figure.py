@@ -1,0 +1,39 @@
+"""The idle-gap fit drawn (`NAME.figures/idle-gap-<device>.png`): each chunk's counters over the
+curve against its warmth, and the fitted k0 (1 + g W)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from calibration.device_fit import DeviceFit
+
+
+def idle_gap_figure(d: DeviceFit, figdir: Path) -> list[Path]:
+    """One figure when the idle-gap fit ran on chunks; none otherwise."""
+    from calibration.report import plt_agg, save_figure  # report imports this module
+
+    ig = d.idle_gap
+    if ig is None or not len(ig.ratio):
+        return []
+    plt = plt_agg()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.scatter(ig.warmth, ig.ratio, s=10, alpha=0.6, color="tab:orange",
+               label="counter chunks, batches of one")  # fmt: skip
+    w = np.linspace(0, 1, 50)
+    state = "applied" if ig.applied else "not applied"
+    ax.plot(
+        w,
+        ig.k_warm.value * (1 + ig.slowdown.value * w),
+        color="tab:blue",
+        label=f"k0 (1 + g W): k0 {ig.k_warm.value:.3f}, g {ig.slowdown.fmt()} ({state})",
+    )
+    ax.set(
+        xlabel=f"warmth W = mean(1 - exp(-gap / {ig.tau_ms.value:g} ms)) of the chunk",
+        ylabel="compute per request / curve(1)",
+        title=f"{d.key}: execution after an idle gap",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return [save_figure(fig, figdir / f"idle-gap-{d.key}.png")]
