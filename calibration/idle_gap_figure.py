@@ -21,7 +21,7 @@ def idle_gap_figure(d: DeviceFit, figdir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.scatter(ig.warmth, ig.ratio, s=10, alpha=0.6, color="tab:orange",
                label="counter chunks, batches of one")  # fmt: skip
-    w = np.linspace(0, 1, 50)
+    w = np.linspace(0, float(np.nanmax(ig.warmth)), 50)  # no extrapolation past the data
     state = "applied" if ig.applied else "not applied"
     ax.plot(
         w,
