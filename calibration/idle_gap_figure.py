@@ -3,21 +3,23 @@ curve against its warmth, and the fitted k0 (1 + g W)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from calibration.device_fit import DeviceFit
 
 
-def idle_gap_figure(d: DeviceFit, figdir: Path) -> list[Path]:
-    """One figure when the idle-gap fit ran on chunks; none otherwise."""
-    from calibration.report import plt_agg, save_figure  # report imports this module
-
+def idle_gap_figure(
+    d: DeviceFit, figdir: Path, plt: Any, save_figure: Callable[[Any, Path], Path]
+) -> list[Path]:
+    """One figure when the idle-gap fit ran on chunks, none otherwise; `plt` and `save_figure`
+    are the report's (`calibration.report`), passed in so this module does not import it."""
     ig = d.idle_gap
     if ig is None or not len(ig.ratio):
         return []
-    plt = plt_agg()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.scatter(ig.warmth, ig.ratio, s=10, alpha=0.6, color="tab:orange",
                label="counter chunks, batches of one")  # fmt: skip

@@ -325,7 +325,7 @@ def _device_figures(d: DeviceFit, figdir: Path) -> list[Path]:
     fig.tight_layout()
     p = figdir / f"overhead-startup-{d.key}.png"
     paths.append(save_figure(fig, p))
-    paths += idle_gap_figure(d, figdir)
+    paths += idle_gap_figure(d, figdir, plt, save_figure)
     conc = d.concurrency
     if conc is not None:
         attr = conc.attr
