@@ -546,4 +546,8 @@ def resolved_json(scenario: Scenario) -> str:
     data = scenario.model_dump(mode="json")
     if data.get("platform") is None:  # a single-service scenario resolves (and fingerprints)
         data.pop("platform", None)    # exactly as before the platform section existed
+    for dev in ((data.get("calibration") or {}).get("devices") or {}).values():
+        if dev.get("idle_slowdown") == 0.0:  # likewise a device without the idle-gap term:
+            dev.pop("idle_slowdown", None)    # the benchmark's stored runs stay reusable
+            dev.pop("idle_tau_ms", None)
     return json.dumps(data, indent=2, sort_keys=True)

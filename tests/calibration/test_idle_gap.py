@@ -12,7 +12,7 @@ import pytest
 from synthetic_truth import true_scenario
 
 from calibration.idle_gap import fit_idle_gap, request_gaps_ms
-from kisim.core.config import Scenario, override
+from kisim.core.config import Scenario, override, resolved_json
 from kisim.env.episode import run_windows, twin_backend
 
 
@@ -34,6 +34,14 @@ def test_zero_slowdown_leaves_the_twin_unchanged() -> None:
     same = override(sc, "test", **{"calibration.devices.cpu.idle_slowdown": 0.0,
                                    "calibration.devices.cpu.idle_tau_ms": 7.0})  # fmt: skip
     assert np.array_equal(_p50s(sc), _p50s(same))
+
+
+def test_without_the_term_a_scenario_fingerprints_as_before_it_existed() -> None:
+    # resolved_json is the benchmark's fingerprint: stored runs stay reusable
+    sc = true_scenario(users=[5], step_s=30.0)
+    assert "idle_slowdown" not in resolved_json(sc) and "idle_tau_ms" not in resolved_json(sc)
+    on = override(sc, "test", **{"calibration.devices.cpu.idle_slowdown": 0.2})
+    assert '"idle_slowdown": 0.2' in resolved_json(on) and "idle_tau_ms" in resolved_json(on)
 
 
 def _off(users: int) -> Scenario:
