@@ -11,7 +11,14 @@ import typer
 from agents.benchmark.run import DEFAULT_SUITE, run_benchmark
 from agents.evaluation.run import on_sigterm
 from kisim.cli.fanout import RayAddress
-from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
+from kisim.cli.options import (
+    AllowLarge,
+    MaxRequests,
+    TrustModel,
+    limits,
+    split_list,
+    split_specs,
+)
 
 H_SCEN = "A folder of scenario YAMLs, or comma-separated files."
 H_OPP = "Comma-separated rule opponents to tune (default: all; must include hpa)."
@@ -19,8 +26,6 @@ H_EXTRA = ("Comma-separated extra policies evaluated untuned, e.g. ppo:models/gp
            "SCENARIO=POLICY runs one on that scenario only (a per-scenario PPO model).")
 
 
-def _split(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
 
 
 def benchmark_cmd(
@@ -43,10 +48,10 @@ def benchmark_cmd(
     ray: RayAddress = None,
 ) -> None:
     """Tune the rule baselines, evaluate every policy per scenario, write the leaderboard."""
-    paths = [Path(p) for p in _split(scenarios)] or [Path(scenarios)]
+    paths = [Path(p) for p in split_list(scenarios)] or [Path(scenarios)]
     res = on_sigterm(run_benchmark, paths, out, runs, train_seeds, jobs,
-                     _split(opponents) if opponents is not None else None, oracle,
-                     _split(extra), duration, True, limits(max_requests, allow_large),
+                     split_list(opponents) if opponents is not None else None, oracle,
+                     split_specs(extra), duration, True, limits(max_requests, allow_large),
                      trust_model, ray, oracle_runs)  # fmt: skip
     for b in res.boards:
         print(f"{b.scenario}: best rule {b.best_rule}")

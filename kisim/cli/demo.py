@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kisim.cli.evaluate import _split
+from kisim.cli.options import split_list, split_specs
 from kisim.core.errors import KisimError
 
 H_TIMESTEPS = "Most training steps (default: the demo config's budget.timesteps)."
@@ -57,7 +57,7 @@ def demo(
         over["budget.timesteps"] = timesteps
     if minutes is not None:
         over["budget.max_minutes"] = minutes
-    base = _split(baselines)
+    base = split_specs(baselines)
     if oracle and "oracle" not in base:
         base.append("oracle")
     try:
@@ -66,7 +66,7 @@ def demo(
             runs=runs,
             jobs=jobs,
             baselines=base,
-            patterns=_split(patterns) if patterns else None,
+            patterns=split_list(patterns) if patterns else None,
             config=cfg,
             scenario=sc,
             overrides=over,

@@ -9,7 +9,15 @@ import typer
 
 from agents.evaluation.run import RealTarget, on_sigterm, run_eval
 from kisim.cli.fanout import RayAddress
-from kisim.cli.options import AllowLarge, Inject, MaxRequests, TrustModel, limits
+from kisim.cli.options import (
+    AllowLarge,
+    Inject,
+    MaxRequests,
+    TrustModel,
+    limits,
+    split_list,
+    split_specs,
+)
 from kisim.cli.real_options import LOCAL, checked, given, with_real_options
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
@@ -21,8 +29,6 @@ H_REAL = "Run on real serving (docs/real-cluster.md): one run at a time, raw tra
 H_DRY = "With --real: print what would start and change; start and change nothing."
 
 
-def _split(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
 
 
 @with_real_options
@@ -55,8 +61,8 @@ def eval_cmd(
     elif given(real_options) or dry_run or inject:
         raise KisimError("--backend/--kubeconfig/--context/--namespace/--prometheus-url/"
                          "--dry-run/--inject need --real")  # fmt: skip
-    res = on_sigterm(run_eval, scenario, _split(policies), _split(patterns), runs, out, jobs,
-                     duration, reference, target, limits(max_requests, allow_large),
+    res = on_sigterm(run_eval, scenario, split_specs(policies), split_list(patterns), runs, out,
+                     jobs, duration, reference, target, limits(max_requests, allow_large),
                      trust_model, ray)  # fmt: skip
     if res is not None:
         _print_result(res, out)

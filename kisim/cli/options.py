@@ -5,6 +5,7 @@ model trust, and where real serving runs (eval --real, train --real, record, sim
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -43,3 +44,24 @@ H_INJECT = ("--backend local: break the stack on a schedule, e.g. kill:cpu-0@20s
             "sigstop:cpu@30s+10s,prometheus-restart@40s+10s,disk-full@50s+5s "
             "(docs/faults.md).")  # fmt: skip
 Inject = Annotated[str | None, typer.Option(help=H_INJECT)]
+
+
+def split_list(s: str | None) -> list[str]:
+    """A comma-separated option value -> its non-empty items."""
+    return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+_POOL_COUNT = re.compile(r"^[a-z][a-z0-9]*=\d+(@\S*)?$")
+
+
+def split_specs(s: str | None) -> list[str]:
+    """Comma-separated policy specs; a ``POOL=N`` item continues the spec before it, so a
+    constant of several pools (``fixed:gpu=3,cpu=3@prefer-gpu``) stays one policy."""
+    out: list[str] = []
+    for item in split_list(s):
+        if out and _POOL_COUNT.match(item) and re.search(r"(^|=)fixed:", out[-1]):
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return out
+

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from agents.evaluation.run import RealTarget, on_sigterm
-from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
+from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits, split_specs
 from kisim.cli.real_options import LOCAL, checked, with_real_options
 from kisim.core.errors import KisimError
 
@@ -22,7 +22,7 @@ H_RENDER = "Only re-render the report of OUT from the runs on disk."
 
 
 def _split(s: str | None) -> list[str] | None:
-    return None if s is None else [x.strip() for x in s.split(",") if x.strip()]
+    return None if s is None else split_specs(s)
 
 
 @with_real_options

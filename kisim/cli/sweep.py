@@ -11,7 +11,14 @@ import typer
 from agents.evaluation.run import on_sigterm
 from agents.sweep.run import run_sweep
 from kisim.cli.fanout import RayAddress
-from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits
+from kisim.cli.options import (
+    AllowLarge,
+    MaxRequests,
+    TrustModel,
+    limits,
+    split_list,
+    split_specs,
+)
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
 
@@ -22,8 +29,6 @@ H_HEAT = "The heat maps' axes: X[,Y], swept keys (default: the first two --param
 H_METRICS = "Comma-separated metrics to heat-map (default: the headline metrics and reward)."
 
 
-def _split(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
 
 
 def sweep_cmd(
@@ -44,8 +49,9 @@ def sweep_cmd(
 ) -> None:
     """Run a grid of scenario parameters x policies x seeds: summary.csv (one row per run)
     and a heat map per metric."""
-    res = on_sigterm(run_sweep, scenario, param, _split(policies), runs, out, jobs, ray,
-                     duration, _split(heatmap), _split(metrics) if metrics is not None else None,
+    res = on_sigterm(run_sweep, scenario, param, split_specs(policies), runs, out, jobs, ray,
+                     duration, split_list(heatmap),
+                     split_list(metrics) if metrics is not None else None,
                      limits(max_requests, allow_large), True, trust_model)  # fmt: skip
     ev = res.eval
     print(f"{res.points} points x {len(ev.policies)} policies x {len(ev.seeds)} seeds: ran "

@@ -16,13 +16,9 @@ from kisim.cli.options import (
     PrometheusUrl,
     RealBackend,
     TrustModel,
+    split_list,
 )
 from kisim.core.errors import KisimError
-
-
-def _split(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
-
 
 H_SCENARIO = "Scenario YAML (default: the built-in default)."
 H_PATTERNS = "Comma-separated training patterns (default: the config's ramp,spike,periodic,random)."
@@ -39,7 +35,7 @@ H_TUNE = ("Search PPO hyper-parameters with Ray Tune (docs/ray.md): --trials sho
 
 def _bounds(spec: str | None) -> tuple[tuple[str, int], ...]:
     out: list[tuple[str, int]] = []
-    for part in _split(spec or ""):
+    for part in split_list(spec or ""):
         pool, _, n = part.partition("=")
         if not n.strip().isdigit():
             raise KisimError(f"--max-replicas {part}: expected POOL=N, e.g. cpu=4")
@@ -76,7 +72,7 @@ def _tune(scenario: Path | None, patterns: str | None, timesteps: int | None,
 
     if scenario is not None and not scenario.is_file():
         raise KisimError(f"{scenario}: no such scenario file")
-    pats = _split(patterns) if patterns is not None else None
+    pats = split_list(patterns) if patterns is not None else None
     sc, cfg, _ = resolve_run(out, False, scenario, config, pats, None, seed)
     res = tune_ppo(sc, cfg, out, trials, timesteps or 20_000,
                    cfg.evaluation.seeds_per_pattern, ray)  # fmt: skip
@@ -131,7 +127,7 @@ def train_cmd(
             episodes,
             learning_rate,
             _bounds(max_replicas),
-            _split(patterns or ""),
+            split_list(patterns or ""),
             seed or 0,
             trust_model,
         )
@@ -153,7 +149,7 @@ def train_cmd(
 
     if scenario is not None and not scenario.is_file():
         raise KisimError(f"{scenario}: no such scenario file")
-    pats = _split(patterns) if patterns is not None else None
+    pats = split_list(patterns) if patterns is not None else None
     if pats is not None and not pats:
         raise KisimError("--patterns: empty list")
     sc, cfg, sc_file = resolve_run(out, resume, scenario, config, pats, timesteps, seed)

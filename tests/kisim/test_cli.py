@@ -56,3 +56,14 @@ def test_missing_scenario_file() -> None:
     r = kisim("simulate", "--scenario", "/no/such/file.yaml")
     assert r.returncode == 2 and "/no/such/file.yaml: no such file" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_policy_lists_keep_a_constant_of_several_pools_whole() -> None:
+    from kisim.cli.options import split_list, split_specs
+
+    assert split_list(" a, ,b ") == ["a", "b"] and split_list(None) == []
+    assert split_specs("hpa,fixed:gpu=3,cpu=3@prefer-gpu,kpa:0.7:30") == [
+        "hpa", "fixed:gpu=3,cpu=3@prefer-gpu", "kpa:0.7:30"]
+    assert split_specs("trace=fixed:gpu=2,cpu=4,flash-crowd=ppo:m.zip") == [
+        "trace=fixed:gpu=2,cpu=4", "flash-crowd=ppo:m.zip"]
+    assert split_specs("static-cpu:4,gpu=2") == ["static-cpu:4", "gpu=2"]  # not a fixed: spec
