@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 
 from kisim.core.config import DeviceCalibration, PoolConfig, Scenario
 from kisim.core.routing import RouteTable
@@ -260,12 +261,13 @@ class DataPlane:
         return float(self.gf[i, 1] + (now - self.gf[i, 0] if self.gbusy[i] else 0.0))
 
     def queue_length(self) -> int:
-        state = self.ri[: self.n_slots, K.STATE]
-        live = (state == K.READY) | (state == K.DRAINING)
-        return int(self.ri[: self.n_slots, K.QLEN][live].sum())
+        """Requests queued at endpoints and draining replicas (one compiled call)."""
+        return int(_queued(self.ri, self.n_slots))
 
-    def cut(self) -> WindowCounts:
-        """Counts and latency records (arrays or sketches) since the last cut."""
+    def cut(self, fresh: bool = True) -> WindowCounts:
+        """Counts and latency records (arrays or sketches) since the last cut. With
+        `fresh` False, exact-mode arrays may be views of the data plane's output buffers,
+        valid until it runs again (`TwinBackend` copies them in its compiled window cut)."""
         gi, gfl = self.gi, self.gfl
         counts = (int(gi[K.W_OFFERED]), int(gi[K.W_SERVED]), int(gi[K.W_ERRORS]))
         if self.sketch:
@@ -277,11 +279,16 @@ class DataPlane:
             gfl[K.W_LATSUM] = gfl[K.W_WAITSUM] = 0.0
         else:
             n = int(gi[K.NOUT])
-            parts = self._flushed + [(self.olat[:n].copy(), self.owait[:n].copy())]
-            self._flushed = []
             gi[K.NOUT] = 0
-            lats = np.concatenate([p[0] for p in parts])
-            waits = np.concatenate([p[1] for p in parts])
+            if self._flushed:
+                parts = self._flushed + [(self.olat[:n], self.owait[:n])]
+                self._flushed = []
+                lats = np.concatenate([p[0] for p in parts])
+                waits = np.concatenate([p[1] for p in parts])
+            elif fresh:
+                lats, waits = self.olat[:n].copy(), self.owait[:n].copy()
+            else:
+                lats, waits = self.olat[:n], self.owait[:n]
         w = WindowCounts(*counts, lats, waits, int(gi[K.W_BATCHES]), int(gi[K.W_ITEMS]),
                          int(gi[K.W_SLOW]))  # fmt: skip
         gi[K.W_OFFERED : K.W_ITEMS + 1] = 0
@@ -395,3 +402,14 @@ class DataPlane:
         for g, lst in enumerate(self.ready_lists):
             self.ready[g, : len(lst)] = lst
             self.nready[g] = len(lst)
+
+
+@njit(cache=True)
+def _queued(ri, n_slots):  # type: ignore[no-untyped-def]
+    """Queued requests of the replicas that hold a queue (ready or draining)."""
+    total = 0
+    for s in range(n_slots):
+        st = ri[s, K.STATE]
+        if st == K.READY or st == K.DRAINING:
+            total += ri[s, K.QLEN]
+    return total
