@@ -65,19 +65,19 @@ ERROR_LATENCY_S = 0.001
 
 
 @njit(cache=True, inline="always")
-def _less(ht, hs, i, j):  # type: ignore[no-untyped-def]
-    return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
-
-
-@njit(cache=True, inline="always")
 def heap_push(ht, hs, hk, hx, gi, t, kind, x):  # type: ignore[no-untyped-def]
-    """Sift up with a hole: parents move down, the new entry is written once."""
+    """Sift up with a hole: parents move down, the new entry is written once.
+
+    The heap is 4-ary (children of i: 4i + 1 .. 4i + 4): half the levels of a binary heap,
+    so fewer hard-to-predict comparisons per event (~100 pending events in `kisim bench
+    twin`). Entries are ordered by (time, sequence number), which is unique, so any heap
+    pops the same event next: the shape changes no number."""
     n = gi[HN]
     seq = gi[SEQ]
     gi[SEQ] = seq + 1
     gi[HN] = n + 1
     while n > 0:
-        p = (n - 1) >> 1
+        p = (n - 1) >> 2
         if t < ht[p] or (t == ht[p] and seq < hs[p]):
             ht[n], hs[n], hk[n], hx[n] = ht[p], hs[p], hk[p], hx[p]
             n = p
@@ -88,21 +88,26 @@ def heap_push(ht, hs, hk, hx, gi, t, kind, x):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, inline="always")
 def heap_pop(ht, hs, hk, hx, gi):  # type: ignore[no-untyped-def]
-    """Pop the earliest (time, seq); the last entry sifts down from the root with a hole."""
+    """Pop the earliest (time, seq); the last entry sifts down from the root with a hole,
+    each level moving up the earliest of up to four children."""
     t, k, x = ht[0], hk[0], hx[0]
     n = gi[HN] - 1
     gi[HN] = n
     lt, ls, lk, lx = ht[n], hs[n], hk[n], hx[n]
     i = 0
     while True:
-        c = 2 * i + 1
+        c = 4 * i + 1
         if c >= n:
             break
-        if c + 1 < n and _less(ht, hs, c + 1, c):
-            c += 1
-        if ht[c] < lt or (ht[c] == lt and hs[c] < ls):
-            ht[i], hs[i], hk[i], hx[i] = ht[c], hs[c], hk[c], hx[c]
-            i = c
+        m, mt, ms = c, ht[c], hs[c]
+        last = c + 3 if c + 3 < n else n - 1
+        for j in range(c + 1, last + 1):
+            tj = ht[j]
+            if tj < mt or (tj == mt and hs[j] < ms):
+                m, mt, ms = j, tj, hs[j]
+        if mt < lt or (mt == lt and ms < ls):
+            ht[i], hs[i], hk[i], hx[i] = mt, ms, hk[m], hx[m]
+            i = m
         else:
             break
     ht[i], hs[i], hk[i], hx[i] = lt, ls, lk, lx
