@@ -13,7 +13,9 @@ it, requests served / CPU seconds of the process (`time.process_time`): on a sha
 machine the wall figure follows the share of a core the run got (reported, with the load
 average before and after), the CPU figure what the twin does with a core to itself. The
 targets (500 k req/s, 8x the reference) are stated against both (`meets_target`: wall,
-what the acceptance check reads; `meets_target_cpu`: per CPU second).
+what the acceptance check reads; `meets_target_cpu`: per CPU second), with the share of a
+core at which the run's CPU cost meets the wall target (`cpu_share_needed`): issue 2 asks
+for 500 k per wall second "on one core", and a run on a loaded machine has a fraction of one.
 
 Everything runs in one thread: when the benchmark starts (`bench_twin`, not on import),
 numba and the BLAS libraries are limited to one thread before the twin loads them, the
@@ -229,6 +231,10 @@ def bench_twin(repeats: int = 5, json_out: bool = False, *,
         "reference_requests_per_cpu_s": ref_cps,
         "speedup_cpu": cps / ref_cps,
         "cpu_share": tw["median_cpu_per_wall"],
+        # the share of a core at which this CPU cost meets the wall target: the wall figure
+        # is the CPU figure times the share the runs got, so on a loaded machine it meets
+        # the target exactly when cpu_share >= cpu_share_needed (issue 2: "on one core")
+        "cpu_share_needed": TARGET_REQUESTS_PER_S / cps,
         "loadavg": [load0[0], load1[0]],
         "target": {"requests_per_s": TARGET_REQUESTS_PER_S, "speedup": TARGET_SPEEDUP},
         "meets_target": bool(rps >= TARGET_REQUESTS_PER_S and speedup >= TARGET_SPEEDUP),
@@ -310,7 +316,8 @@ def _table(d: dict[str, Any]) -> str:
         f"  requests_per_cpu_s        {d['requests_per_cpu_s']:12,.0f}"
         f"   (reference {d['reference_requests_per_cpu_s']:,.0f}; {d['speedup_cpu']:.1f}x)",
         f"  cpu share of the twin's runs {d['cpu_share']:.2f} of a core "
-        f"(load average {d['loadavg'][0]:.2f} -> {d['loadavg'][1]:.2f})",
+        f"(load average {d['loadavg'][0]:.2f} -> {d['loadavg'][1]:.2f}); the wall target "
+        f"needs {d['cpu_share_needed']:.2f} at this CPU cost",
         f"  meets target (wall): {'yes' if d['meets_target'] else 'no'};"
         f" per CPU second: {'yes' if d['meets_target_cpu'] else 'no'}",
     ]

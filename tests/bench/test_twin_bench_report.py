@@ -34,11 +34,13 @@ def test_starved_run_meets_the_cpu_target_only(
     assert out["requests_per_cpu_s"] == pytest.approx(1_500_000)
     assert out["speedup_cpu"] == pytest.approx(20.0)
     assert out["cpu_share"] == pytest.approx(0.2)
+    assert out["cpu_share_needed"] == pytest.approx(1 / 3)  # 500 k of 1.5 M per CPU s
     assert out["meets_target"] is False and out["meets_target_cpu"] is True
     assert len(out["loadavg"]) == 2
     table = tb._table(out)
     assert "meets target (wall): no; per CPU second: yes" in table
     assert "load average" in table
+    assert "the wall target needs 0.33 at this CPU cost" in table
 
 
 def test_slow_twin_misses_both(monkeypatch: pytest.MonkeyPatch) -> None:
