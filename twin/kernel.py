@@ -275,7 +275,7 @@ def run_until(t_end, ri, rf, pref, curve, cexp, qt, qu, gbusy, gf, bi, bf, bt, b
     * devices and batches: ``gbusy`` executions per GPU then per host, ``gf`` (busy since,
       busy s) per GPU, ``bi``/``bf``/``bt``/``bu`` in-flight batches (replica, size, next
       free; start; items' arrival times; users);
-    * events: ``ht``/``hs``/``hk``/``hx`` the binary heap (time, seq, kind, argument);
+    * events: ``ht``/``hs``/``hk``/``hx`` the 4-ary heap (time, seq, kind, argument);
     * globals and randomness: ``gi``/``gfl`` int and float slots (`HN`.., `OPEN_RATE`..),
       ``rnd``/``ridx`` random streams and read positions;
     * routing and outputs: ``ready``/``nready``/``rr``/``gw`` ready slots, counts,
