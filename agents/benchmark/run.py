@@ -19,7 +19,6 @@ A rerun with the same OUT skips every finished run and search.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -45,7 +44,7 @@ from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
 from agents.evaluation.headroom import oracle_spec
 from agents.evaluation.policy_run import check_policies
-from kisim.core.config import Scenario, resolved_json
+from kisim.core.config import Scenario, resolved_json, scenario_data
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -187,7 +186,7 @@ def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
          trust_model: bool) -> tuple[leaderboard.Board, dict[str, Any]]:  # fmt: skip
     text = resolved_json(sc)
     fp = hashlib.sha256(text.encode()).hexdigest()
-    data = json.loads(text)
+    data = scenario_data(sc)
     pat = label(sc)
     root = out / safe_name(f.stem)
     seeds = tuning.train_seeds(train)

@@ -42,7 +42,7 @@ import numpy as np
 
 from agents.evaluation.policy_run import run_policy
 from agents.policies.fixed import Fixed
-from kisim.core.config import Scenario, override, resolved_json
+from kisim.core.config import Scenario, override, scenario_data
 
 TRAIN_SEEDS: tuple[int, ...] = (1000, 1001, 1002)
 """Training seeds of the search (disjoint from evaluation seeds 0..n-1 and PPO's 100000+)."""
@@ -191,7 +191,7 @@ def search_constant(sc: Scenario, runner: Runner, train_seeds: Sequence[int] = T
                     log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:  # fmt: skip
     """The best constant configuration on training seeds (module doc): the winner, every
     rung's scores, the grid sizes."""
-    text = resolved_json(sc)
+    text = json.dumps(scenario_data(sc))
     grid = coarse_grid(sc, max_levels)
     log(f"  {sc.name}: coarse grid of {len(grid)} constants on seed {train_seeds[0]}")
     first = _score(runner, text, [(c.label, c.placement, c.spec) for c in grid], train_seeds[:1])
@@ -247,7 +247,7 @@ def headroom(sc: Scenario, runner: Runner, eval_seeds: Sequence[int],
     found = search_constant(sc, runner, train_seeds, max_levels, keep, log)
     best: Constant = found["best"]
     orc_spec = oracle_spec(sc, horizon)
-    text = resolved_json(sc)
+    text = json.dumps(scenario_data(sc))
     log(f"  {sc.name}: best constant {best.label}; it and {orc_spec} on "
         f"{len(eval_seeds)} evaluation seeds")  # fmt: skip
     items = [(best.label, best.placement, best.spec), (orc_spec, None, orc_spec)]

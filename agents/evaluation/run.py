@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kisim.core.config import Scenario, resolved_json
+from kisim.core.config import Scenario, resolved_json, scenario_data
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -89,7 +89,7 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
     ref = reference if reference is not None else ("hpa" if "hpa" in policies else policies[0])
     meta: dict[str, Any] = {"scenario": str(scenario), "backend": "twin",
                             "duration_s": sc.duration_s}  # fmt: skip
-    episode: Any = TwinEpisode(json.loads(text), trust_model)
+    episode: Any = TwinEpisode(scenario_data(sc), trust_model)
     if real is not None:
         from agents.evaluation.real_episode import RealEpisode, check_real
 
@@ -104,7 +104,7 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
         if jobs != 1:
             print("note: real runs are sequential (--jobs ignored)", file=sys.stderr)
         jobs = 1
-        episode = RealEpisode(json.loads(text), real.backend, kube, real.prometheus_url,
+        episode = RealEpisode(scenario_data(sc), real.backend, kube, real.prometheus_url,
                               trust_model=trust_model, faults=real.inject)  # fmt: skip
         meta["backend"] = real.backend
         if kube is not None:

@@ -12,7 +12,6 @@ commit, host, load average at start) and the experiment's settings.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -26,7 +25,7 @@ from agents.evaluation.harness import EvalResult, evaluate
 from agents.evaluation.policy_run import TwinEpisode, check_policies
 from agents.evaluation.run import RealTarget
 from agents.sim2real.spec import Sim2RealSpec
-from kisim.core.config import Scenario, load_calibration, resolved_json, validated
+from kisim.core.config import Scenario, load_calibration, resolved_json, scenario_data, validated
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, memory_watchdog
 from kisim.core.host import cpu_model
@@ -166,14 +165,14 @@ def run_sim2real(spec: Sim2RealSpec, out: Path, real: RealTarget | None, jobs: i
     meta = {"scenario": str(spec.scenario), "sim2real": spec.name}
     with memory_watchdog(limits or Limits()):
         res.twin = evaluate(spec.policies, spec.workloads, seeds, out / "twin",
-                            TwinEpisode(json.loads(text), trust_model), jobs=jobs,
+                            TwinEpisode(scenario_data(sc), trust_model), jobs=jobs,
                             reference=doc["reference"], progress=progress,
                             fingerprint=_fingerprint(text, "twin"),
                             meta={**meta, "backend": "twin"}, figures=False)  # fmt: skip
         if real is not None:
             from agents.evaluation.real_episode import RealEpisode
 
-            ep = RealEpisode(json.loads(text), real.backend, real.kube(), real.prometheus_url,
+            ep = RealEpisode(scenario_data(sc), real.backend, real.kube(), real.prometheus_url,
                              trust_model=trust_model)  # fmt: skip
             res.real = evaluate(spec.policies, spec.workloads, seeds, out / "real", ep, jobs=1,
                                 reference=doc["reference"], progress=progress,

@@ -11,7 +11,6 @@ the outcome is ``OUT/tuning/tuning.json`` and goes into ``sim2real.json``.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from agents.evaluation.harness import evaluate
 from agents.evaluation.policy_run import TwinEpisode
 from agents.evaluation.report import cells_of
 from agents.sim2real.spec import Sim2RealSpec
-from kisim.core.config import Scenario, resolved_json
+from kisim.core.config import Scenario, resolved_json, scenario_data
 from kisim.core.errors import KisimError
 from kisim.core.rundir import collect_runs, read_json, write_json
 
@@ -43,7 +42,7 @@ def tune_rule(spec: Sim2RealSpec, sc: Scenario, out: Path, jobs: int = 1,
         if old.get("fingerprint") == fp and old.get("grid") == grid and old.get("seeds") == seeds \
                 and old.get("workloads") == spec.workloads:  # fmt: skip
             return old  # type: ignore[no-any-return]
-    evaluate(grid, spec.workloads, seeds, out, TwinEpisode(json.loads(text)), jobs=jobs,
+    evaluate(grid, spec.workloads, seeds, out, TwinEpisode(scenario_data(sc)), jobs=jobs,
              reference=grid[0], progress=progress, fingerprint=fp, figures=False,
              meta={"tuning": opp.name})  # fmt: skip
     cells = cells_of(collect_runs(out, grid, spec.workloads, seeds))

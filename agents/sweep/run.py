@@ -16,7 +16,6 @@ records failures without stopping, and runs in this process, in ``--jobs`` proce
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from agents.evaluation.policy_run import check_policies
 from agents.evaluation.report import headline
 from agents.sweep import grid, heatmap, table
 from agents.sweep.episode import SweepEpisode
-from kisim.core.config import resolved_json
+from kisim.core.config import resolved_json, scenario_data
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -103,7 +102,7 @@ def run_sweep(scenario: Path, params: Sequence[str], policies: Sequence[str], ru
         "params": {p.key: list(p.texts) for p in ps}, "policies": pols, "seeds": seeds,
         "heatmap": [x.key, *([y.key] if y else [])], "executor": executor.name,
     })  # fmt: skip
-    episode = SweepEpisode(json.loads(text), over, trust_model)
+    episode = SweepEpisode(scenario_data(base), over, trust_model)
     labels = [grid.label(pt) for pt in pts]
     try:
         with memory_watchdog(limits):

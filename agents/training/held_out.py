@@ -10,7 +10,6 @@ them deterministically at every evaluation (`PolicyEvaluator`).
 from __future__ import annotations
 
 import copy
-import json
 import math
 import multiprocessing as mp
 import signal
@@ -24,7 +23,7 @@ import numpy as np
 
 from agents.training.policy_divergence import EffectGroups, effect_groups
 from agents.training.training_env import EVAL_SEED_BASE
-from kisim.core.config import Scenario, resolved_json
+from kisim.core.config import Scenario, scenario_data
 from kisim.core.rundir import read_json, write_json
 from kisim.core.summary import replica_s_total
 
@@ -74,7 +73,7 @@ def cached_baseline(out: Path, sc: Scenario, fingerprint: str, policy: str,
         d = read_json(path)
         if all(d.get(k) == v for k, v in key.items()):
             return [EpisodeResult(**r) for r in d["results"]], None
-    data = json.loads(resolved_json(sc))
+    data = scenario_data(sc)
     pool = None
     try:
         # the worker ignores Ctrl-C: the parent decides what to save and terminates it

@@ -6,13 +6,12 @@ its step budget may change)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from agents.training.train_config import TrainConfig
-from kisim.core.config import Scenario, resolved_json
+from kisim.core.config import Scenario, resolved_json, scenario_data
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.rundir import read_json, write_json
 
@@ -40,7 +39,7 @@ def _versions() -> dict[str, str]:
 def write_config(out: Path, sc: Scenario, cfg: TrainConfig, scenario_file: str | None) -> None:
     write_json(out / "config.json", {
         "format": FORMAT, "scenario_file": scenario_file, "fingerprint": fingerprint(sc),
-        "train": cfg.model_dump(mode="json"), "scenario": json.loads(resolved_json(sc)),
+        "train": cfg.model_dump(mode="json"), "scenario": scenario_data(sc),
         "versions": _versions(),
     })  # fmt: skip
 

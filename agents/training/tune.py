@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 
 from agents.training.train_config import TrainConfig
-from kisim.core.config import Scenario, resolved_json
+from kisim.core.config import Scenario, resolved_json, scenario_data
 from kisim.core.errors import KisimError
 from kisim.core.rundir import read_json, write_csv, write_json
 
@@ -251,7 +251,7 @@ def _run_tune(ray: Any, sc: Scenario, configs: list[dict[str, Any]], out: Path,
             bar.update(1)
             bar.set_postfix(failed=sum(t.status == "ERROR" for t in trials))
 
-    spec = {"scenario": json.loads(resolved_json(sc)), "configs": configs, "out": str(out),
+    spec = {"scenario": scenario_data(sc), "configs": configs, "out": str(out),
             "seeds_per_pattern": seeds_per_pattern}  # fmt: skip
     trainable = tune.with_resources(run_trial, {"cpu": 1})
     session = len(list((out / "ray").glob("search-*"))) if (out / "ray").is_dir() else 0

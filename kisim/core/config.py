@@ -541,6 +541,15 @@ def override(scenario: Scenario, source: str, **dotted: Any) -> Scenario:
     return validated(Scenario, data, source)
 
 
+def scenario_data(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario as JSON data in its own key order, to rebuild it from
+    (`Scenario.model_validate`) in another process or run. `resolved_json` sorts keys (a
+    stable text to fingerprint) and so loses the order of ``routing.gpu_share`` /
+    ``weights``, which numbers the placements of the `replicas` action: a policy trained
+    on the file's order would act on the sorted one."""
+    return json.loads(json.dumps(scenario.model_dump(mode="json")))
+
+
 def resolved_json(scenario: Scenario) -> str:
     """The fully resolved scenario (calibration inline) as written to config.json."""
     data = scenario.model_dump(mode="json")

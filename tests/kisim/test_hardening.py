@@ -144,6 +144,9 @@ def _start_eval(out: Path, jobs: int = 1) -> subprocess.Popen[str]:
         [str(KISIM), "eval", "--policies", "static,hpa", "--patterns", "ramp,spike",
          "--runs", "20", "--duration", "300", "--jobs", str(jobs), "--out", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell that starts the tests in the background leaves SIGINT ignored, and an
+        # ignored signal stays ignored across exec: Python would never see the Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
