@@ -114,13 +114,14 @@ def markdown(boards: Sequence[Any]) -> list[str]:
     """The claims table for the top of leaderboard.md (empty without extra policies)."""
     found = [(b, c) for b in boards for c in claims(b)]
     lines = ["## Claims", "",
-             "Per scenario: does the oracle beat the best tuned rule on the reward (Holm p < 0.05)? "
-             "For each PPO policy: does it beat the best tuned rule and tuned HPA (cheaper at no "
-             "worse SLO attainment, or better SLO attainment at no higher cost; docs/benchmark.md, "
-             f"\"Claims\"), and does it capture >= {MARGIN:.0%} of the oracle's margin over tuned "
-             "HPA?", "",
+             "Per scenario: does the oracle beat the best tuned rule on the reward (Holm p < "
+             "0.05)? For each PPO policy: does it beat the best tuned rule and tuned HPA (cheaper "
+             "at no worse SLO attainment, or better SLO attainment at no higher cost; "
+             f"docs/benchmark.md, \"Claims\"), and does it capture >= {MARGIN:.0%} of the "
+             "oracle's margin over tuned HPA?", "",
              "| scenario | oracle > best rule | policy | vs | beats | how | cost diff (p) "
-             "| SLO diff (p) | oracle margin |", "|---|---|---|---|---|---|---:|---:|---:|"]  # fmt: skip
+             "| SLO diff (p) | oracle margin |",
+             "|---|---|---|---|---|---|---:|---:|---:|"]  # fmt: skip
     for b in boards:
         ok, d, p = room(b)
         mine = [c for bb, c in found if bb is b]

@@ -178,6 +178,14 @@ def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
     return sorted(front, key=lambda n: next(c for m, c, _ in ok if m == n))
 
 
+def short_label(policy: str) -> str:
+    """A figure's name for a policy: ``ppo:DIR/NAME/best_model.zip`` -> ``PPO NAME``."""
+    if policy.startswith("ppo:"):
+        p = Path(policy[4:])
+        return "PPO " + (p.parent.name if p.stem in ("best_model", "model") else p.stem)
+    return policy
+
+
 def figure(b: Board, figdir: Path) -> Path | None:
     import matplotlib
 
@@ -190,7 +198,7 @@ def figure(b: Board, figdir: Path) -> Path | None:
     front = pareto_front(pts)
     colors = figs.policy_colors([r["policy"] for r in b.rows])
     with matplotlib.rc_context(figs.STYLE):
-        fig = Figure(figsize=(figs.WIDTH_IN * 0.62, 3.2), layout="constrained")
+        fig = Figure(figsize=(figs.WIDTH_IN, 3.6), layout="constrained")
         ax = fig.add_subplot()
         for i, r in enumerate(b.rows):
             c, s = r["cost_per_mreq"], r["slo_attainment"]
@@ -200,7 +208,7 @@ def figure(b: Board, figdir: Path) -> Path | None:
             ye = _half(r, "slo_attainment")
             ax.errorbar(c, s, xerr=xe, yerr=ye, fmt=figs.MARKERS[i % len(figs.MARKERS)],
                         color=colors[r["policy"]], ms=4, capsize=1.5, lw=0.8,
-                        label=r["policy"])  # fmt: skip
+                        label=short_label(r["policy"]))  # fmt: skip
         fx = [r["cost_per_mreq"] for n in front for r in b.rows if r["policy"] == n]
         fy = [r["slo_attainment"] for n in front for r in b.rows if r["policy"] == n]
         ax.step(fx, fy, where="post", color="0.4", lw=0.8, ls="--", label="Pareto front")
@@ -209,7 +217,8 @@ def figure(b: Board, figdir: Path) -> Path | None:
         ax.set_xlabel(f"cost per million requests{unit}")
         ax.set_ylabel("SLO attainment (share of requests within the SLO)")
         ax.set_title(f"{b.scenario}: cost vs SLO (mean ± 95 % CI)")
-        ax.legend(fontsize=6, loc="best", ncol=2)
+        # beside the axes: up to ~20 policies with setups in their names do not fit inside
+        ax.legend(fontsize=5, loc="center left", bbox_to_anchor=(1.02, 0.5), ncol=1)
         paths = figs._save(fig, figdir, f"pareto-{b.scenario}")
     return paths[0]
 
