@@ -11,14 +11,7 @@ import typer
 from agents.benchmark.run import DEFAULT_SUITE, run_benchmark
 from agents.evaluation.run import on_sigterm
 from kisim.cli.fanout import RayAddress
-from kisim.cli.options import (
-    AllowLarge,
-    MaxRequests,
-    TrustModel,
-    limits,
-    split_list,
-    split_specs,
-)
+from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits, split_list, split_specs
 
 H_SCEN = "A folder of scenario YAMLs, or comma-separated files."
 H_OPP = "Comma-separated rule opponents to tune (default: all; must include hpa)."

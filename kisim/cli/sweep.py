@@ -11,14 +11,7 @@ import typer
 from agents.evaluation.run import on_sigterm
 from agents.sweep.run import run_sweep
 from kisim.cli.fanout import RayAddress
-from kisim.cli.options import (
-    AllowLarge,
-    MaxRequests,
-    TrustModel,
-    limits,
-    split_list,
-    split_specs,
-)
+from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits, split_list, split_specs
 from kisim.core.errors import KisimError
 from kisim.core.paths import default_scenario
 
