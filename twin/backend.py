@@ -202,12 +202,13 @@ class TwinBackend:
 
     def platform_control(self, replicas: dict[str, int] | None = None,
                          pool_floor: dict[str, int] | None = None,
-                         hold: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
-        """Per-model replicas, node-pool floors and held tenant queues
+                         hold: dict[str, bool] | None = None,
+                         gpu: dict[str, int] | None = None) -> dict[str, int]:  # fmt: skip
+        """Per-model replicas, node-pool floors, held tenant queues and GPU slots per pod
         (`PlatformWorld.control`)."""
         if getattr(self, "platform", None) is None:
             raise BackendError("this scenario has no platform section")
-        return dict(self.platform.control(replicas, pool_floor, hold))
+        return dict(self.platform.control(replicas, pool_floor, hold, gpu))
 
     @property
     def in_cluster_hpa(self) -> bool:

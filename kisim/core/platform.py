@@ -307,10 +307,12 @@ class PlatformReport(Protocol):
 @runtime_checkable
 class PlatformControl(Protocol):
     """A backend whose platform an outside controller can see and steer (the env's platform
-    presets, `kisim.env.platform`: per-model replicas, node-pool floors, held tenant queues)."""
+    presets, `kisim.env.platform`: per-model replicas, node-pool floors, held tenant queues,
+    GPU slots per model pod)."""
 
     def platform_state(self) -> dict[str, float]: ...
 
     def platform_control(self, replicas: dict[str, int] | None = None,
                          pool_floor: dict[str, int] | None = None,
-                         hold: dict[str, bool] | None = None) -> dict[str, int]: ...
+                         hold: dict[str, bool] | None = None,
+                         gpu: dict[str, int] | None = None) -> dict[str, int]: ...

@@ -218,7 +218,8 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         if isinstance(act, PlatformMove):
             b = self.backend
             assert isinstance(b, PlatformControl)
-            b.platform_control(act.replicas or None, act.pool_floor or None, act.hold or None)
+            b.platform_control(act.replicas or None, act.pool_floor or None, act.hold or None,
+                               act.gpu or None)
         elif act is not None:
             applied = self.backend.apply(act)
             if applied.clamped:

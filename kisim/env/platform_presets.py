@@ -22,9 +22,16 @@ tenant ``waiting_workflows`` (/ max_queued), ``waiting_steps`` (/ 20), ``cpu_use
 (nodes added at once up to the floor and kept by the Cluster Autoscaler: scaling ahead of
 demand, which CA alone cannot do); per tenant 0 = admit, 1 = hold its batch queue (Kueue
 ``stopPolicy: Hold``: nothing new admitted, running steps go on). Relative moves of one, as
-decisions come every step and replicas bounds are small; holding is absolute. GPU fractions
-are not an action: a pool's sharing mode is node configuration (device-plugin ConfigMap and
-a node relabel), fixed per pool in the scenario.
+decisions come every step and replicas bounds are small; holding is absolute. A pool's sharing
+mode is node configuration (device-plugin ConfigMap and a node relabel), fixed per pool in the
+scenario; what a model's pods request of it is not:
+
+**Action** ``platform-gpu``: ``platform`` plus, per model on a time-sliced pool, its GPU
+fraction, absolute: 0 = the scenario's request (a shared slot: 1 / replicas of a GPU, slowed
+by its neighbours), 1 = every slot of a GPU (a whole GPU, twice the slots' price in capacity,
+no neighbour). A change is a rolling update of the model's Deployment (`twin.platform.serving`:
+maxSurge 100 %, maxUnavailable 0). MPS pools take one slot per pod (the device plugin fails
+larger requests) and MIG profiles are fixed per pool, so neither has the choice.
 
 **Reward** ``platform``: ``-w_cost cost - w_slo slo - w_backlog backlog + w_done done`` with
 ``cost`` = `PlatformView.cost_rate` ([0, 1]); ``slo`` = mean over tenants with requests in
@@ -193,6 +200,46 @@ class PlatformAction(ActionPreset):
                         dtype=np.int64)  # fmt: skip
 
 
+@register_action
+class PlatformGpuAction(PlatformAction):
+    """`platform` plus a shared slot or a whole GPU per time-shared GPU model (module doc)."""
+
+    name = "platform-gpu"
+
+    def _space(self) -> spaces.Space[Any]:
+        base = super()._space()
+        assert isinstance(base, spaces.MultiDiscrete)
+        return spaces.MultiDiscrete(list(base.nvec) + [2] * len(_pc(self.ctx).gpu_slots))
+
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        pc, v = _pc(self.ctx), _view(st)
+        x = _ints(a)
+        k = len(pc.gpu_slots)
+        move, clamped, changes = super().decode(x[: len(x) - k], st)
+        gpu: dict[str, int] = {}
+        for m, code in zip(pc.gpu_slots, x[len(x) - k:], strict=True):
+            want = pc.gpu_slots[m][code]
+            if want != int(v.now[f"model_{m}_gpu"]):
+                gpu[m] = want
+        if not gpu:
+            return move, clamped, changes
+        base = move if isinstance(move, PlatformMove) else PlatformMove()
+        return PlatformMove(base.replicas, base.pool_floor, base.hold, gpu), clamped, changes + len(gpu)
+
+    def hold(self, st: EnvState) -> Any:
+        pc, v = _pc(self.ctx), _view(st)
+        whole = [int(int(v.now[f"model_{m}_gpu"]) == pc.gpu_slots[m][1]) for m in pc.gpu_slots]
+        return np.concatenate([super().hold(st), np.array(whole, dtype=np.int64)])
+
+    def encode(self, replicas: dict[str, int], floors: dict[str, int],
+               hold: dict[str, bool], whole_gpu: dict[str, bool] | None = None) -> np.ndarray:  # fmt: skip
+        """As `PlatformAction.encode`, each time-shared GPU model on a whole GPU when
+        `whole_gpu[m]` (missing: its shared slot)."""
+        pc, w = _pc(self.ctx), whole_gpu or {}
+        return np.concatenate([super().encode(replicas, floors, hold),
+                               np.array([int(w.get(m, False)) for m in pc.gpu_slots], np.int64)])
+
+
 @register_reward
 class PlatformReward(RewardPreset):
     """-cost - 4 slo - backlog + 0.5 done over the platform (module doc)."""
@@ -218,4 +265,4 @@ class PlatformReward(RewardPreset):
         return (-v.cost_rate(), -_clip(slo, 0.0, 1.0), -backlog, done_term)
 
 
-__all__ = ["PlatformAction", "PlatformObservation", "PlatformReward"]
+__all__ = ["PlatformAction", "PlatformGpuAction", "PlatformObservation", "PlatformReward"]

@@ -44,6 +44,7 @@ class PlatformContext:
     max_queued: dict[str, int]
     workflows_per_hour: float  # submissions per hour over every tenant
     cost_max_per_hour: float  # money per hour with every pool at max_nodes
+    gpu_slots: dict[str, tuple[int, int]]  # time-shared GPU model -> (its slots, a whole GPU's)
 
 
 def platform_context(sc: Scenario) -> PlatformContext | None:
@@ -69,19 +70,24 @@ def platform_context(sc: Scenario) -> PlatformContext | None:
         workflows_per_hour=sum(sum(t.workflows.values()) for t in p.tenants.values()),
         cost_max_per_hour=max(sum(node_hour_price(s, sc.prices) * s.max_nodes
                                   for s in p.node_pools.values()), 1e-9),  # fmt: skip
+        gpu_slots={k: (v.gpu, p.node_pools[v.node_pool].sharing.replicas) for k, v in m.items()
+                   if v.gpu > 0 and p.node_pools[v.node_pool].sharing.mode == "time-slicing"
+                   and p.node_pools[v.node_pool].sharing.replicas > v.gpu},  # fmt: skip
     )
 
 
 @dataclass(frozen=True, slots=True)
 class PlatformMove:
-    """What a platform action asks: per-model replicas, node-pool floors, held queues."""
+    """What a platform action asks: per-model replicas, node-pool floors, held queues, GPU
+    slots per model pod."""
 
     replicas: dict[str, int] = field(default_factory=dict)
     pool_floor: dict[str, int] = field(default_factory=dict)
     hold: dict[str, bool] = field(default_factory=dict)
+    gpu: dict[str, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.replicas or self.pool_floor or self.hold)
+        return bool(self.replicas or self.pool_floor or self.hold or self.gpu)
 
 
 def _share(a: float, b: float) -> float:

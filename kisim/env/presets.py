@@ -14,9 +14,10 @@ from kisim.env.actions import ACTIONS
 from kisim.env.observation import OBSERVATIONS
 from kisim.env.rewards import REWARDS
 
-PLATFORM_PRESETS = {"observation": platform_presets.PlatformObservation.name,
-                    "action": platform_presets.PlatformAction.name,
-                    "reward": platform_presets.PlatformReward.name}  # fmt: skip
+PLATFORM_PRESETS = {"observation": {platform_presets.PlatformObservation.name},
+                    "action": {platform_presets.PlatformAction.name,
+                               platform_presets.PlatformGpuAction.name},
+                    "reward": {platform_presets.PlatformReward.name}}  # fmt: skip
 
 
 def check_presets(sc: Scenario, source: str | None = None) -> None:
@@ -28,7 +29,7 @@ def check_presets(sc: Scenario, source: str | None = None) -> None:
         if name not in reg:
             raise ConfigError(f"{where}: env.{field}: unknown preset '{name}' "
                               f"(known: {', '.join(reg)})")  # fmt: skip
-        if name == PLATFORM_PRESETS[field] and sc.platform is None:
+        if name in PLATFORM_PRESETS[field] and sc.platform is None:
             raise ConfigError(f"{where}: env.{field}: preset '{name}' needs a scenario with a "
                               "platform section")  # fmt: skip
     preset = REWARDS[sc.env.reward]

@@ -160,3 +160,22 @@ def test_single_service_layouts_are_unchanged() -> None:
     env.reset(seed=0)
     assert env.state.platform is None
     assert not math.isnan(float(env.step(env.hold())[1]))
+
+
+def test_platform_gpu_action_sets_a_whole_or_a_shared_gpu_per_time_sliced_model(sc) -> None:
+    """`platform-gpu`: one more absolute choice per model on a time-sliced pool (detect and
+    segment share T4s advertised as 2 slots; embed is on CPU and gets none). Choosing the
+    whole GPU rolls detect's pods out at 2 slots each; hold() then repeats that choice."""
+    from gymnasium.utils.env_checker import check_env
+
+    g = override(sc, "t", **{"env.action": "platform-gpu"})
+    env = KisimEnv(g)
+    assert list(env.action_space.nvec) == [3] * 6 + [2, 2] + [2, 2]
+    check_env(KisimEnv(g), skip_render_check=True)
+    env.reset(seed=1)
+    _, _, _, _, info = env.step(env._act.encode({}, {}, {}, whole_gpu={"detect": True}))
+    assert env.state.platform.now["model_detect_gpu"] == 2.0
+    assert env.state.platform.now["model_segment_gpu"] == 1.0
+    assert list(env.hold()) == [1] * 6 + [0, 0] + [1, 0]
+    env.step(env.hold())
+    assert env.state.platform.now["model_detect_gpu"] == 2.0

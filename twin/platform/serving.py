@@ -8,6 +8,13 @@ execution starts. An HPA scales each Deployment on its replicas' busy fraction e
 (the HPA's default sync period) towards ``hpa_target``, with the default 300 s scale-down
 stabilisation window (`kisim.core.config.HPAConfig`); it is the status-quo per-model HPA,
 not the CPU-metric copy of `kisim.core.hpa`.
+
+A model's GPU request (``nvidia.com/gpu`` slots per pod) can change while it runs (the
+``platform-gpu`` action: a shared slot or a whole time-sliced GPU). That is a change of the
+Deployment's pod template, rolled out as ``strategy: RollingUpdate`` with ``maxSurge: 100%``
+and ``maxUnavailable: 0`` (Kubernetes docs, "Deployments", "Rolling Update Deployment"): every
+replica of the new template is created at once, and one old pod is deleted for each new one
+that becomes Ready, so ready capacity never falls below the desired replicas.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ class ModelService:
         self._busy_mark = 0.0
         self._recs: deque[tuple[float, int]] = deque()
         self.desired = spec.replicas
+        self.gpu_request = spec.gpu  # the pod template's nvidia.com/gpu slots
         self.floor = 0  # the predictive pre-scaler's lower bound (0: none)
         sigma = math.sqrt(math.log1p(device.service.noise.cv**2))
         self._noise = (-0.5 * sigma * sigma, sigma)
@@ -70,15 +78,38 @@ class ModelService:
     # ------------------------------------------------------------------ replicas
 
     def reconcile(self) -> None:
-        """The Deployment controller: create or delete pods towards `desired`."""
-        live = [p for p in self.pods if p.state in ("pending", "running")]
+        """The Deployment controller: create or delete pods of the current template towards
+        `desired`, then retire old-template pods the new ones replace (module doc)."""
+        live = [p for p in self.pods if p.state in ("pending", "running")
+                and p.gpu == self.gpu_request]  # fmt: skip
         for _ in range(self.desired - len(live)):
             self.pods.append(self._new_pod(self))
-        if len(live) > self.desired:  # newest (pending first) go first, as ReplicaSets do
-            for p in sorted(live, key=lambda p: (p.state != "pending", -p.created))[
-                : len(live) - self.desired
-            ]:
-                self._delete_pod(p)
+        if len(live) > self.desired:
+            self._delete_newest(live, len(live) - self.desired)
+        self._retire_old()
+
+    def _delete_newest(self, pods: list[Pod], n: int) -> None:
+        """Delete `n` of `pods`, pending first, then the newest, as ReplicaSets do."""
+        for p in sorted(pods, key=lambda p: (p.state != "pending", -p.created))[:n]:
+            self._delete_pod(p)
+
+    def _retire_old(self) -> None:
+        """Old-template pods beyond what the Ready new ones do not yet cover go (maxUnavailable
+        0: an old pod stays until a new one is Ready in its place)."""
+        old = [p for p in self.pods if p.state in ("pending", "running")
+               and p.gpu != self.gpu_request]  # fmt: skip
+        if not old:
+            return
+        fresh = sum(1 for p in self.ready if p.gpu == self.gpu_request)
+        keep = max(self.desired - fresh, 0)
+        if len(old) > keep:
+            self._delete_newest(old, len(old) - keep)
+
+    def set_gpu_request(self, slots: int) -> None:
+        """Change the pod template's GPU slots: a rolling update (module doc)."""
+        if slots != self.gpu_request:
+            self.gpu_request = slots
+            self.reconcile()
 
     def started(self, pod: Pod, startup_s: float) -> None:
         """A pod was bound: it becomes ready after `startup_s`, then serves."""
@@ -95,6 +126,7 @@ class ModelService:
         if pod.state != "running":
             return
         self.ready.append(pod)
+        self._retire_old()
         node = pod.node
         assert node is not None
         curve = self.dev.service

@@ -135,7 +135,7 @@ class PlatformWorld:
         pc = self.cfg.priority_classes[m.priority_class]
         pdb = f"model-{svc.name}" if m.pdb_min_available else None
         pod = Pod(f"{svc.name}-{next(self._ids)}", "model", m.tenant, m.priority_class, pc.value,
-                  pc.preemption_policy, m.cpu, m.memory_gib, m.gpu, frozenset({m.node_pool}),
+                  pc.preemption_policy, m.cpu, m.memory_gib, svc.gpu_request, frozenset({m.node_pool}),
                   float(self.env.now), pdb=pdb)
         pod.on_bound = lambda p: svc.started(p, 0.0 if self._warm else self._startup(svc))
         pod.on_evicted = lambda p, why: self._model_evicted(svc, p, why)
@@ -206,6 +206,7 @@ class PlatformWorld:
         out["pending_pods"] = float(len(self.cluster.pending))
         for name, svc in self.models.items():
             out[f"model_{name}_desired"] = float(svc.desired)
+            out[f"model_{name}_gpu"] = float(svc.gpu_request)
             out[f"model_{name}_ready"] = float(len(svc.ready))
             out[f"model_{name}_queue"] = float(len(svc.queue))
             out[f"model_{name}_arrived"] = float(svc.arrived)
@@ -225,12 +226,20 @@ class PlatformWorld:
 
     def control(self, replicas: dict[str, int] | None = None,
                 pool_floor: dict[str, int] | None = None,
-                hold: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
+                hold: dict[str, bool] | None = None,
+                gpu: dict[str, int] | None = None) -> dict[str, int]:  # fmt: skip
         """Set models' replicas (clamped to their bounds; an HPA keeps scaling a model that
         has one), node-pool floors (nodes are added now, up to max_nodes, and CA keeps at
-        least that many: pre-scaling) and which tenants' queues are held (no new step
-        workloads admitted: Kueue `stopPolicy: Hold`). Returns what was set."""
+        least that many: pre-scaling), which tenants' queues are held (no new step
+        workloads admitted: Kueue `stopPolicy: Hold`) and models' GPU slots per pod (a
+        rolling update, `ModelService.set_gpu_request`). Returns what was set."""
         done: dict[str, int] = {}
+        for name, n in (gpu or {}).items():
+            svc = self.models[name]
+            if svc.spec.gpu == 0 or n < 1:
+                raise ValueError(f"gpu: model '{name}' takes no GPU, or {n} < 1 slot")
+            svc.set_gpu_request(n)
+            done[f"gpu_{name}"] = n
         for name, n in (replicas or {}).items():
             svc = self.models[name]
             svc.desired = min(max(n, svc.spec.min_replicas), svc.spec.max_replicas)
