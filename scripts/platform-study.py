@@ -17,7 +17,7 @@ from pathlib import Path
 from agents.evaluation.stats import describe, paired, paired_t
 from kisim.core.rundir import atomic_write
 
-VARIANTS = ("mixed", "nobatch", "isolated", "ondemand", "prescaled", "staticquota")
+VARIANTS = ("mixed", "nobatch", "isolated", "ondemand", "prescaled", "staticquota", "wholegpu")
 METRICS = (
     ("tenant_studio_slo_attainment", "studio SLO att."),
     ("tenant_lab_slo_attainment", "lab SLO att."),
