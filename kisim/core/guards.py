@@ -40,6 +40,9 @@ temporaries. Measured: peak RSS of an exact run minus the same run sketched, ope
 1,000 req/s on the default scenario's GPU pool, 1 M and 4 M requests: 46 MiB and 186 MiB
 (~49 B per request, the same slope between the two); sketch mode keeps none (flat)."""
 PATTERN_SAMPLES = 4096  # level(t) evaluations (every second of runs up to this long)
+BYTES_PER_PLATFORM_REQUEST = 8
+"""A platform model keeps every answered request's latency (`twin.platform.serving`: one
+double in an `array('d')`), whatever the front door's latency mode."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,9 @@ def estimate(sc: Any) -> Estimate:
     service time, and no more than the pools' capacity serves; open loop: every arrival
     is simulated, and what capacity cannot serve waits in memory. In exact latency mode
     (the scenario's `metrics.latency_stats` as the run resolves it) every request also
-    keeps `BYTES_PER_RECORD`.
+    keeps `BYTES_PER_RECORD`. A `platform:` section adds its models' Poisson arrivals
+    (`rate_rps` x the pattern's mean level over its peak, or `rate_rps`), each keeping
+    `BYTES_PER_PLATFORM_REQUEST`.
     """
 
     levels = _levels(sc)
@@ -130,6 +135,13 @@ def estimate(sc: Any) -> Estimate:
     mem = BASE_BYTES + windows * BYTES_PER_WINDOW + in_flight * BYTES_PER_IN_FLIGHT
     if exact:
         mem += requests * BYTES_PER_RECORD
+    platform = getattr(sc, "platform", None)
+    if platform is not None:
+        share = mean / peak if peak > 0 else 0.0
+        extra = sum(m.rate_rps * (share if m.follow_pattern else 1.0) * dur
+                    for m in platform.models.values())  # fmt: skip
+        requests += extra
+        mem += extra * BYTES_PER_PLATFORM_REQUEST
     return Estimate(requests, in_flight, windows, mem, exact)
 
 

@@ -79,6 +79,22 @@ def test_open_loop_counts_what_capacity_cannot_serve() -> None:
     assert est.in_flight > 1e9  # arrivals far beyond the pools' capacity wait in memory
 
 
+def test_platform_models_count_their_requests_and_latencies() -> None:
+    """A platform section adds its models' arrivals: `rate_rps` x mean level / peak level
+    (detect 150, segment 40, embed 80 req/s at the peak of a sine between 5 and 35, mean
+    20: 270 x 20/35 req/s over the hour), 8 bytes of latency each; a run of a platform whose
+    models send 1e7 req/s is refused on requests."""
+    plat = load_scenario(ROOT / "configs" / "scenarios" / "platform" / "mixed-platform.yaml")
+    without = estimate(override(plat, "test", platform=None))
+    with_p = estimate(plat)
+    extra = with_p.requests - without.requests
+    assert extra == pytest.approx(270 * 20 / 35 * 3600, rel=0.01)
+    assert with_p.memory_bytes - without.memory_bytes == pytest.approx(extra * 8)
+    flood = override(plat, "test", **{"platform.models.detect.rate_rps": 1e7})
+    with pytest.raises(ResourceError, match="requests, over the budget"):
+        check(flood, Limits())
+
+
 def test_watchdog_stops_the_body_cleanly() -> None:
     cleaned = []
     with pytest.raises(ResourceError, match="memory use reached .* over the budget"):
