@@ -224,15 +224,16 @@ class PlatformGpuAction(PlatformAction):
         if not gpu:
             return move, clamped, changes
         base = move if isinstance(move, PlatformMove) else PlatformMove()
-        return PlatformMove(base.replicas, base.pool_floor, base.hold, gpu), clamped, changes + len(gpu)
+        move = PlatformMove(base.replicas, base.pool_floor, base.hold, gpu)
+        return move, clamped, changes + len(gpu)
 
     def hold(self, st: EnvState) -> Any:
         pc, v = _pc(self.ctx), _view(st)
         whole = [int(int(v.now[f"model_{m}_gpu"]) == pc.gpu_slots[m][1]) for m in pc.gpu_slots]
         return np.concatenate([super().hold(st), np.array(whole, dtype=np.int64)])
 
-    def encode(self, replicas: dict[str, int], floors: dict[str, int],
-               hold: dict[str, bool], whole_gpu: dict[str, bool] | None = None) -> np.ndarray:  # fmt: skip
+    def encode(self, replicas: dict[str, int], floors: dict[str, int], hold: dict[str, bool],
+               whole_gpu: dict[str, bool] | None = None) -> np.ndarray:  # fmt: skip
         """As `PlatformAction.encode`, each time-shared GPU model on a whole GPU when
         `whole_gpu[m]` (missing: its shared slot)."""
         pc, w = _pc(self.ctx), whole_gpu or {}

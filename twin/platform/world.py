@@ -135,8 +135,8 @@ class PlatformWorld:
         pc = self.cfg.priority_classes[m.priority_class]
         pdb = f"model-{svc.name}" if m.pdb_min_available else None
         pod = Pod(f"{svc.name}-{next(self._ids)}", "model", m.tenant, m.priority_class, pc.value,
-                  pc.preemption_policy, m.cpu, m.memory_gib, svc.gpu_request, frozenset({m.node_pool}),
-                  float(self.env.now), pdb=pdb)
+                  pc.preemption_policy, m.cpu, m.memory_gib, svc.gpu_request,
+                  frozenset({m.node_pool}), float(self.env.now), pdb=pdb)
         pod.on_bound = lambda p: svc.started(p, 0.0 if self._warm else self._startup(svc))
         pod.on_evicted = lambda p, why: self._model_evicted(svc, p, why)
         self.cluster.submit(pod)
