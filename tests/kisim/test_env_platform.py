@@ -151,6 +151,8 @@ def test_platform_presets_need_a_platform_section() -> None:
         KisimEnv(DEFAULT_SCENARIO, observation="platform")
     with pytest.raises(ConfigError, match=r"env\.action"):
         KisimEnv(DEFAULT_SCENARIO, action="platform")
+    with pytest.raises(ConfigError, match=r"env\.action: preset 'platform-gpu' needs"):
+        KisimEnv(DEFAULT_SCENARIO, action="platform-gpu")
 
 
 def test_single_service_layouts_are_unchanged() -> None:
