@@ -19,8 +19,6 @@ H_EXTRA = ("Comma-separated extra policies evaluated untuned, e.g. ppo:models/gp
            "SCENARIO=POLICY runs one on that scenario only (a per-scenario PPO model).")
 
 
-
-
 def benchmark_cmd(
     scenarios: Annotated[str, typer.Option(help=H_SCEN)] = str(DEFAULT_SUITE),
     out: Annotated[Path, typer.Option(help="Output directory (resumable).")] = Path(

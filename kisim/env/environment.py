@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,9 +40,9 @@ from kisim.core.errors import ConfigError, KisimError
 from kisim.core.paths import default_scenario
 from kisim.core.patterns import Pattern, make_pattern
 from kisim.core.platform import PlatformControl
-from kisim.core.sketch import LatencySketch
-from kisim.core.window import Window, percentiles_ms
+from kisim.core.window import Window
 from kisim.env.actions import ACTIONS
+from kisim.env.chunker import EPS, Chunker, OnClose
 from kisim.env.context import EnvContext, EnvState, build_context
 from kisim.env.observation import OBSERVATIONS
 from kisim.env.platform_view import PlatformMove, PlatformView
@@ -52,8 +52,6 @@ from kisim.env.static_reference import StaticReferences
 
 DEFAULT_SCENARIO = default_scenario()
 ENV_ID = "kisim/Autoscale-v0"
-OnClose = Callable[[Window], None]
-_EPS = 1e-9
 
 
 def default_backend() -> Backend:
@@ -153,7 +151,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         self._st: EnvState | None = None
         self._pattern: Pattern | None = None
         self._refs: list[Reference] | None = None
-        self._rec: _Chunker | None = None
+        self._rec: Chunker | None = None
         self.pattern_name = names[0]
         self.twin_seed: int | None = None
         self.episode_reward = 0.0
@@ -197,7 +195,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             grids.append((self.record_window_s, None))
         if self.inner is not None:
             grids.append((self.inner.period_s, self._tick))
-        self._rec = _Chunker(self.backend, grids) if grids else None
+        self._rec = Chunker(self.backend, grids) if grids else None
         self._inner_applied = []
         self.episode_reward = 0.0
         info = {"window": None, "t": 0.0, "pattern": name, "twin_seed": ts}
@@ -209,7 +207,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             raise KisimError("step() before reset()")
         ctx = self.ctx
         dt = ctx.duration_s - st.t
-        if dt <= _EPS:
+        if dt <= EPS:
             raise KisimError("the episode is over (truncated): call reset()")
         prev_desired = dict(st.desired)
         prev_placement = st.placement
@@ -252,7 +250,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             st.platform = st.platform.next(b.platform_state(), w.duration)
         reward, terms = self._rew(w, self._reference(w, st.steps - 1), changes, st)
         self.episode_reward += reward
-        truncated = st.t >= ctx.duration_s - _EPS
+        truncated = st.t >= ctx.duration_s - EPS
         info: dict[str, Any] = {"window": w, "applied": applied, "clamped": clamped,
                                 "reward_terms": terms, "t": st.t}  # fmt: skip
         if self._rec is not None:
@@ -281,7 +279,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         """Mean demand of the users over [t0, t1): pattern level x req/s per unit level."""
         pat, tick = self._pattern, self._shape_tick
         assert pat is not None
-        k0, k1 = math.ceil(t0 / tick - _EPS), math.ceil(t1 / tick - _EPS)
+        k0, k1 = math.ceil(t0 / tick - EPS), math.ceil(t1 / tick - EPS)
         if k1 <= k0:
             return pat.level(t0) * self.ctx.demand_per_level
         total = 0.0
@@ -313,138 +311,6 @@ def _load(scenario: Scenario | str | Path | None) -> Scenario:
     if isinstance(scenario, Scenario):
         return scenario
     return load_scenario(scenario)
-
-
-class _Grid:
-    __slots__ = ("period", "next_edge", "parts", "first", "on_close", "done")
-
-    def __init__(self, period: float, on_close: OnClose | None) -> None:
-        self.period, self.next_edge, self.on_close = period, period, on_close
-        self.parts: list[Window] = []
-        self.first = 0  # requests completed before this grid's current window
-        self.done: list[Window] = []
-
-
-class _Chunker:
-    """Advances a backend in pieces aligned to the step and to every grid; merges them.
-
-    A grid with `on_close` hands each of its windows to it (an inner controller's tick);
-    one without collects them for `take` (the timeline).
-    """
-
-    def __init__(self, backend: Backend, grids: list[tuple[float, OnClose | None]]) -> None:
-        self.b = backend
-        self.grids = [_Grid(p, cb) for p, cb in grids]
-        self.served_total = 0
-        # a backend that streams latencies into a sketch (the twin on large runs): copies of
-        # its running sketches where a merged window starts, by requests served before
-        self._snaps: dict[int, tuple[LatencySketch, LatencySketch]] = {}
-        self._step_first = 0
-        # asked once, right after reset (an exact backend's records are empty then: cheap)
-        lat_fn = getattr(backend, "latencies", None)
-        self._sketched = lat_fn is not None and isinstance(lat_fn(), LatencySketch)
-
-    def _snapshot(self) -> None:
-        if not self._sketched:
-            return
-        lat, wait = self.b.latencies(), self.b.waits()
-        if isinstance(lat, LatencySketch) and isinstance(wait, LatencySketch):
-            if self.served_total not in self._snaps:
-                self._snaps[self.served_total] = (lat.copy(), wait.copy())
-            keep = min([g.first for g in self.grids] + [self._step_first])
-            for k in [k for k in self._snaps if k < keep]:
-                del self._snaps[k]
-
-    def advance(self, dt: float) -> Window:
-        b = self.b
-        t_end = b.now + dt
-        step: list[Window] = []
-        step_first = self._step_first = self.served_total
-        self._snapshot()
-        while b.now < t_end - _EPS:
-            edge = t_end
-            for g in self.grids:
-                if g.next_edge < edge:
-                    edge = g.next_edge
-            w = b.advance(edge - b.now)
-            step.append(w)
-            self.served_total += w.served
-            for g in self.grids:
-                g.parts.append(w)
-                if w.t_end >= g.next_edge - _EPS:
-                    self._close(g)
-        return self._merge(step, step_first)
-
-    def take(self, i: int, final: bool) -> list[Window]:
-        g = self.grids[i]
-        if final and g.parts:
-            self._close(g)
-        out, g.done = g.done, []
-        return out
-
-    def _close(self, g: _Grid) -> None:
-        w = self._merge(g.parts, g.first)
-        g.first = self.served_total
-        self._snapshot()
-        g.parts = []
-        while g.next_edge <= self.b.now + _EPS:
-            g.next_edge += g.period
-        if g.on_close is not None:
-            g.on_close(w)
-        else:
-            g.done.append(w)
-
-    def _merge(self, parts: list[Window], first: int) -> Window:
-        if len(parts) == 1:
-            return parts[0]
-        lat_fn = getattr(self.b, "latencies", None)
-        wait_fn = getattr(self.b, "waits", None)
-        last = parts[-1]
-        served = sum(w.served for w in parts)
-        lat_all = lat_fn() if lat_fn is not None and wait_fn is not None else None
-        if isinstance(lat_all, LatencySketch) and first in self._snaps and wait_fn is not None:
-            snap_lat, snap_wait = self._snaps[first]  # the parts' requests, sketched
-            lat_sk = lat_all.since(snap_lat)
-            mean, p50, p95, p99 = (v * 1e3 for v in (lat_sk.mean(), *lat_sk.quantiles(
-                (0.5, 0.95, 0.99))))  # fmt: skip
-            qwait = wait_fn().since(snap_wait).mean() * 1e3
-        elif lat_all is not None and not isinstance(lat_all, LatencySketch) and wait_fn is not None:
-            lat = lat_all[first : first + served]
-            wait = wait_fn()[first : first + served]
-            mean, p50, p95, p99 = percentiles_ms(lat)
-            qwait = float(wait.mean() * 1e3) if len(wait) else math.nan
-        else:  # no per-request records: served-weighted means (documented approximation)
-            mean, p50, p95, p99, qwait = (_wmean(parts, a) for a in (
-                "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-                "queue_wait_ms"))  # fmt: skip
-        batches = sum(w.served / w.mean_batch_size for w in parts if w.mean_batch_size > 0)
-        dur = last.t_end - parts[0].t_start
-        return Window(
-            t_start=parts[0].t_start, t_end=last.t_end, load_level=last.load_level,
-            offered=sum(w.offered for w in parts), served=served,
-            errors=sum(w.errors for w in parts),
-            throughput_rps=served / dur if dur > 0 else math.nan,
-            latency_mean_ms=mean, latency_p50_ms=p50, latency_p95_ms=p95, latency_p99_ms=p99,
-            queue_wait_ms=qwait, slo_violations=sum(w.slo_violations for w in parts),
-            cpu_util=last.cpu_util, mem_util=last.mem_util, gpu_util=last.gpu_util,
-            pools={p: r._replace(replica_s=sum(w.pools[p].replica_s for w in parts),
-                                 cost=sum(w.pools[p].cost for w in parts))
-                   for p, r in last.pools.items()},
-            pending_pod_s=sum(w.pending_pod_s for w in parts),
-            queue_length=last.queue_length,
-            mean_batch_size=served / batches if batches > 0 else math.nan,
-            placement=last.placement,
-        )  # fmt: skip
-
-
-def _wmean(parts: list[Window], attr: str) -> float:
-    num = den = 0.0
-    for w in parts:
-        v = getattr(w, attr)
-        if v == v and w.served:
-            num += v * w.served
-            den += w.served
-    return num / den if den else math.nan
 
 
 def make_default(**kwargs: Any) -> KisimEnv:
