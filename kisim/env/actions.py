@@ -41,6 +41,7 @@ def _ints(a: Any) -> list[int]:
 class ActionPreset(ABC):
     name: ClassVar[str]
     controller: ClassVar[str | None] = None  # controller.name the preset needs; None = keep
+    needs_platform: ClassVar[bool] = False  # only for scenarios with a platform section
 
     def __init__(self, ctx: EnvContext) -> None:
         self.ctx = ctx

@@ -83,6 +83,7 @@ class ObservationPreset(ABC):
     pools (`EnvContext.layout`), so the names of per-pool features follow the pools."""
 
     name: ClassVar[str]
+    needs_platform: ClassVar[bool] = False  # only for scenarios with a platform section
 
     def __init__(self, ctx: EnvContext) -> None:
         self.ctx = ctx

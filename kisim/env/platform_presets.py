@@ -86,6 +86,7 @@ class PlatformObservation(ObservationPreset):
     """The platform's models, node pools and tenants (module doc)."""
 
     name = "platform"
+    needs_platform = True
 
     def _layout(self, ctx: EnvContext) -> Layout:
         pc = _pc(ctx)
@@ -153,6 +154,7 @@ class PlatformAction(ActionPreset):
     """Per-model replicas, node-pool floors, held tenant queues (module doc)."""
 
     name = "platform"
+    needs_platform = True
     owns_models: ClassVar[bool] = True  # the env switches the models' HPAs off
 
     def _space(self) -> spaces.Space[Any]:
@@ -246,6 +248,7 @@ class PlatformReward(RewardPreset):
     """-cost - 4 slo - backlog + 0.5 done over the platform (module doc)."""
 
     name = "platform"
+    needs_platform = True
     default_weights = {"cost": 1.0, "slo": 4.0, "backlog": 1.0, "done": 0.5}
     term_range = {"cost": (-1.0, 0.0), "slo": (-1.0, 0.0), "backlog": (-1.0, 0.0),
                   "done": (0.0, 1.0)}  # fmt: skip

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from kisim.core.config import Scenario
 from kisim.core.errors import ConfigError
-from kisim.env import platform_presets
+from kisim.env import platform_presets  # noqa: F401 - registers the platform presets
 from kisim.env.actions import ACTIONS
 from kisim.env.observation import OBSERVATIONS
 from kisim.env.rewards import REWARDS
-
-PLATFORM_PRESETS = {"observation": {platform_presets.PlatformObservation.name},
-                    "action": {platform_presets.PlatformAction.name,
-                               platform_presets.PlatformGpuAction.name},
-                    "reward": {platform_presets.PlatformReward.name}}  # fmt: skip
 
 
 def check_presets(sc: Scenario, source: str | None = None) -> None:
@@ -29,7 +24,7 @@ def check_presets(sc: Scenario, source: str | None = None) -> None:
         if name not in reg:
             raise ConfigError(f"{where}: env.{field}: unknown preset '{name}' "
                               f"(known: {', '.join(reg)})")  # fmt: skip
-        if name in PLATFORM_PRESETS[field] and sc.platform is None:
+        if reg[name].needs_platform and sc.platform is None:
             raise ConfigError(f"{where}: env.{field}: preset '{name}' needs a scenario with a "
                               "platform section")  # fmt: skip
     preset = REWARDS[sc.env.reward]

@@ -149,6 +149,7 @@ class RewardPreset(ABC):
     name: ClassVar[str]
     default_weights: ClassVar[dict[str, float]]
     term_range: ClassVar[dict[str, tuple[float, float]]]  # of the signed term
+    needs_platform: ClassVar[bool] = False  # only for scenarios with a platform section
 
     def __init__(self, ctx: EnvContext, weights: dict[str, float] | None = None) -> None:
         self.ctx = ctx
