@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-
 from kisim.core.config import Scenario
 from kisim.core.errors import KisimError
 from kisim.core.window import Window
@@ -94,11 +93,13 @@ def parse_int(spec: str, arg: str, lo: int, hi: int) -> int:
 
 def replicas_action(ctx: EnvContext, desired: Mapping[str, int],
                     targets: Mapping[str, int | None], placement: str) -> np.ndarray:  # fmt: skip
-    """The `replicas` preset action that moves each pool towards `targets[pool]` (at most
-    +-2 per step; None or a pool not in `desired`: no move) and sets `placement`."""
-    moves = []
+    """The `replicas` preset action that moves each pool towards `targets[pool]` by the rung
+    (`EnvContext.rungs`, default -2..+2 pods) in the gap's direction nearest the gap, the
+    smaller move on a tie (None or a pool not in `desired`: no move), and sets `placement`."""
+    idx = []
     for pool in ctx.layout:
         want = targets.get(pool)
-        moves.append(0 if want is None or pool not in desired
-                     else max(-2, min(2, want - desired[pool])))  # fmt: skip
-    return np.array([d + 2 for d in moves] + [ctx.placements.index(placement)], dtype=np.int64)
+        gap = 0 if want is None or pool not in desired else want - desired[pool]
+        ways = [i for i, r in enumerate(ctx.rungs) if r * gap > 0] or [ctx.rungs.index(0)]
+        idx.append(min(ways, key=lambda i: (abs(gap - ctx.rungs[i]), abs(ctx.rungs[i]))))
+    return np.array(idx + [ctx.placements.index(placement)], dtype=np.int64)

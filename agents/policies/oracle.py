@@ -13,8 +13,9 @@ here, plus the simulated steps). Where fork is missing (or with ``oracle:H:repla
 it replays: a fresh env, the same seed, the action prefix, then the candidate - the
 twin is deterministic, so both give identical scores (tested), replay at O(T^2) cost.
 
-Candidates per step: every combination of per-pool moves - GPU pools -1/0/+1, CPU pools
--2..+2 (seed layout: 15, <= 17 with placements) - at the current placement (moves that clamp
+Candidates per step: every combination of per-pool moves - GPU pools the small rungs, CPU
+pools all five (`env.replica_steps`; by default -1/0/+1 and -2..+2 pods; seed layout: 15,
+<= 17 with placements) - at the current placement (moves that clamp
 to the same targets are tried once), then the best of those with each other placement when
 two or more pools keep pods (otherwise placement cannot matter); "hold" comes first, so ties
 keep things as they are. docs/baselines.md compares it with an exhaustive search over short
@@ -179,7 +180,8 @@ class Oracle(Policy):
         h = max(1, min(self.horizon, steps_left))
         pl = ctx.placements.index(st.placement)
         moves = [DG if ctx.kinds.get(p, p) == "gpu" else DC for p in ctx.layout]
-        cands = candidates(ctx.layout, st.desired, ctx.min_replicas, ctx.max_replicas, pl, moves)
+        cands = candidates(ctx.layout, st.desired, ctx.min_replicas, ctx.max_replicas, pl, moves,
+                           ctx.rungs)
         scores = self._score(cands, h)
         if self.plan:
             a, score = self._plan(cands, scores, pl, h)
@@ -201,7 +203,7 @@ class Oracle(Policy):
         others = []
         for i in top:
             # placement only matters with pods in two pools or more (else one way to go)
-            kept = sum(st.desired.get(p, 0) + int(cands[i][k]) - 2 > 0
+            kept = sum(st.desired.get(p, 0) + ctx.rungs[int(cands[i][k])] > 0
                        for k, p in enumerate(ctx.layout))  # fmt: skip
             if kept >= 2:
                 others += [np.array([*cands[i][:-1], p], dtype=np.int64)
@@ -244,14 +246,15 @@ DC: tuple[int, ...] = (0, 1, -1, 2, -2)  # a CPU pool's moves
 
 
 def candidates(layout: Sequence[str], desired: dict[str, int], lo: dict[str, int],
-               hi: dict[str, int], placement: int,
-               moves: Sequence[Sequence[int]]) -> list[np.ndarray]:  # fmt: skip
-    """Every combination of per-pool moves (`moves[i]` for `layout[i]`) that leads to distinct
-    targets (clamped duplicates dropped), hold first; a pool absent from `desired` holds."""
+               hi: dict[str, int], placement: int, moves: Sequence[Sequence[int]],
+               rungs: Sequence[int] = (-2, -1, 0, 1, 2)) -> list[np.ndarray]:  # fmt: skip
+    """Every combination of per-pool moves (`moves[i]` for `layout[i]`, offsets from the hold
+    index 2; `rungs[2 + d]` pods) that leads to distinct targets (clamped duplicates
+    dropped), hold first; a pool absent from `desired` holds."""
     seen: set[tuple[int, ...]] = set()
     out = []
     for combo in itertools.product(*moves):
-        target = tuple(min(max(desired.get(p, 0) + d, lo.get(p, 0)), hi.get(p, 0))
+        target = tuple(min(max(desired.get(p, 0) + rungs[2 + d], lo.get(p, 0)), hi.get(p, 0))
                        for p, d in zip(layout, combo, strict=True))  # fmt: skip
         if target in seen:
             continue

@@ -1,4 +1,4 @@
-"""The ``env`` section of a scenario: how `kisim.env.environment.KisimEnv` observes, acts and rewards.
+"""The ``env`` section of a scenario: how `kisim.env.environment.KisimEnv` observes, acts, rewards.
 
 Preset names are checked against the registries (`kisim.env.observation`, `kisim.env.actions`,
 `kisim.env.rewards`), imported lazily so the schema stays importable on its own.
@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from kisim.core.devices import NonNeg, Pos, StrictModel
+
+PosInt = Annotated[int, Field(ge=1)]
 
 
 class ResourceActionConfig(StrictModel):
@@ -64,6 +66,11 @@ class EnvConfig(StrictModel):
     action: str = Field(
         "replicas", description="Action preset: replicas | resources | hpa-target | none."
     )
+    replica_steps: tuple[PosInt, PosInt] = Field(
+        (1, 2),
+        description="Pods a small and a large move of the replicas action add or remove: its "
+        "five rungs per pool are -large, -small, 0, +small, +large.",
+    )
     reward: str = Field("weighted", description="Reward preset: weighted | qos | cost.")
     reward_weights: dict[str, float] = Field(
         default_factory=dict, description="Weights by term name; missing terms keep defaults."
@@ -86,3 +93,11 @@ class EnvConfig(StrictModel):
     )
     resources: ResourceActionConfig = Field(default_factory=ResourceActionConfig)
     hpa_target: HPATargetActionConfig = Field(default_factory=HPATargetActionConfig)
+
+    @model_validator(mode="after")
+    def _steps(self) -> EnvConfig:
+        small, large = self.replica_steps
+        if small >= large:
+            raise ValueError(f"replica_steps: the small move ({small}) must be smaller than "
+                             f"the large one ({large})")
+        return self

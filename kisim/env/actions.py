@@ -68,10 +68,12 @@ register = registrar(ACTIONS)
 
 @register
 class Replicas(ActionPreset):
-    """MultiDiscrete([5] * N + [P]): per pool of `EnvContext.layout` replicas -2..+2, then the
-    placement, an index into `routing.placements` (absolute, not relative). Over the seed
-    layout with the default placements this is the seed's MultiDiscrete([5, 5, 3]): GPU
-    replicas, CPU replicas, {0: prefer-gpu, 1: balanced, 2: prefer-cpu}."""
+    """MultiDiscrete([5] * N + [P]): per pool of `EnvContext.layout` a replica move, index
+    0..4 = `EnvContext.rungs` (-large, -small, 0, +small, +large pods; `env.replica_steps`,
+    default -2..+2), then the placement, an index into `routing.placements` (absolute, not
+    relative). Over the seed layout with the default placements this is the seed's
+    MultiDiscrete([5, 5, 3]): GPU replicas, CPU replicas, {0: prefer-gpu, 1: balanced,
+    2: prefer-cpu}."""
 
     name = "replicas"
     controller = "external"
@@ -84,7 +86,7 @@ class Replicas(ActionPreset):
         v = _ints(a)
         pools: dict[str, PoolSetting] = {}
         clamped: dict[str, str] = {}
-        for pool, d in zip(ctx.layout, (x - 2 for x in v), strict=False):
+        for pool, d in zip(ctx.layout, (ctx.rungs[x] for x in v), strict=False):
             hi = ctx.max_replicas.get(pool)
             if hi is None:
                 if d:
@@ -110,12 +112,6 @@ class Replicas(ActionPreset):
     def hold(self, st: EnvState) -> Any:
         return np.array([2] * len(self.ctx.layout) + [self.ctx.placements.index(st.placement)],
                         dtype=np.int64)  # fmt: skip
-
-    def encode(self, deltas: dict[str, int], placement: str) -> np.ndarray:
-        """The action that moves each pool by `deltas[pool]` (-2..+2; missing: 0) and sets
-        `placement`."""
-        return np.array([deltas.get(p, 0) + 2 for p in self.ctx.layout]
-                        + [self.ctx.placements.index(placement)], dtype=np.int64)  # fmt: skip
 
 
 def _rung(ladder: list[int], cur: int, d: int) -> int:

@@ -56,6 +56,7 @@ class EnvContext:
     money_rates: dict[str, float] = field(default_factory=dict)  # money per pod-hour by pool
     money_max: float = 1e-9  # money per hour with every pool at max_replicas
     platform: PlatformContext | None = None  # the shared platform's constants, when there is one
+    rungs: tuple[int, ...] = (-2, -1, 0, 1, 2)  # pods each replicas-action index adds (`rungs`)
 
 
 def ideal_cycle_s(sc: Scenario) -> float:
@@ -138,7 +139,15 @@ def build_context(sc: Scenario) -> EnvContext:
         money_rates=(rates := pool_rates(sc)),
         money_max=max(sum(rates[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
         platform=platform_context(sc),
+        rungs=rungs(cfg),
     )
+
+
+def rungs(cfg: EnvConfig) -> tuple[int, ...]:
+    """Pods each index of a pool's replicas action adds: -large, -small, 0, +small, +large
+    (`env.replica_steps`; the default is the seed's -2..+2)."""
+    small, large = cfg.replica_steps
+    return (-large, -small, 0, small, large)
 
 
 @dataclass(slots=True)

@@ -167,6 +167,23 @@ def test_brute_force_bounds_the_oracle(short):
     assert best >= run_policy("hpa", sc, seed=0).reward
 
 
+def test_rung_moves_reach_targets_by_the_nearest_rung(short):
+    from agents.policies.base import replicas_action
+    from agents.policies.oracle import candidates
+
+    ctx = KisimEnv(override(short, "t", **{"env.replica_steps": [2, 6]})).ctx  # rungs -6,-2,0,2,6
+    desired = {"gpu": 1, "cpu": 4}
+    got = [replicas_action(ctx, desired, {"gpu": None, "cpu": want}, "balanced")[1]
+           for want in (4, 5, 7, 8, 9, 20, 2, 0)]  # gaps 0, 1, 3, 4, 5, 16, -2, -4
+    assert got == [2, 3, 3, 3, 4, 4, 1, 1]  # a gap moves (1: +2); ties (4, -4) take the smaller
+    cands = candidates(ctx.layout, desired, ctx.min_replicas, ctx.max_replicas, 1,
+                       [(0,), (0, 1, -1, 2, -2)], ctx.rungs)  # fmt: skip
+    assert [c[1] for c in cands] == [2, 3, 1, 4, 0]  # cpu 4, 6, 2, 8 (max 8: 10 clamps), 0
+    clamped = candidates(ctx.layout, {"gpu": 1, "cpu": 7}, ctx.min_replicas, ctx.max_replicas,
+                         1, [(0,), (0, 1, 2)], ctx.rungs)  # fmt: skip
+    assert [c[1] for c in clamped] == [2, 3]  # +2 and +6 both reach max 8: tried once
+
+
 # --------------------------------------------------------------------------- eval wiring
 
 

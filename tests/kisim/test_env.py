@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from kisim.core.config import load_scenario, override
+from kisim.core.config import load_scenario, override, resolved_json
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.window import Window
 from kisim.env.context import EnvState, build_context
@@ -161,6 +161,26 @@ def test_replicas_action_moves_and_clamps(short):
     assert (w.cpu_desired, w.placement, info["clamped"]) == (2, "prefer-cpu", {})
     assert w.cpu_ready == 2  # started within the 30 s step (start-up ~ 10-15 s)
     assert env.state.desired == {"gpu": 2, "cpu": 2}
+
+
+def test_replica_steps_set_the_pods_each_rung_moves(short):
+    sc = override(short, "test", **{"env.replica_steps": [2, 5]})
+    env = KisimEnv(sc)
+    assert env.ctx.rungs == (-5, -2, 0, 2, 5) and env.action_space.nvec.tolist() == [5, 5, 3]
+    assert '"replica_steps"' in resolved_json(sc)
+    assert '"replica_steps"' not in resolved_json(short)  # stored runs' fingerprints stand
+    env.reset(seed=0)  # gpu 1 (max 2), cpu 1 (min 0, max 8), balanced
+    _, _, _, _, info = env.step(np.array([2, 4, 1]))  # cpu +5
+    assert env.state.desired == {"gpu": 1, "cpu": 6} and info["clamped"] == {}
+    _, _, _, _, info = env.step(np.array([2, 3, 1]))  # cpu +2: 8 is the most
+    assert env.state.desired["cpu"] == 8 and info["clamped"] == {}
+    _, _, _, _, info = env.step(np.array([2, 1, 1]))  # cpu -2
+    assert env.state.desired["cpu"] == 6
+    assert env.step(env.hold())[4]["window"].cpu_desired == 6
+    with pytest.raises(ConfigError, match="replica_steps: the small move .3. must be smaller"):
+        override(short, "test", **{"env.replica_steps": [3, 3]})
+    with pytest.raises(ConfigError, match="env.replica_steps"):
+        override(short, "test", **{"env.replica_steps": [0, 2]})
 
 
 def test_resources_action_changes_templates_and_rolls_pods(short):
