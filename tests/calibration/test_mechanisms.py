@@ -192,8 +192,8 @@ def test_noise_is_the_spread_within_a_recording() -> None:
 def test_the_real_traces_load_without_a_warning() -> None:
     names = sorted(p.name for p in TRACES.iterdir() if (p / "manifest.yaml").is_file())
     # 8 schedules of the shipped calibration + 2 concurrency sweeps + 3 one-thread step
-    # schedules (issue 15)
-    assert len(names) == 13
+    # schedules + 4 one-thread ramps and spikes (issue 15)
+    assert len(names) == 17
     for n in names:
         b = load_bundle(TRACES / n)
         assert b.warnings == [], (n, b.warnings)
