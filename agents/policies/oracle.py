@@ -247,7 +247,7 @@ DC: tuple[int, ...] = (0, 1, -1, 2, -2)  # a CPU pool's moves
 
 def candidates(layout: Sequence[str], desired: dict[str, int], lo: dict[str, int],
                hi: dict[str, int], placement: int, moves: Sequence[Sequence[int]],
-               rungs: Sequence[int] = (-2, -1, 0, 1, 2)) -> list[np.ndarray]:  # fmt: skip
+               rungs: Sequence[int]) -> list[np.ndarray]:  # fmt: skip
     """Every combination of per-pool moves (`moves[i]` for `layout[i]`, offsets from the hold
     index 2; `rungs[2 + d]` pods) that leads to distinct targets (clamped duplicates
     dropped), hold first; a pool absent from `desired` holds."""

@@ -559,6 +559,6 @@ def resolved_json(scenario: Scenario) -> str:
         if dev.get("idle_slowdown") == 0.0:  # likewise a device without the idle-gap term:
             dev.pop("idle_slowdown", None)    # the benchmark's stored runs stay reusable
             dev.pop("idle_tau_ms", None)
-    if data["env"].get("replica_steps") == [1, 2]:  # the seed's -2..+2: as before the field
-        data["env"].pop("replica_steps")
+    if tuple(data["env"]["replica_steps"]) == EnvConfig.model_fields["replica_steps"].default:
+        data["env"].pop("replica_steps")  # the seed's -2..+2: as before the field existed
     return json.dumps(data, indent=2, sort_keys=True)

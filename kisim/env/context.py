@@ -53,10 +53,10 @@ class EnvContext:
     cost_max: float  # price-weighted replicas with every pool at max_replicas
     history: int
     cfg: EnvConfig
+    rungs: tuple[int, ...]  # pods each replicas-action index adds (`rungs`)
     money_rates: dict[str, float] = field(default_factory=dict)  # money per pod-hour by pool
     money_max: float = 1e-9  # money per hour with every pool at max_replicas
     platform: PlatformContext | None = None  # the shared platform's constants, when there is one
-    rungs: tuple[int, ...] = (-2, -1, 0, 1, 2)  # pods each replicas-action index adds (`rungs`)
 
 
 def ideal_cycle_s(sc: Scenario) -> float:
@@ -136,10 +136,10 @@ def build_context(sc: Scenario) -> EnvContext:
         cost_max=max(sum(prices[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
         history=cfg.history_steps,
         cfg=cfg,
+        rungs=rungs(cfg),
         money_rates=(rates := pool_rates(sc)),
         money_max=max(sum(rates[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
         platform=platform_context(sc),
-        rungs=rungs(cfg),
     )
 
 

@@ -153,8 +153,9 @@ def test_brute_force_bounds_the_oracle(short):
     sc = override(short, "t", duration_s=60.0)
 
     def cands(env):
-        return candidates(env.ctx.layout, env.state.desired, env.ctx.min_replicas,
-                          env.ctx.max_replicas, 1, [(0, -1), (0, -1, 1)])  # fmt: skip
+        ctx = env.ctx
+        return candidates(ctx.layout, env.state.desired, ctx.min_replicas, ctx.max_replicas, 1,
+                          [(0, -1), (0, -1, 1)], ctx.rungs)  # fmt: skip
 
     env = KisimEnv(sc)
     env.reset(seed=0)
