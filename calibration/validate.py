@@ -78,6 +78,12 @@ class BundleValidation:
             warnings.simplefilter("ignore", RuntimeWarning)  # a window no seed served
             return np.nanmean(self.twin[m], axis=0) if self.twin[m].size else self.twin[m]
 
+    def seed_range(self, m: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per window, the lowest and highest seed's value (NaN where no seed served)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window no seed served
+            return np.nanmin(self.twin[m], axis=0), np.nanmax(self.twin[m], axis=0)
+
 
 @dataclass
 class ValidationResult:

@@ -188,9 +188,7 @@ def _window_figure(b: Any, path: Path) -> Path:
     fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(9, 2.0 * (len(panels) + 1)), sharex=True)
     mid = (b.t_start + b.t_end) / 2
     for ax, m in zip(axes, panels, strict=False):
-        tw = b.twin[m]
-        with np.errstate(all="ignore"):
-            lo, hi = np.nanmin(tw, axis=0), np.nanmax(tw, axis=0)
+        lo, hi = b.seed_range(m)
         ax.fill_between(
             mid, lo, hi, color="tab:blue", alpha=0.2, step="mid", label="twin (seed range)"
         )

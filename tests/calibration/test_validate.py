@@ -149,3 +149,23 @@ def test_schedule_pattern_steps_and_validates() -> None:
     assert lin.level(2.5) == 2.5
     with pytest.raises(ValueError, match="t_s must increase"):
         make_pattern("schedule", {"points": [[0, 1], [0, 2]]})
+
+
+def test_a_window_no_seed_served_writes_its_report_without_warnings(tmp_path: Path) -> None:
+    """`cpu1-off-spike` ends in a window without completions: the report and its figure
+    leave it blank instead of printing numpy's all-NaN warnings (issue 15: no stray
+    warnings)."""
+    import warnings
+
+    from calibration.validation_report import write_validation
+    from kisim.core.config import load_calibration
+
+    root = Path(__file__).resolve().parents[2]
+    bundle = load_bundle(root / "traces" / "cpu1-off-spike")
+    cal = load_calibration(root / "configs" / "calibrated" / "cpu1-epyc-1t-ort.yaml")
+    res = validate(cal, [bundle], seeds=2)
+    assert np.isnan(res.bundles[0].twin["p50_ms"][:, -1]).all()  # the case in question
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_validation(res, tmp_path)
+    assert (tmp_path / "cpu1-off-spike.png").is_file()
