@@ -166,9 +166,7 @@ def _recordings_figure(e: Any, path: Path) -> Path:
     n = len(e.util)
     mid = ((b.t_start + b.t_end) / 2)[:n]
     for ax, m in zip(axes, panels, strict=True):
-        tw = b.twin[m][:, :n]
-        with np.errstate(all="ignore"):
-            lo, hi = np.nanmin(tw, axis=0), np.nanmax(tw, axis=0)
+        lo, hi = (x[:n] for x in b.seed_range(m))
         ax.fill_between(mid, lo, hi, color="tab:blue", alpha=0.2, step="mid", label="twin (seeds)")
         ax.step(mid, b.twin_mean(m)[:n], where="mid", color="tab:blue", label="twin (mean)")
         for i, (name, real) in enumerate(zip(e.recordings, e.reals, strict=True)):

@@ -157,6 +157,7 @@ def test_a_window_no_seed_served_writes_its_report_without_warnings(tmp_path: Pa
     warnings)."""
     import warnings
 
+    from calibration.reproducibility import reproducibility
     from calibration.validation_report import write_validation
     from kisim.core.config import load_calibration
 
@@ -164,8 +165,11 @@ def test_a_window_no_seed_served_writes_its_report_without_warnings(tmp_path: Pa
     bundle = load_bundle(root / "traces" / "cpu1-off-spike")
     cal = load_calibration(root / "configs" / "calibrated" / "cpu1-epyc-1t-ort.yaml")
     res = validate(cal, [bundle], seeds=2)
+    repeat = load_bundle(root / "traces" / "repeats" / "cpu1-off-spike-r1")  # the recordings figure
+    res.reproducibility, res.experiments = reproducibility(res.bundles, [bundle], [repeat], 15.0, 20)
     assert np.isnan(res.bundles[0].twin["p50_ms"][:, -1]).all()  # the case in question
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         write_validation(res, tmp_path)
     assert (tmp_path / "cpu1-off-spike.png").is_file()
+    assert list(tmp_path.glob("recordings-*.png"))
