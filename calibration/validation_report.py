@@ -11,8 +11,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from calibration.report import clean, plt_agg, save_figure
 from calibration.validate import BANDS, HEADLINE, METRICS, ValidationResult
 

@@ -165,8 +165,10 @@ def test_a_window_no_seed_served_writes_its_report_without_warnings(tmp_path: Pa
     bundle = load_bundle(root / "traces" / "cpu1-off-spike")
     cal = load_calibration(root / "configs" / "calibrated" / "cpu1-epyc-1t-ort.yaml")
     res = validate(cal, [bundle], seeds=2)
-    repeat = load_bundle(root / "traces" / "repeats" / "cpu1-off-spike-r1")  # the recordings figure
-    res.reproducibility, res.experiments = reproducibility(res.bundles, [bundle], [repeat], 15.0, 20)
+    repeat = load_bundle(root / "traces" / "repeats" / "cpu1-off-spike-r1")  # recordings figure
+    res.reproducibility, res.experiments = reproducibility(
+        res.bundles, [bundle], [repeat], 15.0, 20
+    )
     assert np.isnan(res.bundles[0].twin["p50_ms"][:, -1]).all()  # the case in question
     with warnings.catch_warnings():
         warnings.simplefilter("error")
