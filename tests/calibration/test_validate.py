@@ -4,6 +4,7 @@ every utilisation band; a wrong one is caught; replay scenarios mirror the manif
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ from synthetic_truth import true_scenario
 
 from calibration.bundle import load_bundle
 from calibration.replay import scenario_for
+from calibration.reproducibility import reproducibility
 from calibration.validate import HEADLINE, validate
-from kisim.core.config import Calibration
+from calibration.validation_report import write_validation
+from kisim.core.config import Calibration, load_calibration
 from kisim.core.errors import ConfigError
 
 SEEDS = 6
@@ -152,15 +155,9 @@ def test_schedule_pattern_steps_and_validates() -> None:
 
 
 def test_a_window_no_seed_served_writes_its_report_without_warnings(tmp_path: Path) -> None:
-    """`cpu1-off-spike` ends in a window without completions: the report and its figure
-    leave it blank instead of printing numpy's all-NaN warnings (issue 15: no stray
-    warnings)."""
-    import warnings
-
-    from calibration.reproducibility import reproducibility
-    from calibration.validation_report import write_validation
-    from kisim.core.config import load_calibration
-
+    """`cpu1-off-spike` ends in a window without completions: the report and its figures
+    (per bundle, and every recording with a repeat) leave it blank instead of printing
+    numpy's all-NaN warnings (issue 15: no stray warnings)."""
     root = Path(__file__).resolve().parents[2]
     bundle = load_bundle(root / "traces" / "cpu1-off-spike")
     cal = load_calibration(root / "configs" / "calibrated" / "cpu1-epyc-1t-ort.yaml")
