@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol
 
-from kisim.core.errors import KisimError
+from kisim.core.errors import KisimError, is_interrupt
 from kisim.core.rundir import ERROR, atomic_write, is_complete
 
 EpisodeFn = Callable[[str, str, int, Path], None]
@@ -52,8 +52,8 @@ def run_one(episode: EpisodeFn, task: Task) -> str | None:
             raise RuntimeError("episode returned without writing summary.json (use write_run)")
         return None
     except BaseException as e:  # noqa: BLE001 - a run's failure must not stop the others
-        if isinstance(e, KeyboardInterrupt):
-            raise
+        if is_interrupt(e):  # also one that landed inside a compiled function
+            raise KeyboardInterrupt from None
         msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
         try:
             atomic_write(run_dir / ERROR, traceback.format_exc())

@@ -55,6 +55,7 @@ from agents.training.train_dir import check_fresh_out, fingerprint, resolve_run,
 from agents.training.train_log import eval_line, make_logger
 from agents.training.training_env import make_vec_env
 from kisim.core.config import Scenario
+from kisim.core.errors import is_interrupt
 from kisim.core.rundir import read_json, write_json
 
 __all__ = ["TrainResult", "resolve_run", "train"]
@@ -229,7 +230,9 @@ def _learn(s: _Session, cbs: list[Any], resume: bool) -> None:
     try:
         if remaining > 0:
             model.learn(remaining, callback=CallbackList(cbs), reset_num_timesteps=not resume)
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not is_interrupt(e):  # also one that landed inside a compiled function
+            raise
         state.stop_kind = "interrupted"
         state.stop_reason = f"interrupted (Ctrl-C or SIGTERM) at {model.num_timesteps} steps"
         s.log(f"interrupted at {model.num_timesteps} steps: saving a checkpoint and model.zip")

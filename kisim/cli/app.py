@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from kisim.core.errors import Interrupted, KisimError
+from kisim.core.errors import Interrupted, KisimError, is_interrupt
 
 app = typer.Typer(
     name="kisim",
@@ -158,3 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 130)
     except CLICK_EXCEPTION as e:
         _fail(usage_line(e), USAGE_EXIT)
+    except SystemError as e:  # Ctrl-C inside a compiled (numba) function
+        if not is_interrupt(e):
+            raise
+        _fail("interrupted", 130)

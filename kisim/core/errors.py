@@ -33,3 +33,16 @@ class Interrupted(KisimError):
 
 class ResourceError(KisimError):
     """A run would exceed, or did exceed, the memory or request budget (kisim.core.guards)."""
+
+
+def is_interrupt(e: BaseException | None) -> bool:
+    """Whether `e` is Ctrl-C (SIGTERM is turned into it) or an error it caused: one that lands
+    inside a compiled (numba) function comes out as "SystemError: CPUDispatcher(...) returned a
+    result with an exception set", the KeyboardInterrupt as its cause."""
+    for _ in range(8):  # a chain is short; the bound only guards against a cycle
+        if e is None:
+            return False
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+    return False

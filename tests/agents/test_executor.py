@@ -111,3 +111,27 @@ def test_ray_with_real_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--ray runs twin episodes" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_inside_a_compiled_function_stops_the_runs(tmp_path: Path) -> None:
+    """Ctrl-C that lands inside a numba function comes out as a SystemError caused by the
+    KeyboardInterrupt (CPython: "returned a result with an exception set"; seen in CI as
+    `run failed: ... SystemError: CPUDispatcher(<function window_figures ...>)`): it must stop
+    the evaluation like Ctrl-C anywhere else, not count as one failed run."""
+    from agents.evaluation.executor import run_one
+    from kisim.core.errors import is_interrupt
+
+    def compiled_interrupted(policy: str, pattern: str, seed: int, run_dir: Path) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(<f>) returned a result with an exception set") from e
+
+    def broken(policy: str, pattern: str, seed: int, run_dir: Path) -> None:
+        raise SystemError("a genuine bug")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_one(compiled_interrupted, ("p", "constant", 0, tmp_path / "a"))
+    assert run_one(broken, ("p", "constant", 0, tmp_path / "b")) == "SystemError: a genuine bug"
+    assert (tmp_path / "b" / "error.txt").is_file()
+    assert not is_interrupt(ValueError("x")) and is_interrupt(KeyboardInterrupt())
