@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,15 +75,22 @@ class BundleValidation:
     sre: dict[str, np.ndarray] = field(default_factory=dict)
 
     def twin_mean(self, m: str) -> np.ndarray:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a window no seed served
+        with _no_seed_served():
             return np.nanmean(self.twin[m], axis=0) if self.twin[m].size else self.twin[m]
 
     def seed_range(self, m: str) -> tuple[np.ndarray, np.ndarray]:
         """Per window, the lowest and highest seed's value (NaN where no seed served)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a window no seed served
+        with _no_seed_served():
             return np.nanmin(self.twin[m], axis=0), np.nanmax(self.twin[m], axis=0)
+
+
+@contextmanager
+def _no_seed_served() -> Iterator[None]:
+    """A window no twin seed served is all NaN: it stays NaN (blank), without numpy's
+    empty-slice warnings."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 @dataclass

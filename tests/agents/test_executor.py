@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.evaluation.executor import LocalExecutor, Task, current, using
+from agents.evaluation.executor import LocalExecutor, Task, current, run_one, using
 from agents.evaluation.harness import evaluate
 from agents.evaluation.ray_executor import check_reachable, import_ray, write_back
 from kisim.cli.app import optional_values
-from kisim.core.errors import KisimError
+from kisim.core.errors import KisimError, is_interrupt
 from kisim.core.rundir import is_complete, write_run
 
 
@@ -118,9 +118,6 @@ def test_ctrl_c_inside_a_compiled_function_stops_the_runs(tmp_path: Path) -> Non
     KeyboardInterrupt (CPython: "returned a result with an exception set"; seen in CI as
     `run failed: ... SystemError: CPUDispatcher(<function window_figures ...>)`): it must stop
     the evaluation like Ctrl-C anywhere else, not count as one failed run."""
-    from agents.evaluation.executor import run_one
-    from kisim.core.errors import is_interrupt
-
     def compiled_interrupted(policy: str, pattern: str, seed: int, run_dir: Path) -> None:
         try:
             raise KeyboardInterrupt
