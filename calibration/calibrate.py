@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from calibration import fit as F
 from calibration.bundle import Bundle
-from calibration.concurrency import ConcurrencyFit, concurrency_attr, fit_concurrency
-from calibration.device_fit import CalibrationResult, DeviceFit
+from calibration.concurrency import concurrency_attr
+from calibration.device_fit import CalibrationResult, DeviceFit, DeviceWork
 from calibration.idle_gap import fit_pacing
 from calibration.isolated import isolated_overheads, isolated_rows
+from calibration.joint_replays import ReplayBasis, fit_batch_merge, fit_sharing, replay_priors
 from calibration.provenance import calibration_provenance
 from calibration.service_form import FormChoice, choose_form
 from kisim.core.config import Calibration, DeviceCalibration, Dist, ServiceCurve, StartupCalibration
@@ -73,26 +72,6 @@ def calibrate(
     return CalibrationResult(cal, devices, bundles, warnings, prior_path)
 
 
-@dataclass
-class _Device:
-    """One device's inputs, and the lists every step of its fit appends to in order.
-
-    The steps run in a fixed order because they share `rng` (each bootstrap draws from it)
-    and because `from_prior`, `notes` and `warnings` are reported in the order written:
-    reordering them changes the fitted numbers or the provenance.
-    """
-
-    key: str
-    kind: str
-    group: list[tuple[Bundle, str]]
-    prior: DeviceCalibration
-    rng: np.random.Generator
-    n_boot: int
-    warnings: list[str]
-    from_prior: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 class _Isolated(NamedTuple):
     """The isolated measurements (`service_times.csv`) of the device, one entry per row."""
 
@@ -100,21 +79,6 @@ class _Isolated(NamedTuple):
     ms: np.ndarray
     cores: np.ndarray
     bundle: np.ndarray
-
-
-class _ReplayBasis(NamedTuple):
-    """What the joint replays of the pools (`fit_concurrency`) start from."""
-
-    ref_cores: float
-    others: dict[str, DeviceCalibration]  # the other devices the bundles served on (prior)
-    offset: tuple[float, float] | None  # (log k, its SE) from replicas without concurrency
-    rel_se: Callable[[np.ndarray], np.ndarray] | None  # the curve's relative SE per size
-
-    def fit(self, d: _Device, device: DeviceCalibration, attr: str) -> ConcurrencyFit | None:
-        return fit_concurrency(
-            d.key, d.kind, d.group, device, self.ref_cores, self.others, self.offset,
-            self.rel_se, attr=attr,
-        )  # fmt: skip
 
 
 def _fit_device(
@@ -130,7 +94,7 @@ def _fit_device(
     """Fit one device in named steps: curve, in-load factor, overhead, start-up, resources,
     core scaling, then the joint replays (batch merge cost, concurrency)."""
     prior = prior or DeviceCalibration(kind=kind, service=ServiceCurve(base_ms=1.0))  # type: ignore[arg-type]
-    d = _Device(key, kind, group, prior, rng, n_boot, warnings)
+    d = DeviceWork(key, kind, group, prior, rng, n_boot, warnings)
     _warn_mixed_hardware(d)
     iso = _Isolated(*isolated_rows(group, kind, warnings))
     chunks = F.chunk_counters(group)
@@ -180,16 +144,16 @@ def _fit_device(
         startup=startup,
     )
     device, scaling, by_size = _fit_core_scaling(d, device, iso, ref)
-    offset, rel_se = _replay_priors(curve, in_load, k)
+    offset, rel_se = replay_priors(curve, in_load, k)
     if offset is not None and idle is not None and idle.applied:  # k0 x (1 + g W) is the level
         offset = (0.0, offset[1])
     if additive and offset is not None:  # the level under load vs the shifted curve at b = 1
         lk = in_load.k.value * curve.time_ms(np.array([1.0]))[0]
         offset = (math.log(lk / device.service.time_ms(1)), offset[1])
-    replay = _ReplayBasis(ref, others, offset, rel_se)
-    device, merge = _fit_batch_merge(d, device, curve, replay)
+    replay = ReplayBasis(ref, others, offset, rel_se)
+    device, merge = fit_batch_merge(d, device, curve, replay)
     attr = concurrency_attr(kind, scaling is not None)
-    device, conc = _fit_sharing(d, device, curve, in_load, replay, attr)
+    device, conc = fit_sharing(d, device, curve, in_load, replay, attr)
     d.notes += curve.notes + in_load.notes + ovh.notes + st.notes
     d.notes += form.notes if form is not None else []
     d.notes += idle.notes if idle is not None else []
@@ -218,7 +182,7 @@ def _fit_device(
 
 
 def _choose_form(
-    d: _Device, curve: F.CurveFit, chunks: F.Chunks, ref: float, cv: float, in_load: F.InLoad
+    d: DeviceWork, curve: F.CurveFit, chunks: F.Chunks, ref: float, cv: float, in_load: F.InLoad
 ) -> FormChoice | None:
     """Multiplicative k or an additive per-execution cost, by held-out likelihood on the
     chunks of lone instances (`calibration.service_form`). Its bootstrap draws from a
@@ -233,7 +197,7 @@ def _choose_form(
     return choose_form(chunks.select(alone), curve, cv, rng, max(d.n_boot // 2, 50), level)
 
 
-def _shifted(d: _Device, svc: ServiceCurve, form: FormChoice) -> ServiceCurve:
+def _shifted(d: DeviceWork, svc: ServiceCurve, form: FormChoice) -> ServiceCurve:
     """The isolated curve plus the additive per-execution cost (applied when its interval
     excludes 0 and it is at least `K_MIN_EFFECT` of a batch of one, as k is)."""
     a = form.a_level or form.a
@@ -249,7 +213,7 @@ def _shifted(d: _Device, svc: ServiceCurve, form: FormChoice) -> ServiceCurve:
     return svc.model_copy(update={"base_ms": max(svc.base_ms + a.value, 1e-6), "table_ms": table})
 
 
-def _warn_mixed_hardware(d: _Device) -> None:
+def _warn_mixed_hardware(d: DeviceWork) -> None:
     """Bundles from different machines are fitted as one device, but the user should know."""
     hw = {(b.manifest.hardware.cpu_model, b.manifest.hardware.gpu_model) for b, _ in d.group}
     if len(hw) > 1:
@@ -259,7 +223,7 @@ def _warn_mixed_hardware(d: _Device) -> None:
         )
 
 
-def _fit_curve(d: _Device, iso: _Isolated, chunks: F.Chunks) -> tuple[F.CurveFit, float]:
+def _fit_curve(d: DeviceWork, iso: _Isolated, chunks: F.Chunks) -> tuple[F.CurveFit, float]:
     """The service curve and the core count it holds at: from the isolated measurements at
     the most common core count, else from the counters of lone instances."""
     if len(iso.sizes):
@@ -287,7 +251,7 @@ def _fit_curve(d: _Device, iso: _Isolated, chunks: F.Chunks) -> tuple[F.CurveFit
 
 
 def _fit_in_load(
-    d: _Device, curve: F.CurveFit, chunks: F.Chunks, ref: float, cv: float
+    d: DeviceWork, curve: F.CurveFit, chunks: F.Chunks, ref: float, cv: float
 ) -> F.InLoad:
     """How the counters' compute time under load differs from the isolated curve (k), on
     lone instances (at the reference cores on CPUs); k = 1 when the curve is the counters'."""
@@ -309,7 +273,7 @@ def _overhead_ms(ovh: F.Overhead) -> float:
     return ovh.idle.value if ovh.busy_factor and ovh.idle else ovh.total.value
 
 
-def _fit_overhead(d: _Device, cv: float) -> F.Overhead:
+def _fit_overhead(d: DeviceWork, cv: float) -> F.Overhead:
     """Time outside Triton's queue and compute; its noise from isolated requests when the
     bundles have them (cleaner than latencies under load)."""
     parts = [F.pool_intervals(bun, pool) for bun, pool in d.group]
@@ -335,7 +299,7 @@ def _fit_overhead(d: _Device, cv: float) -> F.Overhead:
     return ovh
 
 
-def _fit_startup(d: _Device) -> tuple[F.Startup, StartupCalibration]:
+def _fit_startup(d: DeviceWork) -> tuple[F.Startup, StartupCalibration]:
     """Pod start-up phases from the events; the local bridge has no scheduler and probes
     readiness on a fixed period, a cluster keeps the prior's probe and scheduling."""
     ps = d.prior.startup
@@ -369,7 +333,7 @@ def _fit_startup(d: _Device) -> tuple[F.Startup, StartupCalibration]:
 
 
 def _fit_resources(
-    d: _Device, curve: F.CurveFit, k: float
+    d: DeviceWork, curve: F.CurveFit, k: float
 ) -> tuple[F.Estimate | None, F.Estimate | None]:
     """(CPU ms per request, base memory GiB); None where the bundles cannot tell."""
     cpu_req = F.fit_cpu_per_request(
@@ -384,7 +348,7 @@ def _fit_resources(
     return cpu_req, mem
 
 
-def _service(d: _Device, curve: F.CurveFit, k: float) -> ServiceCurve:
+def _service(d: DeviceWork, curve: F.CurveFit, k: float) -> ServiceCurve:
     """The curve as the twin executes it: scaled by k, a table where the affine form does
     not fit, the prior's slope when only one batch size was measured."""
     if curve.source == "isolated" and curve.form == "table":
@@ -431,7 +395,7 @@ def _description(group: list[tuple[Bundle, str]]) -> str:
 
 
 def _fit_core_scaling(
-    d: _Device, device: DeviceCalibration, iso: _Isolated, ref: float
+    d: DeviceWork, device: DeviceCalibration, iso: _Isolated, ref: float
 ) -> tuple[DeviceCalibration, F.Estimate | None, tuple[F.Estimate, F.Estimate] | None]:
     """CPU core scaling from isolated times at two core counts; per batch size when the
     exponent depends on it (a fixed serial part per execution). Returns the updated device,
@@ -452,81 +416,3 @@ def _fit_core_scaling(
         "core_scaling_per_doubling": by_size[1].value,
     }
     return device.model_copy(update=update), scaling, by_size
-
-
-def _replay_priors(
-    curve: F.CurveFit, in_load: F.InLoad, k: float
-) -> tuple[tuple[float, float] | None, Callable[[np.ndarray], np.ndarray] | None]:
-    """What the replays may lean on: the curve's level under load from replicas without
-    concurrency (log k ratio, SE), and the isolated curve's relative SE per batch size."""
-    offset = None
-    if len(in_load.weight) and math.isfinite(in_load.k.lo) and in_load.k.lo > 0:
-        lk = in_load.k
-        offset = (math.log(lk.value / k), (math.log(lk.hi) - math.log(lk.lo)) / 3.92)
-    rel_se = None
-    if curve.source == "isolated" and np.all(np.isfinite(curve.mean_lo)):
-        se = (curve.mean_hi - curve.mean_lo) / 3.92 / curve.means
-        sizes = curve.sizes.astype(float)
-        rel_se = lambda b: np.interp(b, sizes, se)  # noqa: E731
-    return offset, rel_se
-
-
-def _fit_batch_merge(
-    d: _Device, device: DeviceCalibration, curve: F.CurveFit, replay: _ReplayBasis
-) -> tuple[DeviceCalibration, F.Estimate | None]:
-    """The cost per request the batcher merges (never paid in isolation, where a batch is one
-    request), from replays of the batched pools; kept only when significantly positive."""
-    if curve.source != "isolated":
-        return device, None
-    mfit = replay.fit(d, device, "batch_merge_ms")
-    merge = mfit.theta if mfit is not None else None
-    if merge is not None and math.isfinite(merge.lo) and merge.lo > 0:
-        device = device.model_copy(update={"batch_merge_ms": merge.value})
-        d.notes.append(
-            f"batched pools run {merge.value:.2f} ms per request merged into a batch "
-            f"(95% CI {merge.lo:.2f}..{merge.hi:.2f}) beyond k x the isolated curve"
-        )
-    return device, merge
-
-
-def _fit_sharing(
-    d: _Device,
-    device: DeviceCalibration,
-    curve: F.CurveFit,
-    in_load: F.InLoad,
-    replay: _ReplayBasis,
-    attr: str,
-) -> tuple[DeviceCalibration, ConcurrencyFit | None]:
-    """The concurrency parameter `attr` from the joint replays (GPU time-slicing, CPU core
-    scaling or host sharing); when no replica-level k was measured, the replays' joint
-    level also sets k (recorded in `in_load`, which is updated in place)."""
-    conc = replay.fit(d, device, attr)
-    if conc is None:
-        d.from_prior.append(attr)
-        if attr == "core_scaling" and device.core_scaling_per_doubling != 0.0:
-            d.from_prior.append("core_scaling_per_doubling")
-        what = "one replica per host" if attr == "host_sharing_penalty" else (
-            f"one instance per replica at {replay.ref_cores:g} cores")  # fmt: skip
-        d.notes.append(
-            f"{attr} not identifiable: every pool ran {what}; kept at "
-            f"{getattr(device, attr):g} (prior)"
-        )
-        return device, None
-    update: dict[str, object] = {attr: conc.theta.value}
-    if attr == "core_scaling":  # the replays fit one exponent for every batch size
-        update["core_scaling_per_doubling"] = 0.0
-    if not len(in_load.weight) and curve.source == "isolated":  # k only from the joint fit
-        in_load.k = conc.k
-        if not conc.k.contains(1.0) and abs(conc.k.value - 1) >= F.K_MIN_EFFECT:
-            in_load.k_applied = conc.k.value
-            update["service"] = _scaled(device.service, conc.k.value)
-            in_load.notes.append(f"the curve is scaled by the joint level {conc.k.value:.3f}")
-    d.notes += conc.notes
-    return device.model_copy(update=update), conc
-
-
-def _scaled(svc: ServiceCurve, k: float) -> ServiceCurve:
-    table = {b: t * k for b, t in svc.table_ms.items()} if svc.table_ms else None
-    return svc.model_copy(
-        update={"base_ms": svc.base_ms * k, "per_item_ms": svc.per_item_ms * k, "table_ms": table}
-    )

@@ -1,9 +1,12 @@
-"""What `calibration.calibrate` returns: per device every fit with its uncertainty (for the
-report and its figures), and the assembled `Calibration`."""
+"""What `calibration.calibrate` works on and returns: one device's inputs during its fit, per
+device every fit with its uncertainty (for the report and its figures), and the assembled
+`Calibration`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from calibration import fit as F
 from calibration.bundle import Bundle
@@ -11,6 +14,27 @@ from calibration.concurrency import ConcurrencyFit
 from calibration.idle_gap import IdleGapFit
 from calibration.service_form import FormChoice
 from kisim.core.config import Calibration, DeviceCalibration
+
+
+@dataclass
+class DeviceWork:
+    """One device's inputs while it is fitted, and the lists every step of its fit appends to in
+    order (`calibration.calibrate`).
+
+    The steps run in a fixed order because they share `rng` (each bootstrap draws from it)
+    and because `from_prior`, `notes` and `warnings` are reported in the order written:
+    reordering them changes the fitted numbers or the provenance.
+    """
+
+    key: str
+    kind: str
+    group: list[tuple[Bundle, str]]
+    prior: DeviceCalibration
+    rng: np.random.Generator
+    n_boot: int
+    warnings: list[str]
+    from_prior: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
