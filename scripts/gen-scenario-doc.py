@@ -7,7 +7,6 @@ tests/kisim/test_config.py fails when a field is missing from docs/scenario.md.
 from __future__ import annotations
 
 import re
-
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -53,7 +52,7 @@ def _unannotated(t: str) -> str:
     """``Annotated[float, FieldInfo(...)]`` -> ``float`` inside a type's text."""
     while (i := t.find("Annotated[")) >= 0:
         depth, j = 0, i + len("Annotated")
-        for j in range(j, len(t)):
+        for j in range(i + len("Annotated"), len(t)):
             depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(t[j], 0)
             if depth == 0:
                 break
