@@ -60,8 +60,9 @@ def query_range(url: str, query: str, start: float, end: float, step: float) -> 
 
 
 def wait_scraped(url: str, selectors: Selectors, n: int, since: float,
-                 timeout_s: float = 60.0) -> None:  # fmt: skip
-    """Until Prometheus holds a sample taken after `since` from each of the `n` replicas."""
+                 timeout_s: float = 60.0) -> float:  # fmt: skip
+    """Until Prometheus holds a sample taken after `since` from each of the `n` replicas;
+    returns the newest sample's time."""
     q = urllib.parse.urlencode(
         {"query": f"timestamp(nv_inference_request_success{{{selectors.triton}}})"}
     )
@@ -73,7 +74,7 @@ def wait_scraped(url: str, selectors: Selectors, n: int, since: float,
         except (OSError, ValueError, KeyError):
             ts = []
         if len(ts) >= n and min(ts) > since:
-            return
+            return max(ts)
         if time.monotonic() > deadline:
             raise BackendError(f"{url}: Prometheus has not scraped the {n} replicas "
                                f"in {timeout_s:.0f} s")  # fmt: skip

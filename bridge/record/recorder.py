@@ -162,8 +162,13 @@ class Recorder:
             self._service_times(b, sc, tmp, info, MODEL_NAME, INPUT_NAME, OUTPUT_NAME)
             b.actuator.start(sc)  # the recording's replicas (reset() keeps them)
             self._wait_ready(b, sc)
-            wait_scraped(self._prometheus_url(b), b.selectors,
-                         sum(c.replicas for c in sc.pools.values()), time.time())  # fmt: skip
+            n = sum(c.replicas for c in sc.pools.values())
+            last = wait_scraped(self._prometheus_url(b), b.selectors, n, time.time())
+            # the export's query_range evaluates on the scrape grid: a grid point must fall
+            # between those samples and the start, or a series has no value before it
+            scrape = sc.metrics.scrape_interval_s
+            grid = scrape * math.ceil(last / scrape)
+            time.sleep(max(0.0, grid - time.time() + 0.05))
             self.echo(f"record {spec.name}: service times done; starting the load "
                       f"({spec.duration_s:g} s)")  # fmt: skip
             sampler = HostSampler().start() if self.backend_kind == "local" else None
