@@ -46,7 +46,8 @@ class RealTarget:
         return json.loads(KubeSettings(**d).model_dump_json())
 
 
-def _check_counts(policies: list[str], patterns: list[str], runs: int, jobs: int) -> None:
+def _check_counts(policies: list[str], patterns: list[str], runs: int, jobs: int,
+                  first_seed: int = 0) -> None:
     for flag, xs in (("--policies", policies), ("--patterns", patterns)):
         if not xs:
             raise KisimError(f"{flag}: empty list (give comma-separated names)")
@@ -54,15 +55,21 @@ def _check_counts(policies: list[str], patterns: list[str], runs: int, jobs: int
         raise KisimError(f"--runs {runs}: must be >= 1")
     if jobs < 0:
         raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
+    if first_seed < 0:
+        raise KisimError(f"--first-seed {first_seed}: must be >= 0")
 
 
 def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int, out: Path,
              jobs: int, duration: float | None, reference: str | None,
              real: RealTarget | None = None, limits: Limits | None = None,
-             trust_model: bool = False, ray: str | None = None) -> object:  # fmt: skip
+             trust_model: bool = False, ray: str | None = None,
+             first_seed: int = 0) -> object:  # fmt: skip
     """Check everything (flags, scenario, policies, OUT, the resource budget), then evaluate
     under the memory watchdog; Ctrl-C / SIGTERM end in `Interrupted` (harness.evaluate).
-    `ray` (HOST:PORT, or "local") runs the twin runs on Ray (agents.evaluation.ray_executor)."""
+    `ray` (HOST:PORT, or "local") runs the twin runs on Ray (agents.evaluation.ray_executor).
+    Seeds are first_seed .. first_seed + runs - 1: 0.. are the evaluation seeds every report
+    uses, so choosing between models on other seeds (100000.., as training's held-out
+    evaluation) never looks at the seeds they are then reported on."""
     import os
 
     from agents.evaluation.executor import using
@@ -71,7 +78,7 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
     from agents.evaluation.policy_run import TwinEpisode, check_policies
     from kisim.core.patterns import PATTERNS
 
-    _check_counts(policies, patterns, runs, jobs)
+    _check_counts(policies, patterns, runs, jobs, first_seed)
     if ray is not None and real is not None:
         raise KisimError("--ray runs twin episodes; real runs go one after another (drop --ray)")
     sc = prepare(scenario, None, None, duration)
@@ -115,7 +122,8 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
             text += f" inject {real.inject}"  # nor a faulted one and a clean one
     with memory_watchdog(limits), using(make_executor(jobs, ray)):
         return evaluate(
-            policies, patterns, list(range(runs)), out, episode, jobs=jobs, reference=ref,
+            policies, patterns, list(range(first_seed, first_seed + runs)), out, episode,
+            jobs=jobs, reference=ref,
             fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,
         )  # fmt: skip
 

@@ -27,6 +27,8 @@ DEFAULT_SCENARIO = default_scenario()
 H_REF = "Policy the others are tested against."
 H_REAL = "Run on real serving (docs/real-cluster.md): one run at a time, raw traces kept."
 H_DRY = "With --real: print what would start and change; start and change nothing."
+H_FIRST = ("First seed (seeds FIRST .. FIRST+runs-1); e.g. 100000 to choose between models on "
+           "training's held-out seeds, never the evaluation seeds 0...")
 
 
 
@@ -37,6 +39,7 @@ def eval_cmd(
     policies: Annotated[str, typer.Option(help="Comma-separated policies.")] = "static,hpa",
     patterns: Annotated[str, typer.Option(help="Comma-separated load patterns.")] = SEED_PATTERNS,
     runs: Annotated[int, typer.Option(help="Seeds per policy x pattern (common to all).")] = 10,
+    first_seed: Annotated[int, typer.Option(help=H_FIRST)] = 0,
     out: Annotated[Path, typer.Option(help="Output directory (resumable).")] = Path("results/eval"),
     jobs: Annotated[int, typer.Option(min=0, help="Parallel processes (0 = one per CPU).")] = 1,
     duration: Annotated[float | None, typer.Option(help="Seconds per run.")] = None,
@@ -63,7 +66,7 @@ def eval_cmd(
                          "--dry-run/--inject need --real")  # fmt: skip
     res = on_sigterm(run_eval, scenario, split_specs(policies), split_list(patterns), runs, out,
                      jobs, duration, reference, target, limits(max_requests, allow_large),
-                     trust_model, ray)  # fmt: skip
+                     trust_model, ray, first_seed)  # fmt: skip
     if res is not None:
         _print_result(res, out)
 

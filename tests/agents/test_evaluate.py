@@ -189,3 +189,25 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="picklable"):
         evaluate(["hpa"], ["ramp"], [0, 1], tmp_path / "o", lambda *a: None, jobs=2,
                  progress=False)  # fmt: skip
+
+
+def test_first_seed_runs_the_held_out_seeds_only(tmp_path: Path) -> None:
+    """`kisim eval --first-seed`: model choice on training's held-out seeds (100000..) must not
+    touch the evaluation seeds 0.. that the report is made on, and a seed is the same run
+    whichever block it is in."""
+    from agents.evaluation.run import run_eval
+    from kisim.core.paths import default_scenario
+
+    def run(first: int, runs: int, out: Path) -> dict[int, dict]:
+        run_eval(default_scenario(), ["hpa"], ["ramp"], runs, out, 1, 60.0, None,
+                 first_seed=first)  # fmt: skip
+        seeds = list(range(first, first + runs))
+        got = sorted(p.name for p in (out / "runs" / "hpa" / "ramp").iterdir())
+        assert got == sorted(f"seed-{s}" for s in seeds)
+        assert json.loads((out / "eval.json").read_text())["seeds"] == seeds
+        return {s: read_summary(run_path(out, "hpa", "ramp", s)) for s in seeds}
+
+    held = run(100000, 2, tmp_path / "held")
+    one = run(100001, 1, tmp_path / "one")
+    assert one[100001] == held[100001]
+    assert held[100000] != held[100001]

@@ -62,3 +62,24 @@ def test_extra_for_an_unknown_scenario_is_refused(tmp_path) -> None:
     with pytest.raises(KisimError, match="no scenario 'nope'"):
         run_benchmark([SUITE / "gpu-fleet.yaml"], tmp_path / "b", runs=2, train=1,
                       extra=["nope=hpa"], progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(("trained", "base"), [
+    ("suite-train/cpu-fleet-cost30.yaml", "suite/cpu-fleet.yaml"),
+    ("suite-train/cpu-fleet-cost35.yaml", "suite/cpu-fleet.yaml"),
+    ("suite-train/day-mix-money.yaml", "suite-train/day-mix.yaml"),
+    ("suite-train/day-noise-money.yaml", "suite-train/day-noise.yaml"),
+])  # fmt: skip
+def test_reweighted_training_scenarios_change_only_the_money_weight(trained: str,
+                                                                    base: str) -> None:
+    """A model trained on one of these is played on its base scenario: nothing but the
+    reward's weights may differ, or the played scenario is not the trained one."""
+    root = ROOT / "configs" / "scenarios"
+    a = load_scenario(root / trained).model_dump()
+    b = load_scenario(root / base).model_dump()
+    assert a["env"].pop("reward_weights")["cost"] > 0.25 == b["env"].pop("reward_weights").get(
+        "cost", 0.25)
+    for d in (a, b):
+        for k in ("name", "description", "source"):
+            d.pop(k, None)
+    assert a == b

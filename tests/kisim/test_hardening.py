@@ -64,6 +64,7 @@ def huge(tmp_path: Path, level: str = "1.0e9") -> Path:
         (["eval", "--policies", ",", "--runs", "1"], "--policies: empty list"),
         (["eval", "--patterns", ",", "--runs", "1"], "--patterns: empty list"),
         (["eval", "--jobs", "-1"], "'--jobs'"),
+        (["eval", "--first-seed", "-1", "--runs", "1"], "--first-seed -1: must be >= 0"),
         (["eval", "--runs", "1", "--out", "README.md"], "exists and is not a directory"),
         (["eval", "--scenario", "configs"], "is a directory"),
         (["bench"], "missing command"),
