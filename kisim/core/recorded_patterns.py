@@ -37,10 +37,7 @@ class Replay(Pattern):
         self._v = self._v * p.scale
 
     def level(self, t: float) -> float:
-        if self.p.interpolate:  # type: ignore[attr-defined]
-            return float(np.interp(t, self._t, self._v))
-        i = int(np.searchsorted(self._t, t, side="right")) - 1
-        return float(self._v[max(i, 0)])
+        return series_level(t, self._t, self._v, self.p.interpolate)  # type: ignore[attr-defined]
 
 
 class TraceParams(_Params):
@@ -91,9 +88,7 @@ class Trace(Pattern):
 
     def level(self, t: float) -> float:
         p: Any = self.p
-        x = (p.offset_s + t * p.speedup) % self._period
-        i = int(np.searchsorted(self._t, x, side="right")) - 1
-        return float(self._v[max(i, 0)])
+        return series_level((p.offset_s + t * p.speedup) % self._period, self._t, self._v)
 
 
 def read_rate_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -181,9 +176,15 @@ class Schedule(Pattern):
     def level(self, t: float) -> float:
         if t < self._t[0]:
             return 0.0
-        if self.p.interpolate:  # type: ignore[attr-defined]
-            return float(np.interp(t, self._t, self._v))
-        return float(self._v[int(np.searchsorted(self._t, t, side="right")) - 1])
+        return series_level(t, self._t, self._v, self.p.interpolate)  # type: ignore[attr-defined]
+
+
+def series_level(t: float, ts: np.ndarray, vs: np.ndarray, interpolate: bool = False) -> float:
+    """The series' level at t: each value holds from its time to the next (the first value
+    before it), or linear between rows."""
+    if interpolate:
+        return float(np.interp(t, ts, vs))
+    return float(vs[max(int(np.searchsorted(ts, t, side="right")) - 1, 0)])
 
 
 def read_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
