@@ -51,8 +51,9 @@ def _models(ann: Any) -> list[type[BaseModel]]:
 def _unannotated(t: str) -> str:
     """``Annotated[float, FieldInfo(...)]`` -> ``float`` inside a type's text."""
     while (i := t.find("Annotated[")) >= 0:
-        depth, j = 0, i + len("Annotated")
-        for j in range(i + len("Annotated"), len(t)):
+        depth, start = 0, i + len("Annotated")
+        j = start
+        for j in range(start, len(t)):
             depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(t[j], 0)
             if depth == 0:
                 break

@@ -28,7 +28,7 @@ H_REF = "Policy the others are tested against."
 H_REAL = "Run on real serving (docs/real-cluster.md): one run at a time, raw traces kept."
 H_DRY = "With --real: print what would start and change; start and change nothing."
 H_FIRST = ("First seed (seeds FIRST .. FIRST+runs-1); e.g. 100000 to choose between models on "
-           "training's held-out seeds, never the evaluation seeds 0...")
+           "training's held-out seeds, never the evaluation seeds (0 ..).")
 
 
 
