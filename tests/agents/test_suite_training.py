@@ -69,6 +69,8 @@ def test_extra_for_an_unknown_scenario_is_refused(tmp_path) -> None:
     ("suite-train/cpu-fleet-cost35.yaml", "suite/cpu-fleet.yaml"),
     ("suite-train/day-mix-money.yaml", "suite-train/day-mix.yaml"),
     ("suite-train/day-noise-money.yaml", "suite-train/day-noise.yaml"),
+    ("suite-train/day-mix-cost50.yaml", "suite-train/day-mix.yaml"),
+    ("suite-train/day-noise-cost50.yaml", "suite-train/day-noise.yaml"),
 ])  # fmt: skip
 def test_reweighted_training_scenarios_change_only_the_money_weight(trained: str,
                                                                     base: str) -> None:
