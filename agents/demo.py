@@ -151,11 +151,10 @@ def _sha256(path: Path) -> str:
 
 def _scenario_fingerprint(scenario: Path = DEMO_SCENARIO) -> str:
     """The fingerprint `run_eval` stores for the scenario (so stale runs are found)."""
-    from kisim.core.config import resolved_json
+    from kisim.core.config import scenario_fingerprint
     from kisim.core.prepare import prepare
 
-    return hashlib.sha256(resolved_json(prepare(scenario, None, None, None)).encode()
-                          ).hexdigest()  # fmt: skip
+    return scenario_fingerprint(prepare(scenario, None, None, None))
 
 
 def drop_stale_runs(out: Path, ppo: str, model_sha: str, log: Callable[[str], None],

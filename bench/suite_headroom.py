@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 import os
@@ -91,7 +90,7 @@ def table(results: list[dict[str, Any]], min_gap: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from agents.evaluation.headroom import TRAIN_SEEDS, Runner, headroom
-    from kisim.core.config import load_scenario, resolved_json
+    from kisim.core.config import load_scenario, scenario_fingerprint
     from kisim.core.errors import KisimError
 
     ap = argparse.ArgumentParser(prog="python -m bench.suite_headroom",
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         for f, sc in scs:
-            fp = hashlib.sha256(resolved_json(sc).encode()).hexdigest()
+            fp = scenario_fingerprint(sc)
             prev = done.get(sc.name)
             if prev and prev.get("fingerprint") == fp and prev.get("settings") == settings:
                 print(f"{sc.name}: reusing the result in {store}", file=sys.stderr)

@@ -18,7 +18,6 @@ A rerun with the same OUT skips every finished run and search.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
 from agents.evaluation.headroom import oracle_spec
 from agents.evaluation.policy_run import check_policies
-from kisim.core.config import Scenario, resolved_json, scenario_data
+from kisim.core.config import Scenario, scenario_data, scenario_fingerprint
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -184,8 +183,7 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
 def _one(f: Path, sc: Scenario, out: Path, runs: int, train: int, jobs: int,
          opps: list[str], oracle_runs: int, extra: Sequence[str], progress: bool, bar: Any,
          trust_model: bool) -> tuple[leaderboard.Board, dict[str, Any]]:  # fmt: skip
-    text = resolved_json(sc)
-    fp = hashlib.sha256(text.encode()).hexdigest()
+    fp = scenario_fingerprint(sc)
     data = scenario_data(sc)
     pat = label(sc)
     root = out / safe_name(f.stem)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kisim.core.config import Scenario, resolved_json, scenario_data
+from kisim.core.config import Scenario, fingerprint_text, scenario_data
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -92,7 +92,7 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
         n = len(policies) * len(patterns) * runs
         check(sc, limits, parallel=min(jobs or os.cpu_count() or 1, n))
     check_out_dir(out)
-    text = resolved_json(sc)
+    text = fingerprint_text(sc)
     ref = reference if reference is not None else ("hpa" if "hpa" in policies else policies[0])
     meta: dict[str, Any] = {"scenario": str(scenario), "backend": "twin",
                             "duration_s": sc.duration_s}  # fmt: skip

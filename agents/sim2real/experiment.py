@@ -25,7 +25,8 @@ from agents.evaluation.harness import EvalResult, evaluate
 from agents.evaluation.policy_run import TwinEpisode, check_policies
 from agents.evaluation.run import RealTarget
 from agents.sim2real.spec import Sim2RealSpec
-from kisim.core.config import Scenario, load_calibration, resolved_json, scenario_data, validated
+from kisim.core.config import (Scenario, fingerprint_text, load_calibration, scenario_data,
+                               validated)
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, memory_watchdog
 from kisim.core.host import cpu_model
@@ -159,7 +160,7 @@ def run_sim2real(spec: Sim2RealSpec, out: Path, real: RealTarget | None, jobs: i
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = _record(out, spec, sc, real, argv or sys.argv, tuning)
-    text = resolved_json(sc)
+    text = fingerprint_text(sc)
     seeds = list(range(spec.seeds))
     res = Sim2RealResult(out)
     meta = {"scenario": str(spec.scenario), "sim2real": spec.name}

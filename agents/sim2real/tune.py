@@ -10,7 +10,6 @@ the outcome is ``OUT/tuning/tuning.json`` and goes into ``sim2real.json``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from agents.evaluation.harness import evaluate
 from agents.evaluation.policy_run import TwinEpisode
 from agents.evaluation.report import cells_of
 from agents.sim2real.spec import Sim2RealSpec
-from kisim.core.config import Scenario, resolved_json, scenario_data
+from kisim.core.config import Scenario, scenario_data, scenario_fingerprint
 from kisim.core.errors import KisimError
 from kisim.core.rundir import collect_runs, read_json, write_json
 
@@ -34,8 +33,7 @@ def tune_rule(spec: Sim2RealSpec, sc: Scenario, out: Path, jobs: int = 1,
         raise KisimError(f"tune.opponent '{spec.tune.opponent}': not a rule opponent "
                          f"(known: {', '.join(OPPONENTS)})")  # fmt: skip
     grid, seeds = opp.grid(sc), train_seeds(spec.tune.seeds)
-    text = resolved_json(sc)
-    fp = hashlib.sha256((text + "tuning").encode()).hexdigest()
+    fp = scenario_fingerprint(sc, "tuning")
     path = out / "tuning.json"
     if path.is_file():
         old = read_json(path)

@@ -15,7 +15,6 @@ records failures without stopping, and runs in this process, in ``--jobs`` proce
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from agents.evaluation.policy_run import check_policies
 from agents.evaluation.report import headline
 from agents.sweep import grid, heatmap, table
 from agents.sweep.episode import SweepEpisode
-from kisim.core.config import resolved_json, scenario_data
+from kisim.core.config import scenario_data, scenario_fingerprint
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -93,8 +92,7 @@ def run_sweep(scenario: Path, params: Sequence[str], policies: Sequence[str], ru
         over[grid.label(pt)] = grid.overrides(ps, pt)
     check_out_dir(out)
     seeds = list(range(runs))
-    text = resolved_json(base)
-    fp = hashlib.sha256(text.encode()).hexdigest()
+    fp = scenario_fingerprint(base)
     executor = make_executor(jobs, ray)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / MANIFEST, {

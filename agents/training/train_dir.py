@@ -5,13 +5,12 @@ its step budget may change)."""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from agents.training.train_config import TrainConfig
-from kisim.core.config import Scenario, resolved_json, scenario_data
+from kisim.core.config import Scenario, scenario_data, scenario_fingerprint
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.rundir import read_json, write_json
 
@@ -21,7 +20,7 @@ MARKERS = ("model.zip", "best_model.zip", "checkpoints", "config.json")
 
 def fingerprint(sc: Scenario) -> str:
     """sha256 of the resolved scenario: two runs with the same one trained on the same twin."""
-    return hashlib.sha256(resolved_json(sc).encode()).hexdigest()
+    return scenario_fingerprint(sc)
 
 
 def _versions() -> dict[str, str]:

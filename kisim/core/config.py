@@ -9,6 +9,7 @@ dotted field path (``configs/x.yaml: traffic.pattern.name: unknown pattern 'z'``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -349,3 +350,25 @@ def resolved_json(scenario: Scenario) -> str:
     if tuple(data["env"]["replica_steps"]) == EnvConfig.model_fields["replica_steps"].default:
         data["env"].pop("replica_steps")  # the seed's -2..+2: as before the field existed
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+def fingerprint_text(scenario: Scenario) -> str:
+    """`resolved_json` with every file a pattern names (absolute once resolved) replaced by
+    the sha256 of its bytes: the text the stored runs' fingerprints hash, so that a scenario
+    fingerprints the same from any checkout and differently once its CSV changes."""
+    text = resolved_json(scenario)
+    data = json.loads(text)
+    traffic = data["traffic"]
+    groups = [traffic["pattern"].get("params") or {},
+              *(traffic.get("pattern_params") or {}).values()]
+    files = [(params, k) for params in groups for k in FILE_PARAMS if params.get(k)]
+    if not files:
+        return text  # a scenario without files: the text (and fingerprint) as it always was
+    for params, k in files:
+        params[k] = "sha256:" + hashlib.sha256(Path(params[k]).read_bytes()).hexdigest()
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def scenario_fingerprint(scenario: Scenario, salt: str = "") -> str:
+    """sha256 of `fingerprint_text` (+ `salt`, which keeps e.g. twin and real runs apart)."""
+    return hashlib.sha256((fingerprint_text(scenario) + salt).encode()).hexdigest()

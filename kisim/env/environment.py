@@ -24,7 +24,6 @@ time is chunked, which the tests check).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 
 from kisim.core.backend import Action, Applied, Backend
 from kisim.core.backends import make_backend
-from kisim.core.config import Scenario, load_scenario, override, resolved_json, with_pattern
+from kisim.core.config import Scenario, load_scenario, override, scenario_fingerprint, with_pattern
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.paths import default_scenario
 from kisim.core.patterns import Pattern, make_pattern
@@ -147,7 +146,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             for n, s in self._scenarios.items():
                 ref = override(s, "reward_baseline static", **{"controller.name": "static"})
                 self._static_sc[n] = ref
-                self._fingerprint[n] = hashlib.sha256(resolved_json(ref).encode()).hexdigest()
+                self._fingerprint[n] = scenario_fingerprint(ref)
         self._st: EnvState | None = None
         self._pattern: Pattern | None = None
         self._refs: list[Reference] | None = None

@@ -58,3 +58,35 @@ def test_missing_file_and_relative_paths(tmp_path: Path) -> None:
     s = load_scenario(SUITE / "trace.yaml")
     data = SUITE / "data" / "azure-llm-2023-conv-5s.csv"
     assert Path(s.traffic.pattern.params["csv"]) == data.resolve()
+
+
+def test_fingerprint_follows_the_csv_bytes_not_the_checkout_path(tmp_path: Path) -> None:
+    """Stored runs are matched by fingerprint; the resolved CSV path is absolute, so the
+    fingerprint hashes the file's bytes: a copy of the scenario elsewhere resumes its runs,
+    a changed CSV does not (the suite's stored trace runs were lost to a path before)."""
+    import hashlib
+    import shutil
+
+    from kisim.core.config import fingerprint_text, resolved_json, scenario_fingerprint
+
+    copies = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        (d / "data").mkdir(parents=True)
+        (d / "trace.yaml").write_text(f"extends: {SUITE / 'trace.yaml'}\n"
+                                      "traffic: {pattern: {params: {csv: data/conv.csv}}}\n")
+        shutil.copy(SUITE / "data" / "azure-llm-2023-conv-5s.csv", d / "data" / "conv.csv")
+        copies.append(d)
+    a, b = (load_scenario(d / "trace.yaml") for d in copies)
+    assert resolved_json(a) != resolved_json(b)  # the paths differ ...
+    assert scenario_fingerprint(a) == scenario_fingerprint(b)  # ... the scenario does not
+    assert str(copies[0]) not in fingerprint_text(a)
+    assert scenario_fingerprint(a, "twin") != scenario_fingerprint(a, "local")
+    csv = copies[1] / "data" / "conv.csv"
+    rows = csv.read_text().splitlines()
+    t, r = rows[-1].split(",")
+    csv.write_text("\n".join([*rows[:-1], f"{t},{float(r) + 1}"]) + "\n")
+    assert scenario_fingerprint(load_scenario(copies[1] / "trace.yaml")) != scenario_fingerprint(a)
+    # without a file the text is the resolved scenario, so no other stored run moved
+    gpu = load_scenario(SUITE / "gpu-fleet.yaml")
+    assert scenario_fingerprint(gpu) == hashlib.sha256(resolved_json(gpu).encode()).hexdigest()
