@@ -51,10 +51,10 @@ from agents.training.periodic_eval import Evaluation
 from agents.training.ppo_model import new_model, ranges, stopping_rule, torch_for_training
 from agents.training.run_state import Clock, RunState
 from agents.training.train_config import TrainConfig
-from agents.training.train_dir import check_fresh_out, fingerprint, resolve_run, write_config
+from agents.training.train_dir import check_fresh_out, resolve_run, write_config
 from agents.training.train_log import eval_line, make_logger
 from agents.training.training_env import make_vec_env
-from kisim.core.config import Scenario
+from kisim.core.config import Scenario, scenario_fingerprint
 from kisim.core.errors import is_interrupt
 from kisim.core.rundir import read_json, write_json
 
@@ -112,8 +112,8 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
     if bar is not None:
         s.log = bar.write
     episodes = eval_episodes(cfg.envs.patterns, cfg.evaluation.seeds_per_pattern)
-    base, pool = cached_baseline(out, sc, fingerprint(sc), cfg.evaluation.baseline, episodes,
-                                 s.log)  # fmt: skip
+    base, pool = cached_baseline(out, sc, scenario_fingerprint(sc), cfg.evaluation.baseline,
+                                 episodes, s.log)  # fmt: skip
     try:
         _build(s, resume)
         norm, vn, baseline = cfg.normalize, s.vn, cfg.evaluation.baseline

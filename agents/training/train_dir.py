@@ -18,11 +18,6 @@ FORMAT = "kisim-train/1"
 MARKERS = ("model.zip", "best_model.zip", "checkpoints", "config.json")
 
 
-def fingerprint(sc: Scenario) -> str:
-    """sha256 of the resolved scenario: two runs with the same one trained on the same twin."""
-    return scenario_fingerprint(sc)
-
-
 def _versions() -> dict[str, str]:
     import gymnasium
     import stable_baselines3
@@ -37,7 +32,7 @@ def _versions() -> dict[str, str]:
 
 def write_config(out: Path, sc: Scenario, cfg: TrainConfig, scenario_file: str | None) -> None:
     write_json(out / "config.json", {
-        "format": FORMAT, "scenario_file": scenario_file, "fingerprint": fingerprint(sc),
+        "format": FORMAT, "scenario_file": scenario_file, "fingerprint": scenario_fingerprint(sc),
         "train": cfg.model_dump(mode="json"), "scenario": scenario_data(sc),
         "versions": _versions(),
     })  # fmt: skip
@@ -89,7 +84,8 @@ def resolve_run(out: Path, resume: bool, scenario: Path | None, config: Path | N
         if config is not None and load_train_config(config).model_dump(exclude=skip) != \
                 cfg.model_dump(exclude=skip):  # fmt: skip
             raise ConfigError(f"--config {config} differs from the run's ({out}/config.json)")
-        if scenario is not None and fingerprint(load_scenario(scenario)) != d.get("fingerprint"):
+        fp = d.get("fingerprint")
+        if scenario is not None and scenario_fingerprint(load_scenario(scenario)) != fp:
             raise ConfigError(f"--scenario {scenario} differs from the run's ({out}/config.json)")
         if timesteps is not None:
             budget = cfg.budget.model_copy(update={"timesteps": timesteps})
