@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,6 +118,14 @@ def main(root: Path) -> None:
     print(f"wrote {root}/frontier.md, frontier.csv, frontier-runs.csv, frontier.png, .pdf")
 
 
+def _group(policy: str) -> str:
+    """'PPO <training config>' for a model (its folder, less a '-sN' training-seed suffix);
+    a rule is its own group."""
+    if not policy.startswith("ppo:"):
+        return policy
+    return "PPO " + re.sub(r"-s\d+$", "", Path(policy).parent.name)
+
+
 def _figure(root: Path, pts: list[Point]) -> None:
     import matplotlib
 
@@ -134,13 +143,18 @@ def _figure(root: Path, pts: list[Point]) -> None:
     for p in ora:
         ax.annotate(p.name.split("(")[1].split(" ")[0], (100 * p.slo, p.cost), fontsize=7,
                     xytext=(4, -10), textcoords="offset points")  # fmt: skip
+    groups: dict[str, list[Point]] = {}  # a rule, or a PPO training config over its seeds
     for p in pts:
-        if p.oracle:
-            continue
-        name = "PPO " + Path(p.name).parent.name if p.name.startswith("ppo:") else p.name
-        ax.errorbar([100 * p.slo], [p.cost], xerr=[100 * p.slo_ci], yerr=[p.cost_ci], capsize=2,
-                    fmt="s" if p.name == HPA else "^",
-                    label=("tuned HPA " if p.name == HPA else "") + name)  # fmt: skip
+        if not p.oracle:
+            groups.setdefault(_group(p.name), []).append(p)
+    colours = plt.get_cmap("tab10").colors
+    for i, (name, ps) in enumerate(groups.items()):
+        n = f" ({len(ps)} training seeds)" if len(ps) > 1 else ""
+        ax.errorbar([100 * p.slo for p in ps], [p.cost for p in ps],
+                    xerr=[100 * p.slo_ci for p in ps], yerr=[p.cost_ci for p in ps], capsize=2,
+                    fmt="s" if name == HPA else "^" if name.startswith("PPO") else "D",
+                    color=colours[i % len(colours)],
+                    label=("tuned HPA " if name == HPA else "") + name + n)  # fmt: skip
     hpa = next(p for p in pts if p.name == HPA)
     ax.axhline(hpa.cost, color="#c44e52", lw=0.6, ls=":")
     ax.axvline(100 * hpa.slo, color="#c44e52", lw=0.6, ls=":")
