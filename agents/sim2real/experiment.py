@@ -25,8 +25,7 @@ from agents.evaluation.harness import EvalResult, evaluate
 from agents.evaluation.policy_run import TwinEpisode, check_policies
 from agents.evaluation.run import RealTarget
 from agents.sim2real.spec import Sim2RealSpec
-from kisim.core.config import (Scenario, fingerprint_text, load_calibration, scenario_data,
-                               validated)
+from kisim.core.config import Scenario, fingerprint_text, load_calibration, scenario_data, validated
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, memory_watchdog
 from kisim.core.host import cpu_model
