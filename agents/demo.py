@@ -98,8 +98,8 @@ def train_or_reuse(out: Path, config: Path, overrides: dict[str, Any], retrain: 
     from agents.training.checkpoints import checkpoints
     from agents.training.train import train
     from agents.training.train_config import load_train_config
-    from agents.training.train_dir import fingerprint, read_run_config
-    from kisim.core.config import load_scenario
+    from agents.training.train_dir import read_run_config
+    from kisim.core.config import load_scenario, scenario_fingerprint
     from kisim.core.errors import KisimError
 
     t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def train_or_reuse(out: Path, config: Path, overrides: dict[str, Any], retrain: 
     if (tdir / "config.json").is_file() and not retrain:
         try:
             _, old, d = read_run_config(tdir)
-            same_sc = d.get("fingerprint") == fingerprint(sc)
+            same_sc = d.get("fingerprint") == scenario_fingerprint(sc)
             skip: Any = {"budget": True}
             same_cfg = old.model_dump(exclude=skip) == cfg.model_dump(exclude=skip)
             same_budget = old.budget == cfg.budget
