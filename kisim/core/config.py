@@ -271,23 +271,26 @@ FILE_PARAMS: tuple[str, ...] = ("csv",)
 """Pattern parameters that name a file: relative paths are relative to the scenario file."""
 
 
-def _absolute_pattern_files(data: dict[str, Any], p: Path) -> None:
-    """Make the files named by `traffic.pattern.params` and `traffic.pattern_params.*`
-    absolute, relative to the scenario file `p` that names them (as `calibration:` is)."""
+def _pattern_files(data: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """(params, key) of each file named in `traffic.pattern.params` and
+    `traffic.pattern_params.*` of scenario data (raw or dumped)."""
     traffic = data.get("traffic")
     if not isinstance(traffic, dict):
-        return
+        return []
     pattern = traffic.get("pattern")
     groups = [pattern.get("params") if isinstance(pattern, dict) else None]
     pp = traffic.get("pattern_params")
     groups += list(pp.values()) if isinstance(pp, dict) else []
-    for params in groups:
-        if not isinstance(params, dict):
-            continue
-        for key in FILE_PARAMS:
-            f = params.get(key)
-            if isinstance(f, str) and f and not Path(f).is_absolute():
-                params[key] = str((p.parent / f).resolve())
+    return [(params, key) for params in groups if isinstance(params, dict)
+            for key in FILE_PARAMS if isinstance(params.get(key), str) and params[key]]
+
+
+def _absolute_pattern_files(data: dict[str, Any], p: Path) -> None:
+    """Make the files named by the pattern parameters absolute, relative to the scenario
+    file `p` that names them (as `calibration:` is)."""
+    for params, key in _pattern_files(data):
+        if not Path(params[key]).is_absolute():
+            params[key] = str((p.parent / params[key]).resolve())
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -358,10 +361,7 @@ def fingerprint_text(scenario: Scenario) -> str:
     fingerprints the same from any checkout and differently once its CSV changes."""
     text = resolved_json(scenario)
     data = json.loads(text)
-    traffic = data["traffic"]
-    groups = [traffic["pattern"].get("params") or {},
-              *(traffic.get("pattern_params") or {}).values()]
-    files = [(params, k) for params in groups for k in FILE_PARAMS if params.get(k)]
+    files = _pattern_files(data)
     if not files:
         return text  # a scenario without files: the text (and fingerprint) as it always was
     for params, k in files:
