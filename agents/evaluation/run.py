@@ -6,7 +6,6 @@ SIGTERM-as-Ctrl-C handling live here so the demo and tests call the same functio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kisim.core.config import Scenario, fingerprint_text, scenario_data
+from kisim.core.config import Scenario, scenario_data, scenario_fingerprint
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, check, memory_watchdog
 from kisim.core.outputs import check_out_dir
@@ -92,7 +91,7 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
         n = len(policies) * len(patterns) * runs
         check(sc, limits, parallel=min(jobs or os.cpu_count() or 1, n))
     check_out_dir(out)
-    text = fingerprint_text(sc)
+    salt = ""  # a twin evaluation, a real one and a faulted one never share OUT
     ref = reference if reference is not None else ("hpa" if "hpa" in policies else policies[0])
     meta: dict[str, Any] = {"scenario": str(scenario), "backend": "twin",
                             "duration_s": sc.duration_s}  # fmt: skip
@@ -116,15 +115,15 @@ def run_eval(scenario: Path, policies: list[str], patterns: list[str], runs: int
         meta["backend"] = real.backend
         if kube is not None:
             meta.update(context=real.context, namespace=kube["namespace"])
-        text += real.backend  # a twin evaluation and a real one never share OUT
+        salt += real.backend
         if real.inject:
             meta["inject"] = real.inject
-            text += f" inject {real.inject}"  # nor a faulted one and a clean one
+            salt += f" inject {real.inject}"
     with memory_watchdog(limits), using(make_executor(jobs, ray)):
         return evaluate(
             policies, patterns, list(range(first_seed, first_seed + runs)), out, episode,
             jobs=jobs, reference=ref,
-            fingerprint=hashlib.sha256(text.encode()).hexdigest(), meta=meta,
+            fingerprint=scenario_fingerprint(sc, salt), meta=meta,
         )  # fmt: skip
 
 

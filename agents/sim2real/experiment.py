@@ -11,7 +11,6 @@ commit, host, load average at start) and the experiment's settings.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -25,7 +24,13 @@ from agents.evaluation.harness import EvalResult, evaluate
 from agents.evaluation.policy_run import TwinEpisode, check_policies
 from agents.evaluation.run import RealTarget
 from agents.sim2real.spec import Sim2RealSpec
-from kisim.core.config import Scenario, fingerprint_text, load_calibration, scenario_data, validated
+from kisim.core.config import (
+    Scenario,
+    load_calibration,
+    scenario_data,
+    scenario_fingerprint,
+    validated,
+)
 from kisim.core.errors import KisimError
 from kisim.core.guards import Limits, memory_watchdog
 from kisim.core.host import cpu_model
@@ -71,10 +76,6 @@ def check_spec(spec: Sim2RealSpec, sc: Scenario, trust_model: bool) -> None:
     ref = spec.reference or ("hpa" if "hpa" in spec.policies else spec.policies[0])
     if ref not in spec.policies:
         raise KisimError(f"reference '{ref}' is not among the policies")
-
-
-def _fingerprint(text: str, side: str) -> str:
-    return hashlib.sha256((text + side).encode()).hexdigest()
 
 
 def _commit() -> str:
@@ -159,7 +160,6 @@ def run_sim2real(spec: Sim2RealSpec, out: Path, real: RealTarget | None, jobs: i
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = _record(out, spec, sc, real, argv or sys.argv, tuning)
-    text = fingerprint_text(sc)
     seeds = list(range(spec.seeds))
     res = Sim2RealResult(out)
     meta = {"scenario": str(spec.scenario), "sim2real": spec.name}
@@ -167,7 +167,7 @@ def run_sim2real(spec: Sim2RealSpec, out: Path, real: RealTarget | None, jobs: i
         res.twin = evaluate(spec.policies, spec.workloads, seeds, out / "twin",
                             TwinEpisode(scenario_data(sc), trust_model), jobs=jobs,
                             reference=doc["reference"], progress=progress,
-                            fingerprint=_fingerprint(text, "twin"),
+                            fingerprint=scenario_fingerprint(sc, "twin"),
                             meta={**meta, "backend": "twin"}, figures=False)  # fmt: skip
         if real is not None:
             from agents.evaluation.real_episode import RealEpisode
@@ -176,7 +176,7 @@ def run_sim2real(spec: Sim2RealSpec, out: Path, real: RealTarget | None, jobs: i
                              trust_model=trust_model)  # fmt: skip
             res.real = evaluate(spec.policies, spec.workloads, seeds, out / "real", ep, jobs=1,
                                 reference=doc["reference"], progress=progress,
-                                fingerprint=_fingerprint(text, real.backend),
+                                fingerprint=scenario_fingerprint(sc, real.backend),
                                 meta={**meta, "backend": real.backend}, figures=False)  # fmt: skip
     res.files = render(out, figures=figures)
     return res
