@@ -17,6 +17,9 @@ trace?"):
         --policies "hpa:0.45:0@gpu-40,keda:0.85:300@gpu-60,fixed:gpu=2,cpu=4@gpu-60,ppo:..." \
         --out results/trace-frontier/reference
     .venv/bin/python scripts/trace-frontier.py [results/trace-frontier]
+
+It also writes generalists.md: each PPO model's trace reward against the tuned rules, and
+each training configuration's mean over its training seeds.
 """
 
 from __future__ import annotations
@@ -115,7 +118,46 @@ def main(root: Path) -> None:
                  "higher cost (agents/benchmark/claims.py).\n\n"
                  + "\n".join(lines) + "\n")  # fmt: skip
     _figure(root, pts)
-    print(f"wrote {root}/frontier.md, frontier.csv, frontier-runs.csv, frontier.png, .pdf")
+    _generalists(root)
+    print(f"wrote {root}/frontier.md, frontier.csv, frontier-runs.csv, frontier.png, .pdf, "
+          "generalists.md")
+
+
+RULES = {"tuned HPA": HPA, "tuned KEDA": "keda:0.85:300@gpu-60",
+         "best constant": "fixed:gpu=2,cpu=4@gpu-60"}  # trace's tuned rows (tuned.json)
+
+
+def _generalists(root: Path) -> None:
+    """generalists.md: each PPO model's trace reward against the tuned rules (paired t over
+    the seeds, unadjusted), and each training configuration over its training seeds."""
+    rw: dict[str, dict[int, float]] = {}
+    for f in sorted((root / "reference" / "runs").glob("*/*/seed-*/summary.json")):
+        s = json.loads(f.read_text())
+        rw.setdefault(str(s["policy"]), {})[int(s["seed"])] = float(s["episode_reward"])
+    lines = ["| model | trace reward | " + " | ".join(f"vs {k}" for k in RULES) + " |",
+             "| --- | ---: |" + " ---: |" * len(RULES)]  # fmt: skip
+    groups: dict[str, list[float]] = {}
+    for pol, v in rw.items():
+        if not pol.startswith("ppo:"):
+            continue
+        groups.setdefault(_group(pol), []).append(describe(v.values()).mean)
+        cells = []
+        for ref in RULES.values():
+            c = compare(v, rw[ref])
+            d, p = float(c["diff"]), float(c["paired_p"])  # type: ignore[arg-type]
+            cells.append(f"{d:+.3f} (p {p:.2g})")
+        lines.append(f"| `{pol}` | {describe(v.values()).mean:.3f} | " + " | ".join(cells) + " |")
+    lines += ["", "| training configuration | seeds | mean over seeds ± 95 % t half-width |",
+              "| --- | ---: | ---: |"]  # fmt: skip
+    for g, ms in groups.items():
+        d = describe(ms)
+        half = "—" if d.n < 2 else f"± {(d.ci95_high - d.ci95_low) / 2:.2f}"
+        lines.append(f"| {g} | {d.n} | {d.mean:.3f} {half} |")
+    refs = ", ".join(f"{k} {describe(rw[r].values()).mean:.3f}" for k, r in RULES.items())
+    atomic_write(root / "generalists.md", "# The trace generalists' reward against the tuned "
+                 f"rules\n\nMean over the evaluation seeds; {refs}. Differences seed-matched, "
+                 "paired t, unadjusted (the reference evaluation's significance.csv has the "
+                 "Holm-adjusted tests against tuned HPA).\n\n" + "\n".join(lines) + "\n")
 
 
 def _group(policy: str) -> str:
