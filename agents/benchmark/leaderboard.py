@@ -166,6 +166,21 @@ COLUMNS: tuple[str, ...] = (
     "oracle_margin_share",
 )  # fmt: skip
 
+SEED_COLUMNS: tuple[str, ...] = ("scenario", "policy", "role", "seed", *METRICS)
+
+
+def seed_rows(boards: Sequence[Board]) -> list[dict[str, Any]]:
+    """Every policy's value of each metric on each evaluation seed: what the statistics are
+    computed from, committed beside them so a reader can recompute any test without the runs."""
+    out = []
+    for b in boards:
+        for e in b.entries:
+            for seed in sorted({s for v in e.seeds.values() for s in v}):
+                out.append({"scenario": b.scenario, "policy": e.policy, "role": e.role,
+                            "seed": seed} | {m: e.seeds.get(m, {}).get(seed, math.nan)
+                                             for m in METRICS})  # fmt: skip
+    return out
+
 
 # --------------------------------------------------------------------------- figure
 
@@ -373,12 +388,14 @@ def html_page(boards: Sequence[Board], out: Path, meta: Mapping[str, Any]) -> Pa
 
 def write(boards: Sequence[Board], out: Path, meta: Mapping[str, Any],
           figures: bool = True) -> dict[str, Path]:  # fmt: skip
-    """leaderboard.csv, .md, .tex, .html and figures/pareto-<scenario>.png|pdf under OUT."""
+    """leaderboard.csv, seeds.csv, claims.csv, .md, .tex, .html and
+    figures/pareto-<scenario>.png|pdf under OUT."""
     if figures:
         for b in boards:
             b.figure = figure(b, out / "figures")
     rows = [r for b in boards for r in b.rows]
     write_csv(out / "leaderboard.csv", rows, COLUMNS)
+    write_csv(out / "seeds.csv", seed_rows(boards), SEED_COLUMNS)
     write_csv(out / "claims.csv", claims.rows(boards), claims.COLUMNS)
     plat = [r for b in boards if b.cost_source == "platform" for r in platform_table.rows(b)]
     if plat:  # the platform family's per-tenant table (platform_table)
@@ -386,8 +403,9 @@ def write(boards: Sequence[Board], out: Path, meta: Mapping[str, Any],
         write_csv(out / "platform.csv", [{c: r.get(c, math.nan) for c in cols} for r in plat],
                   tuple(cols))
     return {"csv": out / "leaderboard.csv", "claims": out / "claims.csv",
+            "seeds": out / "seeds.csv",
             "md": markdown(boards, out, meta),
             "tex": latex(boards, out), "html": html_page(boards, out, meta)}
 
 
-__all__ = ["Board", "Entry", "build", "write", "pareto_front", "run_metrics"]
+__all__ = ["Board", "Entry", "build", "write", "pareto_front", "run_metrics", "seed_rows"]

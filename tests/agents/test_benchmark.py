@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -97,6 +98,13 @@ def test_small_benchmark_end_to_end(tmp_path):
     assert {s for e in b.entries for s in e.seeds["episode_reward"]} == {0, 1, 2}
     assert set(next(e for e in b.entries if e.role == "oracle").seeds["episode_reward"]) == {0, 1}
     assert (out / "spike" / "oracle" / "eval.json").is_file()
+    # seeds.csv holds what the statistics were computed from: one row per policy and seed
+    with (out / "seeds.csv").open() as f:
+        per_seed = list(csv.DictReader(f))
+    assert len(per_seed) == sum(len(e.seeds["episode_reward"]) for e in b.entries)
+    hpa_rewards = [float(r["episode_reward"]) for r in per_seed if r["policy"] == b.hpa]
+    hpa_row = next(r for r in b.rows if r["policy"] == b.hpa)
+    assert sum(hpa_rewards) / len(hpa_rewards) == pytest.approx(hpa_row["episode_reward"])
     # two pools: each rule is tuned with its setup (placement), the untuned one runs without
     tuned = json.loads((out / "spike" / "tuned.json").read_text())["tuned"]
     assert "@" in b.tuned["hpa"] and tuned["hpa"]["steps"]["final"] == b.tuned["hpa"]
