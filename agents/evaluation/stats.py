@@ -21,9 +21,11 @@ EXACT_MWU_MAX_PARTITIONS = 13_000  # exhaustive permutation MWU for tied small s
 
 
 def finite(x: Iterable[float] | np.ndarray) -> np.ndarray:
-    """The finite values of `x` as a float array."""
+    """The finite values of `x` as a float array, sorted: every statistic of one sample here
+    is order-free, and one order makes its floating-point sums — and so the tables — the same
+    bit for bit however the runs arrived (parallel runs finish in any order)."""
     a = np.asarray(list(x) if not isinstance(x, np.ndarray) else x, dtype=float).ravel()
-    return a[np.isfinite(a)]
+    return np.sort(a[np.isfinite(a)])
 
 
 @dataclass(frozen=True)
