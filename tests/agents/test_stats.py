@@ -1,4 +1,4 @@
-"""agents.evaluation.stats against hand-worked values and scipy; degenerate inputs never crash or lie."""
+"""agents.evaluation.stats against hand-worked values and scipy; degenerate inputs never lie."""
 
 from __future__ import annotations
 
