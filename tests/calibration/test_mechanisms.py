@@ -203,3 +203,25 @@ def test_the_real_traces_load_without_a_warning() -> None:
         b = load_bundle(TRACES / n)
         assert b.warnings == [], (n, b.warnings)
         assert b.service_times is not None and b.service_times.overhead_ms is not None
+
+
+@pytest.mark.skipif(not (TRACES / "same-hour").is_dir(), reason="no traces/same-hour")
+@pytest.mark.parametrize(
+    ("fit_set", "why"),
+    [
+        (["cpu1-b8-step", "cpu1-off-step"], "additive per-execution cost"),
+        (["repeats/cpu1-b8-step-r1", "repeats/cpu1-off-step-r1"], "CI spans 1"),
+    ],
+)
+def test_the_report_says_why_the_applied_in_load_factor_is_not_k(
+    fit_set: list[str], why: str
+) -> None:
+    # three fits can set the factor the twin uses; a reader of `kisim calibrate` sees which
+    from calibration.calibrate import calibrate
+    from calibration.report import fit_table
+
+    res = calibrate([load_bundle(TRACES / "same-hour" / n) for n in fit_set], "x")
+    d = res.devices["cpu"]
+    assert d.in_load.k_applied == 1.0 != d.in_load.k.value
+    rows = {p: e for _k, p, e, _m in fit_table(res)}
+    assert why in rows["in-load factor k"], rows["in-load factor k"]
