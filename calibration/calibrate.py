@@ -105,6 +105,7 @@ def _fit_device(
     additive = form is not None and form.chosen == "additive"
     if additive:
         in_load.k_applied = 1.0  # the gap is a per-execution cost, not a factor
+        in_load.why = "the gap is the additive per-execution cost instead"
     k = in_load.k_applied
     ovh = _fit_overhead(d, cv)
     idle = None  # not with the additive form: both would explain the same gap
@@ -113,6 +114,7 @@ def _fit_device(
                           d.rng.spawn(1)[0], max(d.n_boot // 2, 50))  # fmt: skip
     if idle is not None and idle.applied:  # k: the level back to back; the gap does the rest
         in_load.k_applied = k = idle.k_warm.value
+        in_load.why = "the back-to-back level k0, with the idle-gap term"
     st, startup = _fit_startup(d)
     cpu_req, mem = _fit_resources(d, curve, k)
     service = _service(d, curve, k)

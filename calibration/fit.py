@@ -25,6 +25,7 @@ from calibration.estimate import Estimate, fixed
 from calibration.in_load import (
     K_MIN_EFFECT,
     MIN_EXEC_PER_CHUNK,
+    NOT_SIGNIFICANT,
     Chunks,
     InLoad,
     batch_variance,
@@ -47,6 +48,7 @@ from calibration.startup import Startup, fit_startup, replica_phases
 
 __all__ = [
     "K_MIN_EFFECT",
+    "NOT_SIGNIFICANT",
     "MIN_EXEC_PER_CHUNK",
     "Chunks",
     "CurveFit",

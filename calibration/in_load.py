@@ -129,6 +129,10 @@ class InLoad:
     weight: np.ndarray
     usable: int  # chunks with a narrow batch-size spread
     notes: list[str] = field(default_factory=list)
+    why: str = ""  # why k_applied is not k (set by whichever fit sets k_applied)
+
+
+NOT_SIGNIFICANT = f"CI spans 1 or |k - 1| < {K_MIN_EFFECT:.0%}"
 
 
 def busy_pmf(n: int, p: np.ndarray) -> np.ndarray:
@@ -205,14 +209,14 @@ def fit_in_load(
     logk = solve(np.arange(len(ch)), y, w)
     boots = np.array([solve(block_indices(len(ch), rng), *redo(i)) for i in range(n_boot)])
     k = interval(np.exp(boots), math.exp(logk), len(ch), "weighted log-ratio, counters vs isolated")
-    k_applied = 1.0
+    k_applied, why = 1.0, NOT_SIGNIFICANT
     if math.isfinite(k.lo) and not k.contains(1.0) and abs(k.value - 1) >= K_MIN_EFFECT:
-        k_applied = k.value
+        k_applied, why = k.value, ""
         notes.append(
             f"the counters show compute {k.value - 1:+.1%} vs the isolated curve "
             f"(95% CI {k.lo:.3f}..{k.hi:.3f}): the curve is scaled by {k.value:.3f}"
         )
-    return InLoad(k, k_applied, np.exp(y), w, usable, notes)
+    return InLoad(k, k_applied, np.exp(y), w, usable, notes, why if k.value != 1.0 else "")
 
 
 def fit_curve_from_counters(

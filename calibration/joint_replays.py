@@ -93,9 +93,9 @@ def fit_sharing(
     if attr == "core_scaling":  # the replays fit one exponent for every batch size
         update["core_scaling_per_doubling"] = 0.0
     if not len(in_load.weight) and curve.source == "isolated":  # k only from the joint fit
-        in_load.k = conc.k
+        in_load.k, in_load.why = conc.k, F.NOT_SIGNIFICANT
         if not conc.k.contains(1.0) and abs(conc.k.value - 1) >= F.K_MIN_EFFECT:
-            in_load.k_applied = conc.k.value
+            in_load.k_applied, in_load.why = conc.k.value, "the joint replays' level"
             update["service"] = _scaled(device.service, conc.k.value)
             in_load.notes.append(f"the curve is scaled by the joint level {conc.k.value:.3f}")
     d.notes += conc.notes

@@ -17,7 +17,7 @@ import yaml
 
 from calibration.calibrate import CalibrationResult
 from calibration.device_fit import DeviceFit
-from calibration.fit import K_MIN_EFFECT, Estimate, spread_bounds
+from calibration.fit import Estimate, spread_bounds
 from calibration.idle_gap_figure import idle_gap_figure
 
 
@@ -76,20 +76,6 @@ def _prior_value(dev: object, dotted: str) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def _k_why(d: DeviceFit) -> str:
-    """Why the applied in-load factor is not the k printed beside it (empty when it is):
-    three fits can set it, and a reader should not have to guess which did."""
-    if d.service_form is not None and d.service_form.chosen == "additive":
-        return ": the gap is the additive per-execution cost instead"
-    if d.idle_gap is not None and d.idle_gap.applied:
-        return ": the back-to-back level k0, with the idle-gap term"
-    if d.in_load.k_applied == d.in_load.k.value:
-        return ""
-    if d.in_load.k_applied == 1.0:
-        return f": CI spans 1 or |k - 1| < {K_MIN_EFFECT:.0%}"
-    return ": the joint replays' level"
-
-
 def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
     """(device, parameter, estimate [95% CI], how) rows."""
     rows: list[tuple[str, str, str, str]] = []
@@ -117,11 +103,12 @@ def fit_table(res: CalibrationResult) -> list[tuple[str, str, str, str]]:
                 else "not identifiable (counters only, or one measurement per batch size)",
             )
         )
+        why = f": {d.in_load.why}" if d.in_load.why else ""
         rows.append(
             (
                 key,
                 "in-load factor k",
-                f"{_e(d.in_load.k)} (applied: {d.in_load.k_applied:.3f}{_k_why(d)})",
+                f"{_e(d.in_load.k)} (applied: {d.in_load.k_applied:.3f}{why})",
                 d.in_load.k.method,
             )
         )
