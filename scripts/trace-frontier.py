@@ -52,7 +52,7 @@ def _points(root: Path) -> dict[str, dict[str, dict[int, float]]]:
                 out.setdefault(key, {}).setdefault(m, {})[int(r["seed"])] = float(r[m])
     for f in sorted((root / "reference" / "runs").glob("*/*/seed-*/summary.json")):
         s = json.loads(f.read_text())
-        for m in METRICS:
+        for m in (*METRICS, "episode_reward"):  # the reward: generalists.md
             out.setdefault(str(s["policy"]), {}).setdefault(m, {})[int(s["seed"])] = float(s[m])
     if HPA not in out:
         raise SystemExit(f"{root}/reference: no runs of {HPA} (run the evaluation first)")
@@ -118,7 +118,7 @@ def main(root: Path) -> None:
                  "higher cost (agents/benchmark/claims.py).\n\n"
                  + "\n".join(lines) + "\n")  # fmt: skip
     _figure(root, pts)
-    _generalists(root)
+    _generalists(root, data)
     print(f"wrote {root}/frontier.md, frontier.csv, frontier-runs.csv, frontier.png, .pdf, "
           "generalists.md")
 
@@ -127,26 +127,24 @@ RULES = {"tuned HPA": HPA, "tuned KEDA": "keda:0.85:300@gpu-60",
          "best constant": "fixed:gpu=2,cpu=4@gpu-60"}  # trace's tuned rows (tuned.json)
 
 
-def _generalists(root: Path) -> None:
+def _generalists(root: Path, data: dict[str, dict[str, dict[int, float]]]) -> None:
     """generalists.md: each PPO model's trace reward against the tuned rules (paired t over
     the seeds, unadjusted), and each training configuration over its training seeds."""
-    rw: dict[str, dict[int, float]] = {}
-    for f in sorted((root / "reference" / "runs").glob("*/*/seed-*/summary.json")):
-        s = json.loads(f.read_text())
-        rw.setdefault(str(s["policy"]), {})[int(s["seed"])] = float(s["episode_reward"])
+    rw = {p: ms["episode_reward"] for p, ms in data.items() if "episode_reward" in ms}
     lines = ["| model | trace reward | " + " | ".join(f"vs {k}" for k in RULES) + " |",
              "| --- | ---: |" + " ---: |" * len(RULES)]  # fmt: skip
     groups: dict[str, list[float]] = {}
     for pol, v in rw.items():
         if not pol.startswith("ppo:"):
             continue
-        groups.setdefault(_group(pol), []).append(describe(v.values()).mean)
+        mean = describe(v.values()).mean
+        groups.setdefault(_group(pol), []).append(mean)
         cells = []
         for ref in RULES.values():
             c = compare(v, rw[ref])
             d, p = float(c["diff"]), float(c["paired_p"])  # type: ignore[arg-type]
             cells.append(f"{d:+.3f} (p {p:.2g})")
-        lines.append(f"| `{pol}` | {describe(v.values()).mean:.3f} | " + " | ".join(cells) + " |")
+        lines.append(f"| `{pol}` | {mean:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "| training configuration | seeds | mean over seeds ± 95 % t half-width |",
               "| --- | ---: | ---: |"]  # fmt: skip
     for g, ms in groups.items():
