@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,21 @@ def _validate(policies: Sequence[str], patterns: Sequence[str], seeds: Sequence[
         raise KisimError("seeds must be >= 0")
 
 
-def _check_fingerprint(out: Path, fingerprint: str | None) -> None:
-    """Refuse to mix runs of different scenarios in one OUT (resume must be like with like)."""
-    man = report.load_manifest(out)
-    old = (man or {}).get("fingerprint")
+def _earlier_calls(out: Path, fingerprint: str | None) -> list[dict[str, Any]]:
+    """The calls eval.json records for OUT, once runs of a different scenario are refused
+    (resume must be like with like). Kept so that a resumed or extended evaluation still
+    says which call ran its episodes; a manifest from before the list had only its last."""
+    man = report.load_manifest(out) or {}
+    old = man.get("fingerprint")
     if fingerprint and old and old != fingerprint:
         raise KisimError(
             f"{out}: holds runs of a different scenario (fingerprint {old[:12]} != "
             f"{fingerprint[:12]}); use another --out"
         )
+    if isinstance(man.get("calls"), list):
+        return list(man["calls"])
+    keys = ("status", "ran", "skipped", "elapsed_s", "jobs", "executor")
+    return [{k: man[k] for k in keys if k in man}] if "ran" in man else []
 
 
 def evaluate(
@@ -126,7 +133,7 @@ def evaluate(
         raise KisimError(f"--jobs {jobs}: must be >= 1, or 0 for one per CPU")
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_fingerprint(out, fingerprint)
+    calls = _earlier_calls(out, fingerprint)
     ex = executor or current() or LocalExecutor(jobs)
     if not isinstance(ex, LocalExecutor) or ex.jobs > 1:
         try:
@@ -135,6 +142,7 @@ def evaluate(
             raise TypeError(f"episode must be picklable for jobs > 1 or Ray ({e})") from None
 
     t0 = time.perf_counter()
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     res = EvalResult(out, policies, patterns, seeds, ref)
     tasks: list[Task] = []
     for seed in seeds:  # seed-major: an interrupted run leaves complete paired blocks
@@ -149,9 +157,17 @@ def evaluate(
         "format": "kisim-eval/1", "policies": policies, "patterns": patterns, "seeds": seeds,
         "reference": ref, "dirs": {p: safe_name(p) for p in policies},
         "fingerprint": fingerprint, "meta": meta or {},
-        "jobs": getattr(ex, "jobs", jobs), "executor": ex.name,
+        "jobs": getattr(ex, "jobs", jobs), "executor": ex.name, "calls": calls,
     }  # fmt: skip
     write_json(out / report.MANIFEST, {**manifest, "status": "running"})
+
+    def call(status: str) -> dict[str, Any]:
+        """This call's line in eval.json's `calls`, and the top-level fields it updates."""
+        now = {"status": status, "ran": res.ran, "skipped": res.skipped,
+               "elapsed_s": round(time.perf_counter() - t0, 3)}  # fmt: skip
+        line = {"started_utc": started, **now, "failed": len(res.failed),
+                "jobs": manifest["jobs"], "executor": ex.name}  # fmt: skip
+        return {**manifest, **now, "calls": [*calls, line]}
 
     bar = tqdm(total=len(tasks), desc="eval", unit="run", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)  # fmt: skip
@@ -168,8 +184,7 @@ def evaluate(
             bar.set_postfix(failed=len(res.failed))
 
     def stopped(status: str, why: str) -> str:
-        write_json(out / report.MANIFEST, {**manifest, "status": status, "reason": why,
-                                           "ran": res.ran, "skipped": res.skipped})  # fmt: skip
+        write_json(out / report.MANIFEST, {**call(status), "reason": why})
         return (f"finished runs are on disk in {out} ({res.ran + res.skipped} of "
                 f"{len(tasks) + res.skipped}); rerun with the same --out to resume")  # fmt: skip
 
@@ -186,10 +201,8 @@ def evaluate(
     res.elapsed_s = time.perf_counter() - t0
     failed = [{"policy": f.policy, "pattern": f.pattern, "seed": f.seed, "error": f.error}
               for f in res.failed]  # fmt: skip
-    write_json(out / report.MANIFEST, {
-        **manifest, "status": "complete" if not failed else "incomplete", "failed": failed,
-        "ran": res.ran, "skipped": res.skipped, "elapsed_s": round(res.elapsed_s, 3),
-    })  # fmt: skip
+    write_json(out / report.MANIFEST,
+               {**call("complete" if not failed else "incomplete"), "failed": failed})
     if render and res.ran + res.skipped > 0:
         remove_stale(out / "figures", HIDDEN_TEMP)  # left by a render that was killed
         res.files = report.render(out, figures=figures)

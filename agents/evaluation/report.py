@@ -206,6 +206,11 @@ def write_report(
             f"- last `kisim eval`: ran {ran}, found {found} complete on disk; runs took "
             f"{manifest['elapsed_s']:.1f} s on {jobs or 1} process(es)"
         )
+    calls = manifest.get("calls") or []
+    if len(calls) > 1:
+        ran_by = ", ".join(f"{c.get('ran', '?')} ({c.get('started_utc', 'time not recorded')})"
+                           for c in calls)  # fmt: skip
+        L.append(f"- {len(calls)} calls on this folder ran {ran_by} runs (`eval.json`, `calls`)")
     failed = manifest.get("failed") or []
     if failed:
         L.append(f"- **{len(failed)} run(s) failed** and are not in the statistics:")

@@ -135,6 +135,24 @@ def test_resume_skips_complete_runs(tmp_path: Path) -> None:
     assert {r["n"] for r in _csv(out / "summary.csv") if r["metric"] != "mean_batch_size"} == {"3"}
 
 
+def test_every_call_on_a_folder_is_kept_in_the_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "ev"
+    evaluate(["hpa", "oracle"], ["ramp"], [0, 1], out, synth_episode, progress=False,
+             figures=False)  # fmt: skip
+    man = json.loads((out / "eval.json").read_text())
+    man.pop("calls")  # as eval.json was written before it kept its calls
+    (out / "eval.json").write_text(json.dumps(man))
+    evaluate(["hpa", "oracle"], ["ramp"], [0, 1, 2], out, synth_episode, progress=False,
+             figures=False)  # fmt: skip
+    evaluate(["hpa", "oracle"], ["ramp"], [0, 1, 2], out, synth_episode, progress=False)
+    man = json.loads((out / "eval.json").read_text())
+    assert [(c["ran"], c["skipped"]) for c in man["calls"]] == [(4, 0), (2, 4), (0, 6)]
+    assert "started_utc" not in man["calls"][0] and man["calls"][2]["status"] == "complete"
+    assert (man["ran"], man["skipped"]) == (0, 6)  # the top level is the last call's
+    assert "3 calls on this folder ran 4 (time not recorded), 2 (" in (
+        out / "report.md").read_text()  # fmt: skip
+
+
 def test_failing_run_does_not_lose_the_others(tmp_path: Path) -> None:
     out = tmp_path / "ev"
     ep = functools.partial(synth_episode, fail=("oracle", 1))
