@@ -71,7 +71,9 @@ class EnvConfig(StrictModel):
         description="Pods a small and a large move of the replicas action add or remove: its "
         "five rungs per pool are -large, -small, 0, +small, +large.",
     )
-    reward: str = Field("weighted", description="Reward preset: weighted | qos | cost.")
+    reward: str = Field(
+        "weighted", description="Reward preset: weighted | qos | cost | cost_requests."
+    )
     reward_weights: dict[str, float] = Field(
         default_factory=dict, description="Weights by term name; missing terms keep defaults."
     )

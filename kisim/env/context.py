@@ -57,6 +57,7 @@ class EnvContext:
     money_rates: dict[str, float] = field(default_factory=dict)  # money per pod-hour by pool
     money_max: float = 1e-9  # money per hour with every pool at max_replicas
     platform: PlatformContext | None = None  # the shared platform's constants, when there is one
+    mean_demand_rps: float = 1.0  # the scenario's own pattern's mean demand (`mean_demand`)
 
 
 def ideal_cycle_s(sc: Scenario) -> float:
@@ -97,6 +98,19 @@ def throughput_scale(sc: Scenario) -> float:
             continue
         peak = max(peak, pat.peak(sc.duration_s, 1.0))
     return max(peak * demand_per_level(sc), 1.0)
+
+
+def mean_demand(sc: Scenario) -> float:
+    """The scenario's own pattern's mean demand over the episode (seed 0, the level at each
+    step's middle), in req/s: what an average step is asked, so a step's misses can be
+    counted against it (the `cost_requests` reward)."""
+    try:
+        pat = make_pattern(sc.traffic.pattern.name, sc.traffic.pattern.params, 0)
+    except Exception:  # noqa: BLE001 - as in `throughput_scale`: no pattern, no scale
+        return 1.0
+    n = max(int(sc.duration_s // sc.env.step_s), 1)
+    mean = sum(pat.level((i + 0.5) * sc.env.step_s) for i in range(n)) / n
+    return max(mean * demand_per_level(sc), 1e-9)
 
 
 def preset_pools(sc: Scenario) -> tuple[str, ...]:
@@ -140,6 +154,7 @@ def build_context(sc: Scenario) -> EnvContext:
         money_rates=(rates := pool_rates(sc)),
         money_max=max(sum(rates[p] * sc.pools[p].max_replicas for p in pools), 1e-9),
         platform=platform_context(sc),
+        mean_demand_rps=mean_demand(sc),
     )
 
 

@@ -22,6 +22,8 @@ stability   -min(settings changed in the step / 4, 1)                    [-1, 0]
 gpu_util    clip(gpu_util - ref_gpu_util, -1, 1)                         [-1, 1]
 latency_p   min(p95 / SLO, 2) / 2   (a penalty: subtracted)              [0, 1]
 qos         (SLO violations + errors) / answered  (subtracted)           [0, 1]
+qos_req     (SLO violations + errors) / an average step's requests       [0, 1]
+            (the scenario's mean demand x step; subtracted)
 cost        money of bound pods / the same at max_replicas (subtracted)  [0, 1]
 ==========  ===========================================================  =========
 """
@@ -135,6 +137,15 @@ def latency_penalty(w: Window, slo_ms: float) -> float:
     return latency_ratio(w, slo_ms, cap=2.0) / 2.0
 
 
+def qos_per_request(w: Window, ctx: EnvContext) -> float:
+    """Misses over an average step's requests: summed over an episode, the share of all its
+    requests that missed (SLO attainment's complement), where `qos_violation` averages
+    steps and so counts a miss in a 3x-load burst a third as much as one in a quiet step."""
+    if w.served + w.errors == 0:
+        return 1.0 if _stalled(w) else 0.0
+    return _clip(w.slo_violations / (ctx.mean_demand_rps * ctx.step_s), 0.0, 1.0)
+
+
 def qos_violation(w: Window) -> float:
     """Share of answered requests over the SLO or failed, in [0, 1]; stalled -> 1."""
     answered = w.served + w.errors
@@ -234,3 +245,18 @@ class Cost(RewardPreset):
 
     def terms(self, w: Window, ref: Reference, changes: int, st: EnvState) -> tuple[float, ...]:
         return (-money(w, self.ctx, st), -qos_violation(w))
+
+
+@register
+class CostPerRequest(Cost):
+    """`cost` with SLO misses counted per request (`qos_per_request`) rather than per step.
+
+    Same weights and the same mean trade-off as `cost`, but the episode's SLO term is the
+    share of requests that missed — the leaderboard's SLO attainment — instead of the mean
+    of each step's share. A step can count at most one average step's requests (clipped).
+    """
+
+    name = "cost_requests"
+
+    def terms(self, w: Window, ref: Reference, changes: int, st: EnvState) -> tuple[float, ...]:
+        return (-money(w, self.ctx, st), -qos_per_request(w, self.ctx))

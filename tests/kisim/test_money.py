@@ -89,3 +89,28 @@ def test_cost_reward_is_money_and_slo() -> None:
     money = sum(ctx.money_rates[p] * w.pools[p].replica_s for p in ctx.pools) / w.duration
     assert -t["cost"] == pytest.approx(money / ctx.money_max)
     assert r == pytest.approx(0.25 * t["cost"] + 0.75 * t["slo"])
+
+
+def test_cost_requests_counts_every_miss_once_against_the_mean_step() -> None:
+    """Summed over an episode, the per-request SLO term is the episode's misses over an
+    average step's requests (nothing clipped when no step misses more than that)."""
+    sc = override(load_scenario(config_path("scenarios", "suite", "cpu-fleet.yaml")), "test",
+                  duration_s=300.0, **{"pools.cpu.replicas": 18})  # fmt: skip
+    env = KisimEnv(sc, reward="cost_requests")
+    ctx = env.ctx
+    # the schedule's mean over step midpoints 5, 15, ..., 295 s (piecewise linear, by hand:
+    # 400 -> 600 over 0-150 s, 600 to 200 s, 600 -> 1800 over 200-210 s, 1800 to 290 s,
+    # 1800 -> 700 over 290-300 s)
+    assert ctx.mean_demand_rps == pytest.approx(
+        (sum(400 + 200 * (5 + 10 * i) / 150 for i in range(15)) + 600 * 5 + 1200
+         + 1800 * 8 + 1250) / 30)  # fmt: skip
+    env.reset(seed=3)
+    slo, misses, done = 0.0, 0, False
+    while not done:
+        _, r, term, trunc, info = env.step(env.hold())
+        t, w = info["reward_terms"], info["window"]
+        assert r == pytest.approx(0.25 * t["cost"] + 0.75 * t["slo"])
+        assert 0.0 <= -t["slo"] < 1.0
+        slo, misses, done = slo - t["slo"], misses + w.slo_violations, term or trunc
+    assert misses > 0
+    assert slo * ctx.mean_demand_rps * ctx.step_s == pytest.approx(misses)
