@@ -138,9 +138,10 @@ def latency_penalty(w: Window, slo_ms: float) -> float:
 
 
 def qos_per_request(w: Window, ctx: EnvContext) -> float:
-    """Misses over an average step's requests: summed over an episode, the share of all its
-    requests that missed (SLO attainment's complement), where `qos_violation` averages
-    steps and so counts a miss in a 3x-load burst a third as much as one in a quiet step."""
+    """Misses over an average step's requests: its mean over an episode's steps is the share
+    of all the requests that missed (SLO attainment's complement), where `qos_violation`
+    averages each step's share and so counts a miss in a 3x-load burst a third as much as
+    one in a quiet step."""
     if w.served + w.errors == 0:
         return 1.0 if _stalled(w) else 0.0
     return _clip(w.slo_violations / (ctx.mean_demand_rps * ctx.step_s), 0.0, 1.0)
