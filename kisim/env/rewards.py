@@ -143,7 +143,7 @@ def qos_per_request(w: Window, ctx: EnvContext) -> float:
     averages each step's share and so counts a miss in a 3x-load burst a third as much as
     one in a quiet step."""
     if w.served + w.errors == 0:
-        return 1.0 if _stalled(w) else 0.0
+        return qos_violation(w)  # stalled 1, no load 0, as per step
     return _clip(w.slo_violations / (ctx.mean_demand_rps * ctx.step_s), 0.0, 1.0)
 
 
