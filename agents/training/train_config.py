@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kisim.core.config import API_VERSION, _fmt_errors, read_yaml
+from kisim.core.config import API_VERSION, _fmt_errors, read_extended, set_dotted
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.paths import config_path
 
@@ -200,15 +200,12 @@ class TrainConfig(_Model):
 
 
 def load_train_config(path: Path | str | None = None, **overrides: Any) -> TrainConfig:
-    """Read a TrainConfig YAML (None = the default); dotted `overrides` are validated alike."""
+    """Read a TrainConfig YAML (None = the default); `extends: other.yaml` deep-merges it over
+    another config, as scenarios do; dotted `overrides` are validated alike."""
     p = Path(path) if path is not None else DEFAULT_TRAIN_CONFIG
-    data = read_yaml(p)
+    data = read_extended(p)
     for dotted, value in overrides.items():
-        cur = data
-        keys = dotted.split(".")
-        for k in keys[:-1]:
-            cur = cur.setdefault(k, {})
-        cur[keys[-1]] = value
+        set_dotted(data, dotted, value)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -238,33 +239,42 @@ def load_scenario(path: Path | str, **overrides: Any) -> Scenario:
     flags are validated exactly like file contents.
     """
     p = Path(path)
-    data = _read_scenario_data(p, seen=())
+    data = read_extended(p, _absolute_scenario_paths)
     cal = data.get("calibration")
     if isinstance(cal, str):
         cal_path = Path(cal)
         data["calibration"] = read_yaml(cal_path)
         validated(Calibration, data["calibration"], cal_path)
     for dotted, value in overrides.items():
-        _set_dotted(data, dotted, value)
+        set_dotted(data, dotted, value)
     return validated(Scenario, data, p)
 
 
-def _read_scenario_data(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """The file's mapping with `extends` merged in and the calibration path made absolute."""
+def read_extended(p: Path, prepare: Callable[[dict[str, Any], Path], None] | None = None,
+                  seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML mapping of `p` deep-merged over the file its `extends:` names (a path relative
+    to `p`), recursively: mappings merge, everything else replaces. `prepare(data, file)` runs
+    on each file's own mapping first (e.g. to resolve the paths it names against its folder)."""
     if p.resolve() in seen:
         raise ConfigError(f"{p}: extends: cycle through {' -> '.join(map(str, seen))}")
     data = read_yaml(p)
-    cal = data.get("calibration")
-    if isinstance(cal, str) and not Path(cal).is_absolute():
-        data["calibration"] = str((p.parent / cal).resolve())
-    _absolute_pattern_files(data, p)
+    if prepare is not None:
+        prepare(data, p)
     base = data.pop("extends", None)
     if base is None:
         return data
     if not isinstance(base, str):
         raise ConfigError(f"{p}: extends: expected a file path")
     base_path = Path(base) if Path(base).is_absolute() else p.parent / base
-    return _merge(_read_scenario_data(base_path, (*seen, p.resolve())), data)
+    return _merge(read_extended(base_path, prepare, (*seen, p.resolve())), data)
+
+
+def _absolute_scenario_paths(data: dict[str, Any], p: Path) -> None:
+    """Make `calibration:` and the pattern's files absolute, relative to the file naming them."""
+    cal = data.get("calibration")
+    if isinstance(cal, str) and not Path(cal).is_absolute():
+        data["calibration"] = str((p.parent / cal).resolve())
+    _absolute_pattern_files(data, p)
 
 
 FILE_PARAMS: tuple[str, ...] = ("csv",)
@@ -300,7 +310,7 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = data
     for k in keys[:-1]:
@@ -328,7 +338,7 @@ def override(scenario: Scenario, source: str, **dotted: Any) -> Scenario:
     """A validated copy with dotted-path fields replaced; errors name `source`."""
     data = scenario.model_dump(mode="json")
     for k, v in dotted.items():
-        _set_dotted(data, k, v)
+        set_dotted(data, k, v)
     return validated(Scenario, data, source)
 
 

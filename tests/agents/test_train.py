@@ -194,6 +194,40 @@ def test_bad_config_names_file_and_field(tmp_path: Path, text: str, needle: str)
     assert needle in str(e.value)
 
 
+def test_config_extends_another_and_overrides_apply_on_top(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text("apiVersion: kisim/v1\nkind: TrainConfig\nname: base\n"
+                    "ppo: {gamma: 0.9, n_steps: 64}\nbudget: {timesteps: 5000}\n")  # fmt: skip
+    (tmp_path / "sub").mkdir()
+    top = tmp_path / "sub" / "top.yaml"
+    top.write_text("extends: ../base.yaml\nname: top\nppo: {gamma: 0.95}\n")
+    cfg = load_train_config(top, **{"budget.timesteps": 7000})
+    assert (cfg.name, cfg.ppo.gamma, cfg.ppo.n_steps) == ("top", 0.95, 64)
+    assert cfg.budget.timesteps == 7000
+    assert cfg.ppo.net_arch == TrainConfig().ppo.net_arch  # neither file says: the schema's
+    base.write_text("extends: sub/top.yaml\n")
+    with pytest.raises(ConfigError, match="extends: cycle"):
+        load_train_config(top)
+
+
+def test_suite_variants_written_with_extends_still_give_their_models_configs() -> None:
+    """Each variant states only what it changes over its base; loaded, it is still exactly the
+    configuration its committed models were trained with (config.json; `--seed` and the
+    free-text description aside)."""
+    trained = {}
+    for m in (ROOT / "results" / "benchmark" / "models").glob("*/config.json"):
+        train = json.loads(m.read_text())["train"]
+        trained.setdefault(train["name"], []).append(train)
+    variants = [f for f in (ROOT / "configs" / "train" / "suite").glob("*.yaml")
+                if "\nextends:" in f.read_text()]
+    assert len(variants) >= 10
+    for f in variants:
+        cfg = load_train_config(f).model_dump(mode="json")
+        assert trained.get(cfg["name"]), f
+        for train in trained[cfg["name"]]:
+            assert {**train, "seed": cfg["seed"], "description": cfg["description"]} == cfg, f
+
+
 # --------------------------------------------------------------------------- tiny runs
 
 
