@@ -57,7 +57,7 @@ class EnvContext:
     money_rates: dict[str, float] = field(default_factory=dict)  # money per pod-hour by pool
     money_max: float = 1e-9  # money per hour with every pool at max_replicas
     platform: PlatformContext | None = None  # the shared platform's constants, when there is one
-    mean_demand_rps: float = 1.0  # the scenario's own pattern's mean demand (`mean_demand`)
+    mean_demand_rps: float = 1.0  # a pattern's mean demand (`mean_demand`; one per pattern)
 
 
 def ideal_cycle_s(sc: Scenario) -> float:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -42,7 +43,7 @@ from kisim.core.platform import PlatformControl
 from kisim.core.window import Window
 from kisim.env.actions import ACTIONS
 from kisim.env.chunker import EPS, Chunker, OnClose
-from kisim.env.context import EnvContext, EnvState, build_context
+from kisim.env.context import EnvContext, EnvState, build_context, mean_demand
 from kisim.env.observation import OBSERVATIONS
 from kisim.env.platform_view import PlatformMove, PlatformView
 from kisim.env.presets import check_presets
@@ -132,7 +133,12 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         self.ctx: EnvContext = build_context(sc)
         self._obs = OBSERVATIONS[sc.env.observation](self.ctx)
         self._act = ACTIONS[sc.env.action](self.ctx)
-        self._rew = REWARDS[sc.env.reward](self.ctx, sc.env.reward_weights)
+        # one reward per pattern: `cost_requests` counts misses against an average step of
+        # the episode's own pattern, not of the scenario's
+        self._rewards = {n: REWARDS[sc.env.reward](
+            self.ctx if s is sc else replace(self.ctx, mean_demand_rps=mean_demand(s)),
+            sc.env.reward_weights) for n, s in self._scenarios.items()}  # fmt: skip
+        self._rew = self._rewards[names[0]]
         self.observation_space = self._obs.space
         self.action_space = self._act.space
         self.backend: Backend = backend if backend is not None else default_backend()
@@ -175,7 +181,7 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
             ts = int(seed)
         else:
             ts = int(self.np_random.integers(2**31 - 1))
-        sc = self._scenarios[name]
+        sc, self._rew = self._scenarios[name], self._rewards[name]
         self.pattern_name, self.twin_seed = name, ts
         self.backend.reset(sc, ts)
         spec = sc.traffic.pattern

@@ -23,7 +23,7 @@ gpu_util    clip(gpu_util - ref_gpu_util, -1, 1)                         [-1, 1]
 latency_p   min(p95 / SLO, 2) / 2   (a penalty: subtracted)              [0, 1]
 qos         (SLO violations + errors) / answered  (subtracted)           [0, 1]
 qos_req     (SLO violations + errors) / an average step's requests       [0, 1]
-            (the scenario's mean demand x step; subtracted)
+            (the episode pattern's mean demand x step; subtracted)
 cost        money of bound pods / the same at max_replicas (subtracted)  [0, 1]
 ==========  ===========================================================  =========
 """

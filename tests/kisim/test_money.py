@@ -6,12 +6,13 @@ import math
 
 import pytest
 
-from kisim.core.config import load_scenario, override
+from kisim.core.config import load_scenario, override, with_pattern
 from kisim.core.errors import ConfigError
 from kisim.core.paths import config_path
 from kisim.core.prices import DEFAULT_GPU_HOUR, Prices, pool_rates
 from kisim.core.summary import money_keys, p95_attainment, summary_keys
 from kisim.core.window import Latencies, PoolReplicas, Utilisation, Window
+from kisim.env.context import mean_demand
 from kisim.env.environment import KisimEnv
 from kisim.env.episode import run_windows, twin_backend
 
@@ -114,3 +115,25 @@ def test_cost_requests_counts_every_miss_once_against_the_mean_step() -> None:
         slo, misses, done = slo - t["slo"], misses + w.slo_violations, term or trunc
     assert misses > 0
     assert slo * ctx.mean_demand_rps * ctx.step_s == pytest.approx(misses)
+
+
+def test_cost_requests_counts_each_patterns_misses_against_its_own_mean_step() -> None:
+    """Trained on several patterns, an episode's misses count against an average step of the
+    episode's pattern: a ramp's quiet start must not be scored against the schedule's bursts."""
+    sc = override(load_scenario(config_path("scenarios", "suite", "cpu-fleet.yaml")), "test",
+                  duration_s=200.0, **{"pools.cpu.replicas": 2, "pools.cpu.min_replicas": 2,
+                                       "pools.cpu.max_replicas": 2})  # fmt: skip
+    env = KisimEnv(sc, reward="cost_requests", patterns=["schedule", "ramp"])
+    means = {n: mean_demand(with_pattern(env.scenario, n)) for n in env.patterns}
+    assert means["schedule"] == env.ctx.mean_demand_rps
+    assert abs(means["ramp"] / means["schedule"] - 1) > 0.1  # the test tells them apart
+    for name in env.patterns:
+        env.reset(seed=5, options={"pattern": name})
+        slo, misses, done = 0.0, 0, False
+        while not done:
+            _, _, term, trunc, info = env.step(env.hold())
+            assert -info["reward_terms"]["slo"] < 1.0  # nothing clipped
+            slo, misses = slo - info["reward_terms"]["slo"], misses + info["window"].slo_violations
+            done = term or trunc
+        assert misses > 0, name
+        assert slo * means[name] * env.ctx.step_s == pytest.approx(misses), name
