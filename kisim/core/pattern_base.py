@@ -34,6 +34,11 @@ class Pattern(ABC):
     def peak(self, horizon_s: float, step_s: float = 1.0) -> float:
         return max(self.level(t) for t in np.arange(0.0, horizon_s + step_s, step_s))
 
+    def mean(self, horizon_s: float, step_s: float) -> float:
+        """The mean level of the steps of `step_s` over `horizon_s`, each read at its middle."""
+        n = max(int(horizon_s // step_s), 1)
+        return sum(self.level((i + 0.5) * step_s) for i in range(n)) / n
+
 
 PATTERNS: dict[str, type[Pattern]] = {}
 

@@ -101,16 +101,14 @@ def throughput_scale(sc: Scenario) -> float:
 
 
 def mean_demand(sc: Scenario) -> float:
-    """The scenario's own pattern's mean demand over the episode (seed 0, the level at each
+    """The mean demand of the scenario's pattern over the episode (seed 0, the level at each
     step's middle), in req/s: what an average step is asked, so a step's misses can be
     counted against it (the `cost_requests` reward)."""
     try:
         pat = make_pattern(sc.traffic.pattern.name, sc.traffic.pattern.params, 0)
     except Exception:  # noqa: BLE001 - as in `throughput_scale`: no pattern, no scale
         return 1.0
-    n = max(int(sc.duration_s // sc.env.step_s), 1)
-    mean = sum(pat.level((i + 0.5) * sc.env.step_s) for i in range(n)) / n
-    return max(mean * demand_per_level(sc), 1e-9)
+    return max(pat.mean(sc.duration_s, sc.env.step_s) * demand_per_level(sc), 1e-9)
 
 
 def preset_pools(sc: Scenario) -> tuple[str, ...]:
