@@ -92,6 +92,20 @@ def test_cost_reward_is_money_and_slo() -> None:
     assert r == pytest.approx(0.25 * t["cost"] + 0.75 * t["slo"])
 
 
+def _held_episode(env: KisimEnv, **reset: object) -> tuple[float, int]:
+    """An episode holding the replicas under `cost_requests`: its summed SLO term and its
+    misses; every step's reward is the weighted sum of its terms, its SLO term unclipped."""
+    env.reset(**reset)
+    slo, misses, done = 0.0, 0, False
+    while not done:
+        _, r, term, trunc, info = env.step(env.hold())
+        t, w = info["reward_terms"], info["window"]
+        assert r == pytest.approx(0.25 * t["cost"] + 0.75 * t["slo"])
+        assert 0.0 <= -t["slo"] < 1.0
+        slo, misses, done = slo - t["slo"], misses + w.slo_violations, term or trunc
+    return slo, misses
+
+
 def test_cost_requests_counts_every_miss_once_against_the_mean_step() -> None:
     """Summed over an episode, the per-request SLO term is the episode's misses over an
     average step's requests (nothing clipped when no step misses more than that)."""
@@ -105,14 +119,7 @@ def test_cost_requests_counts_every_miss_once_against_the_mean_step() -> None:
     assert ctx.mean_demand_rps == pytest.approx(
         (sum(400 + 200 * (5 + 10 * i) / 150 for i in range(15)) + 600 * 5 + 1200
          + 1800 * 8 + 1250) / 30)  # fmt: skip
-    env.reset(seed=3)
-    slo, misses, done = 0.0, 0, False
-    while not done:
-        _, r, term, trunc, info = env.step(env.hold())
-        t, w = info["reward_terms"], info["window"]
-        assert r == pytest.approx(0.25 * t["cost"] + 0.75 * t["slo"])
-        assert 0.0 <= -t["slo"] < 1.0
-        slo, misses, done = slo - t["slo"], misses + w.slo_violations, term or trunc
+    slo, misses = _held_episode(env, seed=3)
     assert misses > 0
     assert slo * ctx.mean_demand_rps * ctx.step_s == pytest.approx(misses)
 
@@ -128,12 +135,6 @@ def test_cost_requests_counts_each_patterns_misses_against_its_own_mean_step() -
     assert means["schedule"] == env.ctx.mean_demand_rps
     assert abs(means["ramp"] / means["schedule"] - 1) > 0.1  # the test tells them apart
     for name in env.patterns:
-        env.reset(seed=5, options={"pattern": name})
-        slo, misses, done = 0.0, 0, False
-        while not done:
-            _, _, term, trunc, info = env.step(env.hold())
-            assert -info["reward_terms"]["slo"] < 1.0  # nothing clipped
-            slo, misses = slo - info["reward_terms"]["slo"], misses + info["window"].slo_violations
-            done = term or trunc
+        slo, misses = _held_episode(env, seed=5, options={"pattern": name})
         assert misses > 0, name
         assert slo * means[name] * env.ctx.step_s == pytest.approx(misses), name
