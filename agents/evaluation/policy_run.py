@@ -44,11 +44,13 @@ class PolicyRun:
 
 
 def run_policy(policy: Policy | str, sc: Scenario, seed: int, backend: Backend | None = None,
-               on_end: Callable[[Backend], None] | None = None) -> PolicyRun:  # fmt: skip
+               on_end: Callable[[Backend], None] | None = None,
+               on_step: Callable[[Any, Any, float], None] | None = None) -> PolicyRun:  # fmt: skip
     """One episode of `policy` on `sc` (its pattern) with backend seed `seed`.
 
     `on_end(backend)` runs after the last step, before the env closes the backend (a real
-    backend's raw trace is read then)."""
+    backend's raw trace is read then); `on_step(obs, action, reward)` sees every step's
+    observation before the action and the reward after it (imitation records a teacher so)."""
     from kisim.env.environment import InnerController, KisimEnv
 
     pol = make_policy(policy) if isinstance(policy, str) else policy
@@ -67,7 +69,10 @@ def run_policy(policy: Policy | str, sc: Scenario, seed: int, backend: Backend |
         steps = 0
         while True:
             a = pol.act(obs, w, env.state.t if env.state is not None else 0.0)
-            obs, _, terminated, truncated, info = env.step(a)
+            before = obs
+            obs, r, terminated, truncated, info = env.step(a)
+            if on_step is not None:
+                on_step(before, a, float(r))
             w = info["window"]
             windows.extend(info["timeline"])
             steps += 1

@@ -203,7 +203,49 @@ def _build(s: _Session, resume: bool) -> None:
             s.venv.seed(cfg.seed + 7919 * int(s.saved["timesteps"]))
     else:
         s.model = new_model(cfg, s.venv)
+        if cfg.warm_start.teacher is not None:
+            _warm_start(s)
     s.model.set_logger(make_logger(s.out, cfg, s.model.num_timesteps if resume else None, s.log))
+
+
+def _warm_start(s: _Session) -> None:
+    """Imitation of the teacher before PPO (`agents.training.imitation`), with DAgger rounds:
+    OUT/demos.npz holds every episode, OUT/warm_start.json the teacher, seeds, rewards, fits."""
+    from agents.training.imitation import demo_seeds, record, start_normalizer
+
+    ws, sc, patterns, t = s.cfg.warm_start, s.sc, s.cfg.envs.patterns, time.perf_counter()
+    assert ws.teacher is not None
+    demos = record(sc, patterns, ws.teacher, demo_seeds(0, ws.episodes), ws.jobs, s.log)
+    teacher = demos.episode_rewards()
+    scale = start_normalizer(s.vn, demos)
+    fit = [{"round": 0, **_fit(s, demos, scale)}]
+    seeds = demo_seeds(0, ws.episodes)
+    for k in range(1, ws.dagger_rounds + 1):
+        learner = s.out / "warm_start_clone.zip"
+        save_model_atomic(s.model, learner)
+        more_seeds = demo_seeds(ws.episodes + (k - 1) * ws.dagger_episodes, ws.dagger_episodes)
+        more = record(sc, patterns, ws.teacher, more_seeds, ws.jobs, s.log, learner)
+        demos, seeds = demos + more, seeds + more_seeds
+        fit.append({"round": k, "clone_episode_rewards": more.episode_rewards(),
+                    **_fit(s, demos, scale)})  # fmt: skip
+    demos.save(s.out / "demos.npz")
+    write_json(s.out / "warm_start.json", {
+        "teacher": ws.teacher, "seeds": seeds, "patterns": patterns,
+        "teacher_episode_rewards": teacher, "teacher_mean_reward": sum(teacher) / len(teacher),
+        "wall_s": round(time.perf_counter() - t, 1), "fits": fit,
+    })  # fmt: skip
+
+
+def _fit(s: _Session, demos: Any, scale: Any) -> dict[str, float]:
+    """One supervised fit of the policy (and value) network on every episode so far."""
+    from agents.training.imitation import clone
+
+    ws = s.cfg.warm_start
+    fit = clone(s.model, demos, scale, ws.epochs, ws.batch_size, ws.learning_rate, ws.value,
+                s.cfg.seed)  # fmt: skip
+    s.log(f"warm start: cloned {fit['samples']} steps; greedy action = label on "
+          f"{fit['action_match']:.1%}")  # fmt: skip
+    return fit
 
 
 def _save_checkpoint(s: _Session, ev: Evaluation) -> Path:

@@ -2,9 +2,10 @@
 versioned, every field documented, validated on load with the file and field named.
 
 Groups: `ppo` (stable-baselines3 hyper-parameters), `envs` (vectorisation and the
-pattern schedule), `normalize` (VecNormalize), `domain_randomization`, `budget`,
-`evaluation` (held-out evaluation against a baseline), `convergence` (the stopping
-rule, `agents.training.convergence`), `checkpoints`, `logging`. docs/training.md explains the
+pattern schedule), `normalize` (VecNormalize), `domain_randomization`, `warm_start`
+(imitation of a teacher before PPO), `budget`, `evaluation` (held-out evaluation against a
+baseline), `convergence` (the stopping rule, `agents.training.convergence`), `checkpoints`,
+`logging`. docs/training.md explains the
 defaults and the measurements behind them.
 """
 
@@ -128,12 +129,7 @@ class EvaluationConfig(_Model):
 
     @model_validator(mode="after")
     def _policy(self) -> EvaluationConfig:
-        from agents.policies import make_policy
-
-        try:
-            make_policy(self.baseline)  # unknown names and bad arguments fail here
-        except KisimError as e:
-            raise ValueError(str(e)) from None
+        _known_policy(self.baseline)
         return self
 
 
@@ -152,6 +148,43 @@ class ConvergenceConfig(_Model):
         description="Most behavioural KL between successive evaluated policies, nats/episode.",
     )  # fmt: skip
     drift_max: float = Field(0.02, ge=0, le=1, description="Most share of changed actions.")
+
+
+class WarmStartConfig(_Model):
+    """Imitation before PPO (agents/training/imitation.py): the policy network copies a
+    teacher's actions on training seeds (then, with DAgger rounds, the teacher's choices in the
+    states the clone reaches), the value network the returns; off without a teacher."""
+
+    teacher: str | None = Field(
+        None, description="Policy spec to imitate (e.g. oracle:3:plan); it must act in the "
+        "scenario's action preset at env.step_s. None: no warm start.",
+    )  # fmt: skip
+    episodes: int = Field(32, ge=1, description="Teacher episodes (twin seeds 1000000 + k).")
+    jobs: int = Field(1, ge=1, description="Teacher episodes run at a time (processes).")
+    epochs: int = Field(50, ge=1, description="Passes of the supervised fit over the episodes.")
+    batch_size: int = Field(256, ge=1, description="Minibatch of the supervised fit.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam step size of the supervised fit.")
+    value: bool = Field(True, description="Fit the value network to the episodes' returns too.")
+    dagger_rounds: int = Field(
+        0, ge=0, description="DAgger rounds after the first fit: the clone plays, the teacher "
+        "labels its states, the fit reruns on all episodes so far.",
+    )  # fmt: skip
+    dagger_episodes: int = Field(16, ge=1, description="Episodes the clone plays per round.")
+
+    @model_validator(mode="after")
+    def _policy(self) -> WarmStartConfig:
+        if self.teacher is not None:
+            _known_policy(self.teacher)
+        return self
+
+
+def _known_policy(spec: str) -> None:
+    from agents.policies import make_policy
+
+    try:
+        make_policy(spec)  # unknown names and bad arguments fail here
+    except KisimError as e:
+        raise ValueError(str(e)) from None
 
 
 class CheckpointConfig(_Model):
@@ -177,6 +210,7 @@ class TrainConfig(_Model):
     domain_randomization: DomainRandomizationConfig = Field(
         default_factory=DomainRandomizationConfig
     )
+    warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     convergence: ConvergenceConfig = Field(default_factory=ConvergenceConfig)
@@ -193,6 +227,9 @@ class TrainConfig(_Model):
                                  f"(known: {', '.join(PATTERNS)})")  # fmt: skip
         if len(set(self.envs.patterns)) != len(self.envs.patterns):
             raise ValueError("envs.patterns: a pattern repeats")
+        if self.warm_start.teacher is not None and self.normalize.obs:
+            raise ValueError("warm_start: the cloned policy sees raw observations; "
+                             "set normalize.obs: false")  # fmt: skip
         if self.ppo.batch_size > self.ppo.n_steps * self.envs.n_envs:
             raise ValueError(f"ppo.batch_size {self.ppo.batch_size} > n_steps x n_envs "
                              f"({self.ppo.n_steps * self.envs.n_envs})")  # fmt: skip
