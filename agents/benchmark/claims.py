@@ -9,6 +9,11 @@ every policy compared with that rule); against tuned HPA it is one pre-stated co
 policy (paired t, unadjusted). Beside it: the share of the oracle's margin over tuned HPA
 captured (reward), and whether the oracle itself beats the best rule on the reward (is there
 room above the rules at all).
+
+"Not significantly worse" is not "no worse": every claim also carries the 95 % interval of
+the paired difference of each metric (t over the evaluation seeds, unadjusted), so a reader
+can state non-inferiority at a margin of their choosing — the metric is non-inferior at
+margin m when the interval's worse end lies within m.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class Claim:
     slo_diff: float  # policy - reference, share of requests within the SLO
     slo_p: float
     margin_share: float  # (R - R_tuned_hpa) / (R_oracle - R_tuned_hpa)
+    cost_ci_low: float  # 95 % interval of the paired cost difference (unadjusted)
+    cost_ci_high: float
+    slo_ci_low: float  # 95 % interval of the paired SLO-attainment difference (unadjusted)
+    slo_ci_high: float
 
 
 def verdict(cost: tuple[float, float], slo: tuple[float, float]) -> tuple[bool, str]:
@@ -54,41 +63,46 @@ def verdict(cost: tuple[float, float], slo: tuple[float, float]) -> tuple[bool, 
     return False, ""
 
 
-def _row_claim(scenario: str, r: Mapping[str, Any], ref: str) -> Claim:
-    c, s = (r["cost_per_mreq_diff"], r["cost_per_mreq_p_holm"]), (
-        r["slo_attainment_diff"], r["slo_attainment_p_holm"])  # fmt: skip
-    ok, how = verdict(c, s)
-    return Claim(scenario, r["policy"], "best rule", ref, ok, how, *c, *s,
-                 r["oracle_margin_share"])  # fmt: skip
+METRICS = ("cost_per_mreq", "slo_attainment")
 
 
-def _paired_claim(scenario: str, policy: str, seeds: Mapping[str, Mapping[int, float]],
-                  ref: str, ref_seeds: Mapping[str, Mapping[int, float]], share: float
-                  ) -> Claim:  # fmt: skip
-    res = {}
-    for m in ("cost_per_mreq", "slo_attainment"):
-        cmp = stats.compare(seeds.get(m, {}), ref_seeds.get(m, {}))
-        res[m] = (float(cmp["diff"]), float(cmp["paired_p"]))  # type: ignore[arg-type]
-    ok, how = verdict(res["cost_per_mreq"], res["slo_attainment"])
-    return Claim(scenario, policy, "tuned hpa", ref, ok, how, *res["cost_per_mreq"],
-                 *res["slo_attainment"], share)  # fmt: skip
+Seeds = Mapping[str, Mapping[int, float]]  # metric -> evaluation seed -> value
+
+
+def _compare(seeds: Seeds, ref_seeds: Seeds) -> dict[str, dict[str, Any]]:
+    return {m: stats.compare(seeds.get(m, {}), ref_seeds.get(m, {})) for m in METRICS}
+
+
+def _claim(scenario: str, policy: str, reference: str, against: str,
+           diffs: Mapping[str, tuple[float, float]], cmp: Mapping[str, Mapping[str, Any]],
+           share: float) -> Claim:  # fmt: skip
+    """`diffs`: (diff, p) per metric, the p the claim is judged on; `cmp`: the intervals."""
+    ok, how = verdict(diffs["cost_per_mreq"], diffs["slo_attainment"])
+    ci = [float(cmp[m][k]) for m in METRICS for k in ("diff_ci95_low", "diff_ci95_high")]
+    return Claim(scenario, policy, reference, against, ok, how, *diffs["cost_per_mreq"],
+                 *diffs["slo_attainment"], share, *ci)  # fmt: skip
 
 
 def claims(board: Any) -> list[Claim]:
     """Every ``extra`` policy (PPO) of one scenario's `agents.benchmark.leaderboard.Board`
-    against the best tuned rule and against tuned HPA."""
+    against the best tuned rule (the leaderboard's Holm-adjusted p) and against tuned HPA
+    (one pre-stated comparison, unadjusted)."""
     rows = {r["policy"]: r for r in board.rows}
     seeds = {e.policy: e.seeds for e in board.entries}
     out = []
     for e in board.entries:
         if e.role != "extra" or e.policy not in rows:
             continue
-        r = rows[e.policy]
+        r, share = rows[e.policy], rows[e.policy]["oracle_margin_share"]
         if board.best_rule is not None:
-            out.append(_row_claim(board.scenario, r, board.best_rule))
+            diffs = {m: (r[f"{m}_diff"], r[f"{m}_p_holm"]) for m in METRICS}
+            out.append(_claim(board.scenario, e.policy, "best rule", board.best_rule, diffs,
+                              _compare(e.seeds, seeds[board.best_rule]), share))  # fmt: skip
         if board.hpa is not None and board.hpa != board.best_rule:
-            out.append(_paired_claim(board.scenario, e.policy, e.seeds, board.hpa,
-                                     seeds[board.hpa], r["oracle_margin_share"]))  # fmt: skip
+            cmp = _compare(e.seeds, seeds[board.hpa])
+            diffs = {m: (float(cmp[m]["diff"]), float(cmp[m]["paired_p"])) for m in METRICS}
+            out.append(_claim(board.scenario, e.policy, "tuned hpa", board.hpa, diffs, cmp,
+                              share))  # fmt: skip
         elif board.hpa is not None:  # tuned HPA is the best rule: the same comparison
             out.append(Claim(**{**asdict(out[-1]), "reference": "tuned hpa"}))
     return out
@@ -118,9 +132,11 @@ def markdown(boards: Sequence[Any]) -> list[str]:
              "0.05)? For each PPO policy: does it beat the best tuned rule and tuned HPA (cheaper "
              "at no worse SLO attainment, or better SLO attainment at no higher cost; "
              f"docs/benchmark.md, \"Claims\"), and does it capture >= {MARGIN:.0%} of the "
-             "oracle's margin over tuned HPA?", "",
-             "| scenario | oracle > best rule | policy | vs | beats | how | cost diff (p) "
-             "| SLO diff (p) | oracle margin |",
+             "oracle's margin over tuned HPA? Differences are policy minus reference, with the "
+             "p the claim is judged on and the 95 % interval of the paired difference "
+             "(unadjusted: the non-inferiority reading).", "",
+             "| scenario | oracle > best rule | policy | vs | beats | how "
+             "| cost diff (p) [95 % CI] | SLO diff (p) [95 % CI] | oracle margin |",
              "|---|---|---|---|---|---|---:|---:|---:|"]  # fmt: skip
     for b in boards:
         ok, d, p = room(b)
@@ -133,8 +149,10 @@ def markdown(boards: Sequence[Any]) -> list[str]:
             lines.append(
                 f"| {b.scenario} | {_yes(ok)} (Δ {d:+.3f}, p {_p(p)}) | `{c.policy}` | "
                 f"{c.reference} `{c.against}` | {_yes(c.beats)} | {c.how or '—'} | "
-                f"{c.cost_diff:+.4f} ({_p(c.cost_p)}) | {c.slo_diff * 100:+.2f} pp ({_p(c.slo_p)}) "
-                f"| {share} |")  # fmt: skip
+                f"{c.cost_diff:+.4f} ({_p(c.cost_p)}) "
+                f"[{c.cost_ci_low:+.4f}, {c.cost_ci_high:+.4f}] "
+                f"| {c.slo_diff * 100:+.2f} pp ({_p(c.slo_p)}) "
+                f"[{c.slo_ci_low * 100:+.2f}, {c.slo_ci_high * 100:+.2f}] | {share} |")  # fmt: skip
     return lines + [""] if found else []
 
 

@@ -143,10 +143,13 @@ def record(sc: Scenario, patterns: Sequence[str], teacher: str, seeds: Sequence[
     work = [(data, patterns[k % len(patterns)], teacher, seed, model)
             for k, seed in enumerate(seeds)]  # fmt: skip
     parts = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    try:
         for k, part in enumerate(ex.map(_episode, work)):  # in order: the same Demos for any jobs
             parts.append(part)
             log(f"warm start: {who} episode {k + 1}/{len(seeds)}, reward {part[2].sum():.3f}")
+    finally:  # Ctrl-C: drop the episodes not begun rather than play them all first
+        ex.shutdown(wait=True, cancel_futures=True)
     return Demos(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                  np.concatenate([p[2] for p in parts]),
                  np.concatenate([np.full(len(p[2]), k) for k, p in enumerate(parts)]))  # fmt: skip

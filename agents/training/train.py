@@ -210,7 +210,8 @@ def _build(s: _Session, resume: bool) -> None:
 
 def _warm_start(s: _Session) -> None:
     """Imitation of the teacher before PPO (`agents.training.imitation`), with DAgger rounds:
-    OUT/demos.npz holds every episode, OUT/warm_start.json the teacher, seeds, rewards, fits."""
+    OUT/demos.npz holds every episode, OUT/warm_start.json the teacher, seeds, rewards, fits,
+    OUT/warm_start_clone.zip the cloned policy PPO starts from."""
     from agents.training.imitation import demo_seeds, record, start_normalizer
 
     ws, sc, patterns, t = s.cfg.warm_start, s.sc, s.cfg.envs.patterns, time.perf_counter()
@@ -220,14 +221,15 @@ def _warm_start(s: _Session) -> None:
     scale = start_normalizer(s.vn, demos)
     fit = [{"round": 0, **_fit(s, demos, scale)}]
     seeds = demo_seeds(0, ws.episodes)
+    learner = s.out / "warm_start_clone.zip"
     for k in range(1, ws.dagger_rounds + 1):
-        learner = s.out / "warm_start_clone.zip"
         save_model_atomic(s.model, learner)
         more_seeds = demo_seeds(ws.episodes + (k - 1) * ws.dagger_episodes, ws.dagger_episodes)
         more = record(sc, patterns, ws.teacher, more_seeds, ws.jobs, s.log, learner)
         demos, seeds = demos + more, seeds + more_seeds
         fit.append({"round": k, "clone_episode_rewards": more.episode_rewards(),
                     **_fit(s, demos, scale)})  # fmt: skip
+    save_model_atomic(s.model, learner)  # the policy PPO starts from: `ppo:` evaluates it
     demos.save(s.out / "demos.npz")
     write_json(s.out / "warm_start.json", {
         "teacher": ws.teacher, "seeds": seeds, "patterns": patterns,

@@ -66,8 +66,25 @@ def test_claims_against_best_rule_and_hpa(board):
     assert not c.beats and c.cost_p < 0.05 and c.slo_p < 0.05 and c.slo_diff < 0
 
 
+def test_claims_carry_the_paired_differences_interval(board):
+    """The interval is the paired t interval over the 10 seeds: diff +- t(0.975, 9) sd / sqrt(10),
+    computed here from the records themselves."""
+    got = {(c.policy, c.reference): c for c in claims.claims(board)}
+    seeds = {e.policy: e.seeds for e in board.entries}
+    for (policy, ref), c in got.items():
+        against = seeds["kpa:0.7:30" if ref == "best rule" else "hpa:0.6:0"]
+        for m, lo, hi, diff in (("cost_per_mreq", c.cost_ci_low, c.cost_ci_high, c.cost_diff),
+                                ("slo_attainment", c.slo_ci_low, c.slo_ci_high, c.slo_diff)):
+            d = np.array([seeds[policy][m][k] - against[m][k] for k in range(10)])
+            half = 2.2621571628 * d.std(ddof=1) / np.sqrt(10)  # t quantile, 9 degrees of freedom
+            assert (lo, hi) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-9)
+            assert lo < diff < hi
+    assert got["ppo:b.zip", "best rule"].slo_ci_high < -0.05  # 7 pp worse: far outside any margin
+
+
 def test_room_and_markdown(board):
     ok, d, p = claims.room(board)
     assert ok and d == pytest.approx(1.0, abs=0.01) and p < 0.05
     text = "\n".join(claims.markdown([board]))
     assert "## Claims" in text and "`ppo:a.zip`" in text and "**yes**" in text
+    assert "95 % CI" in text

@@ -114,4 +114,4 @@ def test_training_with_a_warm_start_and_a_dagger_round(tmp_path, short) -> None:
     with np.load(out / "demos.npz") as z:
         assert sorted(set(z["episode"].tolist())) == [0, 1, 2]
         assert len(z["obs"]) == ws["fits"][1]["samples"]
-    assert (out / "best_model.zip").is_file()
+    assert (out / "best_model.zip").is_file() and (out / "warm_start_clone.zip").is_file()
