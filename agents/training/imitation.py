@@ -36,7 +36,8 @@ from kisim.env.environment import KisimEnv
 
 @dataclass
 class Demos:
-    """The teacher's steps, episode after episode."""
+    """The imitation's steps, episode after episode: what was seen, the teacher's label
+    (its own action, or in DAgger's rounds what it would have done), the reward."""
 
     obs: np.ndarray  # (N, observation size) float32: what the policy saw before acting
     actions: np.ndarray  # (N, action dimensions) int64
@@ -65,9 +66,6 @@ class Demos:
 def demo_seeds(first: int, episodes: int) -> list[int]:
     """Training-range twin seeds of the imitation's episodes `first`, `first` + 1, ..."""
     return [TRAIN_SEED_MIN + k for k in range(first, first + episodes)]
-
-
-Steps = tuple[np.ndarray, np.ndarray, np.ndarray]  # observations, actions, rewards
 
 
 class Student(Policy):

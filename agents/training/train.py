@@ -105,6 +105,10 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
     t0 = time.perf_counter() if t0 is None else t0
     out = Path(out)
     torch_for_training(cfg.envs.torch_threads)
+    if cfg.warm_start.teacher is not None and not resume:
+        from agents.training.imitation import check_teacher
+
+        check_teacher(sc, cfg.warm_start.teacher)  # before OUT is touched
     s = _open_out(sc, cfg, out, resume, t0, log)
     write_config(out, sc, cfg, scenario_file)
     max_s = cfg.budget.max_minutes * 60 if cfg.budget.max_minutes else None
@@ -152,7 +156,7 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
                 s.venv.close()
             except Exception:  # noqa: BLE001 - dead SubprocVecEnv workers after Ctrl-C
                 pass
-        if s.model is not None and s.model.logger is not None:
+        if s.model is not None and getattr(s.model, "_logger", None) is not None:  # set late
             s.model.logger.close()
 
 
@@ -216,11 +220,11 @@ def _warm_start(s: _Session) -> None:
 
     ws, sc, patterns, t = s.cfg.warm_start, s.sc, s.cfg.envs.patterns, time.perf_counter()
     assert ws.teacher is not None
-    demos = record(sc, patterns, ws.teacher, demo_seeds(0, ws.episodes), ws.jobs, s.log)
+    seeds = demo_seeds(0, ws.episodes)
+    demos = record(sc, patterns, ws.teacher, seeds, ws.jobs, s.log)
     teacher = demos.episode_rewards()
     scale = start_normalizer(s.vn, demos)
     fit = [{"round": 0, **_fit(s, demos, scale)}]
-    seeds = demo_seeds(0, ws.episodes)
     learner = s.out / "warm_start_clone.zip"
     for k in range(1, ws.dagger_rounds + 1):
         save_model_atomic(s.model, learner)

@@ -161,7 +161,10 @@ class WarmStartConfig(_Model):
     )  # fmt: skip
     episodes: int = Field(32, ge=1, description="Teacher episodes (twin seeds 1000000 + k).")
     jobs: int = Field(1, ge=1, description="Teacher episodes run at a time (processes).")
-    epochs: int = Field(50, ge=1, description="Passes of the supervised fit over the episodes.")
+    epochs: int = Field(
+        300, ge=1, description="Passes of the supervised fit over the episodes (cpu-fleet: 50 "
+        "left a clone that never moved; docs/benchmark.md, 'cpu-fleet').",
+    )  # fmt: skip
     batch_size: int = Field(256, ge=1, description="Minibatch of the supervised fit.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam step size of the supervised fit.")
     value: bool = Field(True, description="Fit the value network to the episodes' returns too.")

@@ -90,6 +90,17 @@ def test_teacher_must_act_in_the_scenarios_action_preset(short) -> None:
     check_teacher(short, "threshold")
 
 
+def test_cli_refuses_an_in_cluster_teacher_in_one_line_and_writes_nothing(tmp_path) -> None:
+    from tests.agents.test_train import kisim_train
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("apiVersion: kisim/v1\nkind: TrainConfig\nwarm_start: {teacher: hpa}\n")
+    r = kisim_train("--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    assert "warm_start.teacher: 'hpa'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_warm_start_needs_raw_observations() -> None:
     with pytest.raises(ValueError, match="normalize.obs: false"):
         TrainConfig.model_validate({**TINY, "warm_start": {"teacher": "threshold"},
