@@ -212,6 +212,9 @@ def _build(s: _Session, resume: bool) -> None:
     s.model.set_logger(make_logger(s.out, cfg, s.model.num_timesteps if resume else None, s.log))
 
 
+CLONE = "warm_start_clone.zip"  # the clone after each fit: DAgger's player, then PPO's start
+
+
 def _warm_start(s: _Session) -> None:
     """Imitation of the teacher before PPO (`agents.training.imitation`), with DAgger rounds:
     OUT/demos.npz holds every episode, OUT/warm_start.json the teacher, seeds, rewards, fits,
@@ -225,15 +228,12 @@ def _warm_start(s: _Session) -> None:
     teacher = demos.episode_rewards()
     scale = start_normalizer(s.vn, demos)
     fit = [{"round": 0, **_fit(s, demos, scale)}]
-    learner = s.out / "warm_start_clone.zip"
     for k in range(1, ws.dagger_rounds + 1):
-        save_model_atomic(s.model, learner)
         more_seeds = demo_seeds(ws.episodes + (k - 1) * ws.dagger_episodes, ws.dagger_episodes)
-        more = record(sc, patterns, ws.teacher, more_seeds, ws.jobs, s.log, learner)
+        more = record(sc, patterns, ws.teacher, more_seeds, ws.jobs, s.log, s.out / CLONE)
         demos, seeds = demos + more, seeds + more_seeds
         fit.append({"round": k, "clone_episode_rewards": more.episode_rewards(),
                     **_fit(s, demos, scale)})  # fmt: skip
-    save_model_atomic(s.model, learner)  # the policy PPO starts from: `ppo:` evaluates it
     demos.save(s.out / "demos.npz")
     write_json(s.out / "warm_start.json", {
         "teacher": ws.teacher, "seeds": seeds, "patterns": patterns,
@@ -251,6 +251,7 @@ def _fit(s: _Session, demos: Any, scale: Any) -> dict[str, float]:
                 s.cfg.seed)  # fmt: skip
     s.log(f"warm start: cloned {fit['samples']} steps; greedy action = label on "
           f"{fit['action_match']:.1%}")  # fmt: skip
+    save_model_atomic(s.model, s.out / CLONE)
     return fit
 
 
