@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.benchmark import claims, platform_table
+from agents.benchmark.opponents import SCHEDULED
 from agents.evaluation import figures as figs
 from agents.evaluation import stats
 from agents.evaluation.report import fmt_p, pm
@@ -60,6 +61,7 @@ class Board:
     tuned: dict[str, str] = field(default_factory=dict)  # opponent -> chosen spec
     rows: list[dict[str, Any]] = field(default_factory=list)
     figure: Path | None = None
+    best_reactive: str | None = None  # the best tuned rule not told the load curve
 
 
 def run_metrics(summary: Mapping[str, Any], sc: Scenario) -> tuple[dict[str, float], str]:
@@ -115,11 +117,13 @@ def build(scenario: str, question: str, sc: Scenario, records: Sequence[RunRecor
             entries[rec.policy].seeds.setdefault(m, {})[rec.seed] = v
     ents = [e for e in entries.values() if e.seeds]
     mean = {e.policy: _mean(e, "episode_reward") for e in ents}
-    rules = [e.policy for e in ents if e.role.startswith("tuned ")]
-    best_rule = max(rules, key=lambda p: mean[p]) if rules else None
+    rules = [e for e in ents if e.role.startswith("tuned ")]
+    reactive = [e.policy for e in rules if e.role.removeprefix("tuned ") not in SCHEDULED]
+    best_rule = max((e.policy for e in rules), key=lambda p: mean[p]) if rules else None
     hpa = tuned.get(hpa_name) if tuned.get(hpa_name) in mean else None
     oracle = next((e.policy for e in ents if e.role == "oracle"), None)
     board = Board(scenario, question, ents, best_rule, hpa, oracle, src, dict(tuned))
+    board.best_reactive = max(reactive, key=lambda p: mean[p]) if reactive else None
     board.rows = _rows(board)
     return board
 

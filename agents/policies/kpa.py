@@ -150,16 +150,22 @@ class KPA(Policy):
         """One 2 s decision from one 2 s Window."""
         c = concurrency(w)
         shares = pool_shares(self.routes, w)
+        floors = self.floors(w, t)
         settings: dict[str, PoolSetting] = {}
         for pool, kpa in self.pools.items():
             part = c * shares[pool]
             rec = w.pool(pool)
             current = rec.desired
             want = kpa.decide(t, part, rec.ready)
+            want = max(want, min(floors.get(pool, 0), kpa.max_scale))  # min-scale, applied after
             self.log.append((t, pool, kpa.panicking, want))
             if want != current:
                 settings[pool] = PoolSetting(replicas=want)
         return Action(pools=settings) if settings else None
+
+    def floors(self, w: Window, t: float) -> dict[str, int]:
+        """A min-scale per pool set from outside the KPA (`agents.policies.cron`); none."""
+        return {}
 
     def act(self, obs: np.ndarray, w: Window | None, t: float) -> Any:
         return 0

@@ -169,10 +169,13 @@ class MetricHPA(Policy, ABC):
 
     def tick(self, w: Window, t: float) -> Action | None:
         self.observe(w, t)
+        floors = self.floors(w, t)
         settings: dict[str, PoolSetting] = {}
         for pool, hpa in self.hpas.items():
             current = w.pool(pool).desired
             hpa.proposal, metric = self.proposal(pool, w, t)
+            if floors.get(pool, 0) > 0:  # a second trigger: the HPA takes the larger proposal
+                hpa.proposal = _at_least(hpa.proposal, floors[pool])
             desired = hpa.sync(t, current, [])
             self.log.append((t, pool, metric, desired))
             if desired != current:
@@ -181,6 +184,25 @@ class MetricHPA(Policy, ABC):
 
     def observe(self, w: Window, t: float) -> None:
         """Record what the metric needs from this tick's Window."""
+
+    def floors(self, w: Window, t: float) -> dict[str, int]:
+        """Replicas per pool asked by a second trigger (`agents.policies.cron`); none."""
+        return {}
+
+
+def _at_least(proposal: Any, floor: int) -> Any:
+    """The larger of two metrics' proposals; as ``computeReplicasForMetrics``, a metric that
+    cannot be computed blocks no scale-up the other asks for."""
+
+    def both(current: int) -> int:
+        try:
+            return max(proposal(current), floor)  # type: ignore[no-any-return]
+        except ReplicaComputeError:
+            if floor > current:
+                return floor
+            raise
+
+    return both
 
 
 DOWN = Field("down_stab_s", 300.0, 0.0, 3600.0, lo_incl=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agents.benchmark import claims, leaderboard
+from agents.evaluation import stats
 from kisim.core.config import load_scenario
 from kisim.core.rundir import RunRecord
 
@@ -88,3 +89,31 @@ def test_room_and_markdown(board):
     text = "\n".join(claims.markdown([board]))
     assert "## Claims" in text and "`ppo:a.zip`" in text and "**yes**" in text
     assert "95 % CI" in text
+
+
+def test_a_rule_told_the_schedule_adds_the_reactive_bar():
+    """Where the best rule is told the load curve, each policy is also judged against the best
+    reactive rule, with Holm over the PPO policies (two here: each p at most doubled)."""
+    sc = load_scenario(ROOT / "configs" / "scenarios" / "suite" / "cpu-fleet.yaml")
+    roles = {"hpa:0.6:0": "tuned hpa", "kpa:0.7:30": "tuned kpa", "cron-kpa:1:10": "tuned cron-kpa",
+             "ppo:a.zip": "extra", "ppo:b.zip": "extra"}  # fmt: skip
+    recs = (_records("hpa:0.6:0", 0.30, 0.99, -5.0, 0.001)
+            + _records("kpa:0.7:30", 0.25, 0.97, -4.0, 0.001)
+            + _records("cron-kpa:1:10", 0.21, 0.99, -3.0, 0.001)  # told: the best rule
+            + _records("ppo:a.zip", 0.23, 0.97, -3.3, 0.001)  # beats KPA, not cron-kpa
+            + _records("ppo:b.zip", 0.26, 0.97, -4.2, 0.003))  # dearer than KPA  # fmt: skip
+    tuned = {"hpa": "hpa:0.6:0", "kpa": "kpa:0.7:30", "cron-kpa": "cron-kpa:1:10"}
+    b = leaderboard.build("cpu-fleet", "", sc, recs, roles, tuned)
+    assert (b.best_rule, b.best_reactive) == ("cron-kpa:1:10", "kpa:0.7:30")
+    got = {(c.policy, c.reference): c for c in claims.claims(b)}
+    assert set(got) == {(p, r) for p in ("ppo:a.zip", "ppo:b.zip")
+                        for r in ("best rule", "best reactive rule", "tuned hpa")}  # fmt: skip
+    assert not got["ppo:a.zip", "best rule"].beats
+    a = got["ppo:a.zip", "best reactive rule"]
+    assert a.beats and a.against == "kpa:0.7:30" and a.how == "cheaper, SLO no worse"
+    assert not got["ppo:b.zip", "best reactive rule"].beats
+    seeds = {e.policy: e.seeds for e in b.entries}
+    raw = {p: stats.compare(seeds[p]["cost_per_mreq"], seeds["kpa:0.7:30"]["cost_per_mreq"])
+           ["paired_p"] for p in ("ppo:a.zip", "ppo:b.zip")}  # fmt: skip
+    want = stats.holm([raw["ppo:a.zip"], raw["ppo:b.zip"]])
+    assert [got[p, "best reactive rule"].cost_p for p in raw] == pytest.approx(list(want))

@@ -1,0 +1,133 @@
+"""Rules with a scheduled floor: an operator who knows when the load comes pre-scales by the clock.
+
+Where the load has set times - a push notification at 09:00, the evening peak of a day - an
+operator does not wait for the autoscaler to see it: a schedule raises the service's floor
+ahead of each known rise and lowers it after, and the reactive autoscaler handles the rest.
+Two ways this is deployed, each an opponent here:
+
+* ``cron-kpa`` - Knative: a CronJob patching the revision's ``autoscaling.knative.dev/
+  min-scale``, which the PodAutoscaler applies after the KPA's own decision
+  (``desired = max(KPA's, min-scale)``); the KPA of `agents.policies.kpa`, unchanged, every 2 s;
+* ``cron-keda`` - KEDA: a ScaledObject with two triggers, the ``prometheus`` request-rate
+  scaler of `agents.policies.metric_hpa.KEDA` and a ``cron`` trigger whose desiredReplicas is
+  the floor; the HPA takes the larger of the two metrics' proposals, then its stabilisation
+  window and limits, every 15 s.
+
+The floor per pool is written from the scenario's own traffic pattern, read with seed 0 - the
+load *curve* the operator wrote the schedule from, not the run's Poisson arrivals:
+
+    floor(t) = ceil(max level over [t, t + lead] x share / (FLOOR_UTIL x nominal capacity))
+
+where ``lead`` = the pool's mean cold start (`agents.policies.params.startup_s`) + the rule's
+period + LEAD_S, ``share`` the pool's part of the traffic under the Service's routing with its
+desired pods (as `agents.policies.predictive`), and the nominal capacity that of
+`agents.policies.params.nominal_rps`. The floor follows the whole curve, every rise and wave,
+not a handful of cron entries: the strongest schedule an operator could write (an upper bound
+on cron pre-scaling). It needs an open-loop scenario (the pattern's level is then req/s). The
+benchmark enters these rules only where the load's timing is knowable in advance
+(`agents.benchmark.opponents.SCHEDULED_PATTERNS`): a flash crowd is unannounced by
+definition, and a replayed trace is the test itself.
+
+``cron-kpa[:UTIL[:STABLE_S[:FLOOR_UTIL[:LEAD_S]]]]`` (defaults 0.7, 60 s, 0.8, 0 s);
+``cron-keda[:UTIL[:DOWN_STAB_S[:FLOOR_UTIL[:LEAD_S]]]]`` (defaults 0.7, the scenario's, 0.8, 0 s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from agents.policies.kpa import KPA, TICK_S
+from agents.policies.metric_hpa import DOWN, KEDA
+from agents.policies.params import Field, help_of, nominal_rps, parse_params, startup_s
+from kisim.core.config import Scenario
+from kisim.core.errors import KisimError
+from kisim.core.patterns import make_pattern
+from kisim.core.routing import RouteTable
+from kisim.core.window import Window
+
+STEP_S = 1.0  # resolution at which the curve is read
+FLOOR_UTIL = Field("floor_util", 0.8, 0.0, 2.0)
+LEAD = Field("lead_s", 0.0, 0.0, 3600.0, lo_incl=True)
+
+
+def sliding_max(levels: np.ndarray, width: int) -> np.ndarray:
+    """``out[k] = max(levels[k : k + width + 1])`` (the window clipped at the end)."""
+    out = levels.copy()
+    for j in range(1, width + 1):
+        np.maximum(out[:-j], levels[j:], out=out[:-j])
+    return out
+
+
+class Schedule:
+    """The floor per pool over an episode, from the scenario's load curve (module doc)."""
+
+    def __init__(self, sc: Scenario, pools: Iterable[str], period_s: float, floor_util: float,
+                 lead_s: float, policy: str) -> None:  # fmt: skip
+        if sc.traffic.mode != "open":
+            raise KisimError(f"policy {policy}: scenario {sc.name} is closed-loop; the floor "
+                             "is written from an open-loop pattern's req/s")  # fmt: skip
+        spec = sc.traffic.pattern
+        curve = make_pattern(spec.name, spec.params, 0)
+        self.routes = RouteTable(sc)
+        self.ahead: dict[str, np.ndarray] = {}
+        self.per_pod: dict[str, float] = {}
+        for pool in pools:
+            lead = startup_s(sc, pool) + period_s + lead_s
+            n = math.ceil((sc.duration_s + lead) / STEP_S) + 1
+            levels = np.array([curve.level(k * STEP_S) for k in range(n)])
+            self.ahead[pool] = sliding_max(levels, math.ceil(lead / STEP_S))
+            self.per_pod[pool] = floor_util * nominal_rps(sc, pool)
+
+    def floors(self, w: Window, t: float) -> dict[str, int]:
+        """The schedule's floor per pool at `t`."""
+        shares = self.routes.shares(w.placement, {p: r.desired for p, r in w.pools.items()})
+        out = {}
+        for pool, ahead in self.ahead.items():
+            level = float(ahead[min(int(t / STEP_S), len(ahead) - 1)])
+            out[pool] = math.ceil(level * shares.get(pool, 0.0) / self.per_pod[pool] - 1e-9)
+        return out
+
+
+class CronKPA(KPA):
+    """``cron-kpa``: the KPA with a min-scale schedule (module doc)."""
+
+    name = "cron-kpa"
+    fields = (Field("util", 0.7, 0.0, 1.0), Field("stable_s", 60.0, 2 * TICK_S, 3600.0,
+              lo_incl=True), FLOOR_UTIL, LEAD)  # fmt: skip
+    arg_help = help_of(fields)
+
+    def __init__(self, arg: str | None = None) -> None:
+        p = parse_params(self.name, arg, self.fields)
+        super().__init__(f"{p['util']:g}:{p['stable_s']:g}")
+        self.arg = arg
+        self.floor_util, self.lead_s = p["floor_util"], p["lead_s"]
+
+    def reset(self, scenario: Scenario) -> None:
+        super().reset(scenario)
+        self.schedule = Schedule(scenario, self.pools, TICK_S, self.floor_util, self.lead_s,
+                                 self.name)  # fmt: skip
+
+    def floors(self, w: Window, t: float) -> dict[str, int]:
+        return self.schedule.floors(w, t)
+
+
+class CronKEDA(KEDA):
+    """``cron-keda``: KEDA's request-rate scaler beside a cron trigger (module doc)."""
+
+    name = "cron-keda"
+    fields = (Field("util", 0.7, 0.0, 2.0), DOWN, FLOOR_UTIL, LEAD)
+    arg_help = help_of(fields)
+
+    def reset(self, scenario: Scenario) -> None:
+        super().reset(scenario)
+        self.schedule = Schedule(scenario, self.hpas, self.period_s, self.p["floor_util"],
+                                 self.p["lead_s"], self.name)  # fmt: skip
+
+    def floors(self, w: Window, t: float) -> dict[str, int]:
+        return self.schedule.floors(w, t)
+
+
+__all__ = ["CronKEDA", "CronKPA", "Schedule", "sliding_max"]
