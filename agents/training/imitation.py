@@ -28,8 +28,9 @@ import numpy as np
 
 from agents.policies import Policy, make_policy
 from agents.training.training_env import TRAIN_SEED_MIN
-from kisim.core.config import Scenario, scenario_data, with_pattern
+from kisim.core.config import Scenario, scenario_data, scenario_fingerprint, with_pattern
 from kisim.core.errors import ConfigError
+from kisim.core.rundir import read_json
 from kisim.core.window import Window
 from kisim.env.environment import KisimEnv
 
@@ -151,6 +152,40 @@ def record(sc: Scenario, patterns: Sequence[str], teacher: str, seeds: Sequence[
     return Demos(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                  np.concatenate([p[2] for p in parts]),
                  np.concatenate([np.full(len(p[2]), k) for k, p in enumerate(parts)]))  # fmt: skip
+
+
+def reuse(sc: Scenario, patterns: Sequence[str], teacher: str, episodes: int, run: Path
+          ) -> Demos:  # fmt: skip
+    """The first `episodes` teacher episodes of an earlier training run's OUT (`run`), checked
+    to be those `record` would play now - the same scenario (fingerprint), teacher, patterns and
+    seeds - so a second training seed need not replay a deterministic teacher. Only the
+    teacher's own episodes are reused: DAgger's are played by that run's clone."""
+    where = f"warm_start.demos: {run}"
+    files = {n: run / n for n in ("config.json", "warm_start.json", "demos.npz")}
+    for f in files.values():
+        if not f.is_file():
+            raise ConfigError(f"{where}: no {f.name} (not the OUT of a training with a warm start)")
+    fp, theirs = scenario_fingerprint(sc), read_json(files["config.json"]).get("fingerprint")
+    if theirs != fp:
+        raise ConfigError(f"{where}: trained on another scenario (fingerprint "
+                          f"{str(theirs)[:12]}..., this one {fp[:12]}...)")  # fmt: skip
+    ws = read_json(files["warm_start.json"])
+    played = len(ws.get("teacher_episode_rewards", []))
+    for field, mine, old in (("teacher", teacher, ws.get("teacher")),
+                             ("patterns", list(patterns), ws.get("patterns")),
+                             ("seeds", demo_seeds(0, episodes), ws.get("seeds", [])[:episodes])):
+        if mine != old:
+            raise ConfigError(f"{where}: {field} {old} there, {mine} here")
+    if played < episodes:
+        raise ConfigError(f"{where}: its teacher played {played} episodes, this run wants "
+                          f"{episodes}")  # fmt: skip
+    with np.load(files["demos.npz"]) as z:
+        keep = z["episode"] < episodes
+        d = Demos(z["obs"][keep], z["actions"][keep], z["rewards"][keep], z["episode"][keep])
+    if len(np.unique(d.episode)) != episodes:
+        raise ConfigError(f"{where}: demos.npz holds {len(np.unique(d.episode))} of the "
+                          f"{episodes} teacher episodes")  # fmt: skip
+    return d
 
 
 def running_returns(rewards: np.ndarray, episode: np.ndarray, gamma: float) -> np.ndarray:

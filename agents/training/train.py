@@ -95,6 +95,7 @@ class _Session:
     venv: Any = None
     vn: Any = None  # the VecNormalize, if any
     model: Any = None
+    demos: Any = None  # the teacher's episodes reused from an earlier run (warm_start.demos)
 
 
 def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
@@ -105,11 +106,15 @@ def train(sc: Scenario, cfg: TrainConfig, out: Path, *, resume: bool = False,
     t0 = time.perf_counter() if t0 is None else t0
     out = Path(out)
     torch_for_training(cfg.envs.torch_threads)
-    if cfg.warm_start.teacher is not None and not resume:
-        from agents.training.imitation import check_teacher
+    ws, reused = cfg.warm_start, None
+    if ws.teacher is not None and not resume:  # before OUT is touched
+        from agents.training.imitation import check_teacher, reuse
 
-        check_teacher(sc, cfg.warm_start.teacher)  # before OUT is touched
+        check_teacher(sc, ws.teacher)
+        if ws.demos is not None:
+            reused = reuse(sc, cfg.envs.patterns, ws.teacher, ws.episodes, Path(ws.demos))
     s = _open_out(sc, cfg, out, resume, t0, log)
+    s.demos = reused
     write_config(out, sc, cfg, scenario_file)
     max_s = cfg.budget.max_minutes * 60 if cfg.budget.max_minutes else None
     bar = Progress(s.state, s.clock, cfg.budget.timesteps, max_s) if progress else None
@@ -224,7 +229,11 @@ def _warm_start(s: _Session) -> None:
     ws, sc, patterns, t = s.cfg.warm_start, s.sc, s.cfg.envs.patterns, time.perf_counter()
     assert ws.teacher is not None
     seeds = demo_seeds(0, ws.episodes)
-    demos = record(sc, patterns, ws.teacher, seeds, ws.jobs, s.log)
+    if s.demos is not None:
+        demos = s.demos
+        s.log(f"warm start: {ws.episodes} teacher episodes reused from {ws.demos}")
+    else:
+        demos = record(sc, patterns, ws.teacher, seeds, ws.jobs, s.log)
     teacher = demos.episode_rewards()
     scale = start_normalizer(s.vn, demos)
     fit = [{"round": 0, **_fit(s, demos, scale)}]
@@ -236,7 +245,7 @@ def _warm_start(s: _Session) -> None:
                     **_fit(s, demos, scale)})  # fmt: skip
     demos.save(s.out / "demos.npz")
     write_json(s.out / "warm_start.json", {
-        "teacher": ws.teacher, "seeds": seeds, "patterns": patterns,
+        "teacher": ws.teacher, "seeds": seeds, "patterns": patterns, "reused_from": ws.demos,
         "teacher_episode_rewards": teacher, "teacher_mean_reward": sum(teacher) / len(teacher),
         "wall_s": round(time.perf_counter() - t, 1), "fits": fit,
     })  # fmt: skip

@@ -173,6 +173,11 @@ class WarmStartConfig(_Model):
         "labels its states, the fit reruns on all episodes so far.",
     )  # fmt: skip
     dagger_episodes: int = Field(16, ge=1, description="Episodes the clone plays per round.")
+    demos: str | None = Field(
+        None, description="An earlier training run's OUT (relative to the working directory) "
+        "whose teacher episodes to reuse instead of playing them again: checked to be the same "
+        "scenario, teacher, patterns and seeds. DAgger's rounds always play anew.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _policy(self) -> WarmStartConfig:

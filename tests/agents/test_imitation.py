@@ -126,3 +126,29 @@ def test_training_with_a_warm_start_and_a_dagger_round(tmp_path, short) -> None:
         assert sorted(set(z["episode"].tolist())) == [0, 1, 2]
         assert len(z["obs"]) == ws["fits"][1]["samples"]
     assert (out / "best_model.zip").is_file() and (out / "warm_start_clone.zip").is_file()
+    # a second training seed reuses those teacher episodes (warm_start.demos): the same arrays,
+    # no teacher episode played; its DAgger round is its own clone's
+    again = TrainConfig.model_validate({**TINY, "seed": 1, "warm_start": {
+        **cfg.warm_start.model_dump(), "demos": str(out)}})  # fmt: skip
+    lines: list[str] = []
+    train(short, again, tmp_path / "again", log=lines.append)
+    assert not any("threshold episode" in m for m in lines)
+    ws2 = json.loads((tmp_path / "again" / "warm_start.json").read_text())
+    assert ws2["reused_from"] == str(out) and ws2["seeds"] == ws["seeds"]
+    assert ws2["teacher_episode_rewards"] == ws["teacher_episode_rewards"]
+    with np.load(out / "demos.npz") as a, np.load(tmp_path / "again" / "demos.npz") as b:
+        first = a["episode"] < 2
+        for k in ("obs", "actions", "rewards"):
+            assert np.array_equal(a[k][first], b[k][b["episode"] < 2])
+
+
+def test_reused_demos_must_be_the_same_teachers_and_are_refused_before_out(tmp_path) -> None:
+    from tests.agents.test_train import kisim_train
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("apiVersion: kisim/v1\nkind: TrainConfig\n"
+                   f"warm_start: {{teacher: threshold, demos: {tmp_path / 'nowhere'}}}\n")
+    r = kisim_train("--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    assert "warm_start.demos" in r.stderr and "no config.json" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
