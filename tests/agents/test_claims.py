@@ -93,7 +93,8 @@ def test_room_and_markdown(board):
 
 def test_a_rule_told_the_schedule_adds_the_reactive_bar():
     """Where the best rule is told the load curve, each policy is also judged against the best
-    reactive rule, with Holm over the PPO policies (two here: each p at most doubled)."""
+    reactive rule, with Holm over the PPO policies (two here: each p at most doubled); b is
+    dearer than KPA."""
     sc = load_scenario(ROOT / "configs" / "scenarios" / "suite" / "cpu-fleet.yaml")
     roles = {"hpa:0.6:0": "tuned hpa", "kpa:0.7:30": "tuned kpa", "cron-kpa:1:10": "tuned cron-kpa",
              "ppo:a.zip": "extra", "ppo:b.zip": "extra"}  # fmt: skip
@@ -101,7 +102,7 @@ def test_a_rule_told_the_schedule_adds_the_reactive_bar():
             + _records("kpa:0.7:30", 0.25, 0.97, -4.0, 0.001)
             + _records("cron-kpa:1:10", 0.21, 0.99, -3.0, 0.001)  # told: the best rule
             + _records("ppo:a.zip", 0.23, 0.97, -3.3, 0.001)  # beats KPA, not cron-kpa
-            + _records("ppo:b.zip", 0.26, 0.97, -4.2, 0.003))  # dearer than KPA  # fmt: skip
+            + _records("ppo:b.zip", 0.26, 0.97, -4.2, 0.003))  # fmt: skip
     tuned = {"hpa": "hpa:0.6:0", "kpa": "kpa:0.7:30", "cron-kpa": "cron-kpa:1:10"}
     b = leaderboard.build("cpu-fleet", "", sc, recs, roles, tuned)
     assert (b.best_rule, b.best_reactive) == ("cron-kpa:1:10", "kpa:0.7:30")

@@ -65,13 +65,12 @@ def test_floor_is_the_curve_ahead_by_the_cold_start(first_burst):
     pol = make_policy("cron-kpa:0.7:60:0.8:0")
     pol.reset(sc)
     lead = startup_s(sc, "cpu") + TICK_S
-    per_pod = 0.8 * nominal_rps(sc, "cpu")
     ahead = pol.schedule.ahead["cpu"]
     # 600 req/s until 200 s, then linear to 1,800 at 210: the floor sees 1,800 from 210 - lead
     assert ahead[150] == pytest.approx(600.0)
     assert ahead[210 - math.ceil(lead)] == pytest.approx(1800.0)
     assert ahead[math.floor(200 - lead) - 1] == pytest.approx(600.0)
-    assert math.ceil(1800.0 / per_pod) > math.ceil(600.0 / per_pod)  # the floor binds
+    assert pol.schedule.per_pod["cpu"] == pytest.approx(0.8 * nominal_rps(sc, "cpu"))
 
 
 def test_pods_are_asked_for_before_the_burst_where_kpa_waits(first_burst):
