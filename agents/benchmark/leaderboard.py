@@ -271,7 +271,8 @@ def _table(b: Board) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in sorted(b.rows, key=lambda r: -r["episode_reward"] if math.isfinite(
             r["episode_reward"]) else math.inf):  # fmt: skip
-        name = r["policy"] + (" **(best rule)**" if r["policy"] == b.best_rule else "")
+        name = r["policy"] + (" **(best rule)**" if r["policy"] == b.best_rule else
+                              " (best reactive rule)" if r["policy"] == b.best_reactive else "")
         body.append([name, r["role"]] + [_cell(r, m) + _sig(r, m) for m in METRICS]
                     + [fmt_p(r["episode_reward_p_holm"]),
                        f"{r['oracle_margin_share'] * 100:.0f} %"

@@ -14,7 +14,8 @@ from kisim.cli.fanout import RayAddress
 from kisim.cli.options import AllowLarge, MaxRequests, TrustModel, limits, split_list, split_specs
 
 H_SCEN = "A folder of scenario YAMLs, or comma-separated files."
-H_OPP = "Comma-separated rule opponents to tune (default: all; must include hpa)."
+H_OPP = ("Comma-separated rule opponents to tune (default: all of the scenario's family, with "
+         "cron-kpa and cron-keda where its load is scheduled; must include hpa).")
 H_EXTRA = ("Comma-separated extra policies evaluated untuned, e.g. ppo:models/gpu-fleet.zip; "
            "SCENARIO=POLICY runs one on that scenario only (a per-scenario PPO model).")
 

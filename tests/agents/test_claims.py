@@ -118,3 +118,6 @@ def test_a_rule_told_the_schedule_adds_the_reactive_bar():
            ["paired_p"] for p in ("ppo:a.zip", "ppo:b.zip")}  # fmt: skip
     want = stats.holm([raw["ppo:a.zip"], raw["ppo:b.zip"]])
     assert [got[p, "best reactive rule"].cost_p for p in raw] == pytest.approx(list(want))
+    _, body = leaderboard._table(b)  # the scenario's table names both references
+    names = [row[0] for row in body]
+    assert "cron-kpa:1:10 **(best rule)**" in names and "kpa:0.7:30 (best reactive rule)" in names
