@@ -122,8 +122,8 @@ def build(scenario: str, question: str, sc: Scenario, records: Sequence[RunRecor
     best_rule = max((e.policy for e in rules), key=lambda p: mean[p]) if rules else None
     hpa = tuned.get(hpa_name) if tuned.get(hpa_name) in mean else None
     oracle = next((e.policy for e in ents if e.role == "oracle"), None)
-    board = Board(scenario, question, ents, best_rule, hpa, oracle, src, dict(tuned))
-    board.best_reactive = max(reactive, key=lambda p: mean[p]) if reactive else None
+    board = Board(scenario, question, ents, best_rule, hpa, oracle, src, dict(tuned),
+                  best_reactive=max(reactive, key=lambda p: mean[p]) if reactive else None)
     board.rows = _rows(board)
     return board
 

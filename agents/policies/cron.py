@@ -64,14 +64,14 @@ def sliding_max(levels: np.ndarray, width: int) -> np.ndarray:
 class Schedule:
     """The floor per pool over an episode, from the scenario's load curve (module doc)."""
 
-    def __init__(self, sc: Scenario, pools: Iterable[str], period_s: float, floor_util: float,
-                 lead_s: float, policy: str) -> None:  # fmt: skip
+    def __init__(self, sc: Scenario, routes: RouteTable, pools: Iterable[str], period_s: float,
+                 floor_util: float, lead_s: float, policy: str) -> None:  # fmt: skip
         if sc.traffic.mode != "open":
             raise KisimError(f"policy {policy}: scenario {sc.name} is closed-loop; the floor "
                              "is written from an open-loop pattern's req/s")  # fmt: skip
         spec = sc.traffic.pattern
         curve = make_pattern(spec.name, spec.params, 0)
-        self.routes = RouteTable(sc)
+        self.routes = routes  # the policy's own
         self.ahead: dict[str, np.ndarray] = {}
         self.per_pod: dict[str, float] = {}
         for pool in pools:
@@ -107,8 +107,8 @@ class CronKPA(KPA):
 
     def reset(self, scenario: Scenario) -> None:
         super().reset(scenario)
-        self.schedule = Schedule(scenario, self.pools, TICK_S, self.floor_util, self.lead_s,
-                                 self.name)  # fmt: skip
+        self.schedule = Schedule(scenario, self.routes, self.pools, TICK_S, self.floor_util,
+                                 self.lead_s, self.name)  # fmt: skip
 
     def floors(self, w: Window, t: float) -> dict[str, int]:
         return self.schedule.floors(w, t)
@@ -123,8 +123,8 @@ class CronKEDA(KEDA):
 
     def reset(self, scenario: Scenario) -> None:
         super().reset(scenario)
-        self.schedule = Schedule(scenario, self.hpas, self.period_s, self.p["floor_util"],
-                                 self.p["lead_s"], self.name)  # fmt: skip
+        self.schedule = Schedule(scenario, self.routes, self.hpas, self.period_s,
+                                 self.p["floor_util"], self.p["lead_s"], self.name)  # fmt: skip
 
     def floors(self, w: Window, t: float) -> dict[str, int]:
         return self.schedule.floors(w, t)

@@ -18,6 +18,7 @@ untrained critic that would pull the cloned policy away before it learns anythin
 from __future__ import annotations
 
 import multiprocessing as mp
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -165,11 +166,17 @@ def reuse(sc: Scenario, patterns: Sequence[str], teacher: str, episodes: int, ru
     for f in files.values():
         if not f.is_file():
             raise ConfigError(f"{where}: no {f.name} (not the OUT of a training with a warm start)")
-    fp, theirs = scenario_fingerprint(sc), read_json(files["config.json"]).get("fingerprint")
+    try:
+        cfg, ws = read_json(files["config.json"]), read_json(files["warm_start.json"])
+        with np.load(files["demos.npz"]) as z:
+            keep = z["episode"] < episodes
+            d = Demos(z["obs"][keep], z["actions"][keep], z["rewards"][keep], z["episode"][keep])
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:  # JSON errors are ValueErrors
+        raise ConfigError(f"{where}: unreadable ({type(e).__name__}: {e})") from None
+    fp, theirs = scenario_fingerprint(sc), cfg.get("fingerprint")
     if theirs != fp:
         raise ConfigError(f"{where}: trained on another scenario (fingerprint "
                           f"{str(theirs)[:12]}..., this one {fp[:12]}...)")  # fmt: skip
-    ws = read_json(files["warm_start.json"])
     played = len(ws.get("teacher_episode_rewards", []))
     for field, mine, old in (("teacher", teacher, ws.get("teacher")),
                              ("patterns", list(patterns), ws.get("patterns")),
@@ -179,9 +186,6 @@ def reuse(sc: Scenario, patterns: Sequence[str], teacher: str, episodes: int, ru
     if played < episodes:
         raise ConfigError(f"{where}: its teacher played {played} episodes, this run wants "
                           f"{episodes}")  # fmt: skip
-    with np.load(files["demos.npz"]) as z:
-        keep = z["episode"] < episodes
-        d = Demos(z["obs"][keep], z["actions"][keep], z["rewards"][keep], z["episode"][keep])
     if len(np.unique(d.episode)) != episodes:
         raise ConfigError(f"{where}: demos.npz holds {len(np.unique(d.episode))} of the "
                           f"{episodes} teacher episodes")  # fmt: skip

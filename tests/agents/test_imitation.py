@@ -152,3 +152,13 @@ def test_reused_demos_must_be_the_same_teachers_and_are_refused_before_out(tmp_p
     assert r.returncode == 2, r.stderr
     assert "warm_start.demos" in r.stderr and "no config.json" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_reused_demos_that_cannot_be_read_are_one_line(tmp_path, short) -> None:
+    from agents.training.imitation import reuse
+
+    for name, text in (("config.json", "{}"), ("warm_start.json", "{not json"),
+                       ("demos.npz", "not a zip")):  # fmt: skip
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match="warm_start.demos: .*unreadable"):
+        reuse(short, ["ramp"], "threshold", 1, tmp_path)
