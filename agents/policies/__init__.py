@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+from agents.policies import min_scale  # noqa: F401 - registers the min-scale autoscalers
 from agents.policies.base import InClusterPolicy, Policy
 from agents.policies.setup import Setup, split_setup
 from kisim.core.config import POOL_NAME
@@ -25,6 +26,7 @@ POLICIES: dict[str, str] = {
     "threshold": "agents.policies.threshold:Threshold",
     "kpa": "agents.policies.kpa:KPA",
     "cron-kpa": "agents.policies.cron:CronKPA",
+    "cron": "agents.policies.cron:Cron",
     "triton-hpa": "agents.policies.metric_hpa:TritonHPA",
     "keda": "agents.policies.metric_hpa:KEDA",
     "cron-keda": "agents.policies.cron:CronKEDA",

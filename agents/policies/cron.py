@@ -30,15 +30,22 @@ definition, and a replayed trace is the test itself.
 
 ``cron-kpa[:UTIL[:STABLE_S[:FLOOR_UTIL[:LEAD_S]]]]`` (defaults 0.7, 60 s, 0.8, 0 s);
 ``cron-keda[:UTIL[:DOWN_STAB_S[:FLOOR_UTIL[:LEAD_S]]]]`` (defaults 0.7, the scenario's, 0.8, 0 s).
+
+``cron[:FLOOR_UTIL[:LEAD_S]]`` is the schedule alone, as an env-driven policy in the
+``min-scale`` preset: once per agent step it writes the floor of the scenario's
+``env.autoscaler`` for each fifth of the step. It is the teacher PPO in that preset imitates
+before it learns (configs/train/suite/cpu-fleet-min-scale.yaml).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
+from agents.policies.base import Policy
 from agents.policies.kpa import KPA, TICK_S
 from agents.policies.metric_hpa import DOWN, KEDA
 from agents.policies.params import Field, help_of, nominal_rps, parse_params, startup_s
@@ -47,6 +54,7 @@ from kisim.core.errors import KisimError
 from kisim.core.patterns import make_pattern
 from kisim.core.routing import RouteTable
 from kisim.core.window import Window
+from kisim.env.actions import PARTS
 
 STEP_S = 1.0  # resolution at which the curve is read
 FLOOR_UTIL = Field("floor_util", 0.8, 0.0, 2.0)
@@ -83,7 +91,11 @@ class Schedule:
 
     def floors(self, w: Window, t: float) -> dict[str, int]:
         """The schedule's floor per pool at `t`."""
-        shares = self.routes.shares(w.placement, {p: r.desired for p, r in w.pools.items()})
+        return self.floors_at(w.placement, {p: r.desired for p, r in w.pools.items()}, t)
+
+    def floors_at(self, placement: str, desired: dict[str, int], t: float) -> dict[str, int]:
+        """The floor per pool at `t` with this placement and these desired pods."""
+        shares = self.routes.shares(placement, desired)
         out = {}
         for pool, ahead in self.ahead.items():
             level = float(ahead[min(int(t / STEP_S), len(ahead) - 1)])
@@ -130,4 +142,40 @@ class CronKEDA(KEDA):
         return self.schedule.floors(w, t)
 
 
-__all__ = ["CronKEDA", "CronKPA", "Schedule", "sliding_max"]
+class Cron(Policy):
+    """``cron``: the schedule alone, writing the min-scale preset's entries each step (module doc):
+    the floor of each fifth of the step is the schedule's at its start, written with ``lead`` =
+    cold start + a fifth of the step + LEAD_S (so each covers its fifth) - with a 10-s step and
+    the KPA's 2-s tick, `cron-kpa`'s floor at each tick."""
+
+    name = "cron"
+    action = "min-scale"
+    fields = (FLOOR_UTIL, LEAD)
+    arg_help = help_of(fields)
+
+    def __init__(self, arg: str | None = None) -> None:
+        super().__init__(arg)
+        p = parse_params(self.name, arg, self.fields)
+        self.floor_util, self.lead_s = p["floor_util"], p["lead_s"]
+
+    def reset(self, scenario: Scenario) -> None:
+        self.tick_s = scenario.env.step_s / PARTS
+        self.schedule = Schedule(scenario, RouteTable(scenario), scenario.pool_names, self.tick_s,
+                                 self.floor_util, self.lead_s, self.name)  # fmt: skip
+
+    def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
+        assert self.env is not None and self.env.state is not None
+        st, ctx = self.env.state, self.env.ctx
+        g = [self.schedule.floors_at(st.placement, st.desired, t + j * self.tick_s)
+             for j in range(PARTS)]  # fmt: skip
+        out: list[int] = []
+        for pool in ctx.layout:
+            if pool not in ctx.max_replicas:
+                out += [0] * PARTS
+                continue
+            lo, hi = ctx.min_replicas[pool], ctx.max_replicas[pool]
+            out += [min(max(x.get(pool, 0), lo), hi) - lo for x in g]
+        return np.array(out + [ctx.placements.index(st.placement)], dtype=np.int64)
+
+
+__all__ = ["Cron", "CronKEDA", "CronKPA", "Schedule", "sliding_max"]

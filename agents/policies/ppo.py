@@ -8,10 +8,15 @@ The model must have been trained on the scenario's observation and action preset
 (``env.observation`` / ``env.action``); spaces are checked when the episode starts.
 The path is checked when the policy is made, so a missing file ends `kisim eval` before
 any run; torch and stable-baselines3 are imported only when an episode starts.
+
+A model trained in the ``min-scale`` preset (it sets the floor of an in-cluster autoscaler,
+``env.autoscaler``) runs the same way on any scenario: its ``config.json`` (written beside it
+by `kisim train`) names the preset and the autoscaler, and they replace the scenario's.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,7 @@ import numpy as np
 
 from agents.policies.base import Policy
 from agents.policies.model_files import VECNORMALIZE_PKL, load_ppo, stats_beside
+from kisim.core.config import Scenario, override
 from kisim.core.errors import KisimError
 from kisim.core.window import Window
 
@@ -38,6 +44,18 @@ def model_path(arg: str | None) -> Path:
     raise KisimError(f"ppo:{arg}: no such model file")
 
 
+def steered_autoscaler(model: Path) -> tuple[str, str] | None:
+    """(action preset, autoscaler) of a model trained to steer an autoscaler, from the
+    ``config.json`` beside it; None for any other model (or one without a readable config)."""
+    try:
+        env = json.loads((model.parent / "config.json").read_text())["scenario"]["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(env, dict) or not env.get("autoscaler"):
+        return None
+    return str(env["action"]), str(env["autoscaler"])
+
+
 class PPOPolicy(Policy):
     name = "ppo"
     arg_help = "path of a stable-baselines3 PPO .zip"
@@ -48,6 +66,14 @@ class PPOPolicy(Policy):
         self.path = model_path(arg)
         self.model: Any = None
         self.vecnorm: Any = None
+
+    def scenario(self, sc: Scenario) -> Scenario:
+        trained = steered_autoscaler(self.path)
+        if trained is None:
+            return sc
+        action, autoscaler = trained
+        return override(sc, f"ppo:{self.arg}", **{"env.action": action,
+                                                   "env.autoscaler": autoscaler})  # fmt: skip
 
     def attach(self, env: KisimEnv) -> None:
         super().attach(env)

@@ -362,6 +362,8 @@ def resolved_json(scenario: Scenario) -> str:
             dev.pop("idle_tau_ms", None)
     if tuple(data["env"]["replica_steps"]) == EnvConfig.model_fields["replica_steps"].default:
         data["env"].pop("replica_steps")  # the seed's -2..+2: as before the field existed
+    if data["env"].get("autoscaler") is None:
+        data["env"].pop("autoscaler", None)  # likewise a scenario without a min-scale autoscaler
     return json.dumps(data, indent=2, sort_keys=True)
 
 

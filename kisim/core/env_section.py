@@ -64,7 +64,14 @@ class EnvConfig(StrictModel):
         description="Observation preset: default | extended | default-stale | extended-stale.",
     )
     action: str = Field(
-        "replicas", description="Action preset: replicas | resources | hpa-target | none."
+        "replicas",
+        description="Action preset: replicas | resources | hpa-target | min-scale | none.",
+    )
+    autoscaler: str | None = Field(
+        None,
+        description="The in-cluster autoscaler whose min-scale the `min-scale` action sets, "
+        "ticking inside each agent step: a spec of a registered one (agents.policies.min_scale: "
+        "kpa[:ARG], Knative's KPA). Only the min-scale preset uses it.",
     )
     replica_steps: tuple[PosInt, PosInt] = Field(
         (1, 2),

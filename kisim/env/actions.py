@@ -8,7 +8,9 @@ re-reads replica counts and placement from each step's Window.
 
 A preset may need a particular in-cluster controller (`controller`): `replicas` makes
 the agent *the* autoscaler (`external`: no HPA fighting it), `hpa-target` needs the
-HPA it steers; `resources` and `none` keep the scenario's controller.
+HPA it steers; `resources` and `none` keep the scenario's controller. `min-scale` makes the
+agent the floor of an in-cluster autoscaler (``env.autoscaler``) that the env runs inside
+each step (`kisim.env.autoscalers`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ActionPreset(ABC):
     name: ClassVar[str]
     controller: ClassVar[str | None] = None  # controller.name the preset needs; None = keep
     needs_platform: ClassVar[bool] = False  # only for scenarios with a platform section
+    needs_autoscaler: ClassVar[bool] = False  # the env runs ``env.autoscaler`` inside each step
 
     def __init__(self, ctx: EnvContext) -> None:
         self.ctx = ctx
@@ -219,6 +222,64 @@ class HPATarget(ActionPreset):
 
     def hold(self, st: EnvState) -> Any:
         return 2
+
+
+PARTS = 5  # a min-scale action sets the floor of each fifth of the agent's step
+
+
+@register
+class MinScale(ActionPreset):
+    """MultiDiscrete([F] * 5N + [P]), F = max - min + 1: per pool of `EnvContext.layout` the
+    floor of the in-cluster autoscaler (``env.autoscaler``, e.g. Knative's KPA) for each fifth
+    of the coming step, absolute (index k = min_replicas + k pods: what a controller patching
+    ``autoscaling.knative.dev/min-scale`` writes); then the placement as in `replicas`. So one
+    decision per step writes the step's cron entries at the autoscaler's resolution (a 10-s
+    step, a 2-s KPA: one entry per tick), not the agent's. The autoscaler keeps deciding every
+    tick and applies ``max(its own, floor)``: a floor above the current pods scales up when it
+    takes effect (the first at once, as the PodAutoscaler reconciles the annotation), a lower
+    one lets the autoscaler scale down at its own pace."""
+
+    name = "min-scale"
+    controller = "external"
+    needs_autoscaler = True
+
+    def _space(self) -> spaces.Space[Any]:
+        ctx = self.ctx
+        sizes = []
+        for p in ctx.layout:
+            f = ctx.max_replicas[p] - ctx.min_replicas[p] + 1 if p in ctx.max_replicas else 1
+            sizes += [f] * PARTS
+        return spaces.MultiDiscrete(sizes + [len(ctx.placements)])
+
+    def decode(self, a: Any, st: EnvState) -> Decoded:
+        ctx = self.ctx
+        v = _ints(a)
+        pools: dict[str, PoolSetting] = {}
+        st.pending = {}
+        for i, pool in enumerate(ctx.layout):
+            if pool not in ctx.max_replicas:
+                continue
+            lo = ctx.min_replicas[pool]
+            floors = [lo + k for k in v[PARTS * i : PARTS * (i + 1)]]
+            now = st.floors[pool] = floors[0]
+            st.pending[pool] = [(f, st.t + j * ctx.step_s / PARTS)
+                                for j, f in enumerate(floors) if j]  # fmt: skip
+            if st.desired[pool] < now:
+                pools[pool] = PoolSetting(replicas=now)
+                st.desired[pool] = now
+        placement = ctx.placements[v[PARTS * len(ctx.layout)]]
+        moved = placement != st.placement
+        st.placement = placement
+        if not pools and not moved:
+            return None, {}, 0
+        return Action(pools=pools, placement=placement if moved else None), {}, 0
+
+    def hold(self, st: EnvState) -> Any:
+        ctx = self.ctx
+        out = []
+        for p in ctx.layout:
+            out += [st.floors[p] - ctx.min_replicas[p] if p in ctx.max_replicas else 0] * PARTS
+        return np.array(out + [ctx.placements.index(st.placement)], dtype=np.int64)
 
 
 @register

@@ -175,6 +175,15 @@ class EnvState:
     t: float = 0.0
     steps: int = 0
     platform: PlatformView | None = None  # the shared platform after the last step, if any
+    floors: dict[str, int] = field(default_factory=dict)  # min-scale per pool (`min-scale`)
+    pending: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # (floor, from t)
+
+    def floors_at(self, t: float) -> dict[str, int]:
+        """The min-scale per pool at `t`: the pending entries whose time has come take effect."""
+        for pool, entries in self.pending.items():
+            while entries and t >= entries[0][1] - 1e-9:
+                self.floors[pool] = entries.pop(0)[0]
+        return self.floors
 
     @classmethod
     def initial(cls, ctx: EnvContext) -> EnvState:
@@ -184,6 +193,7 @@ class EnvState:
             hpa_target=ctx.hpa_target,
             templates={p: Template(t.cpu, t.memory_gib, t.max_batch_size, t.instances)
                        for p, t in ctx.templates.items()},  # fmt: skip
+            floors=dict(ctx.min_replicas),
         )
 
 

@@ -42,6 +42,7 @@ from kisim.core.patterns import Pattern, make_pattern
 from kisim.core.platform import PlatformControl
 from kisim.core.window import Window
 from kisim.env.actions import ACTIONS
+from kisim.env.autoscalers import Autoscaler, make_autoscaler
 from kisim.env.chunker import EPS, Chunker, OnClose
 from kisim.env.context import EnvContext, EnvState, build_context, mean_demand
 from kisim.env.observation import OBSERVATIONS
@@ -82,7 +83,8 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         record_window_s: also collect timeline Windows of this length in
             ``info["timeline"]`` (evaluation); None = one backend call per step.
         inner: a controller ticking inside each step (its actions are applied at once
-            and reported in ``info["clamped"]``/``info["inner_applied"]``).
+            and reported in ``info["clamped"]``/``info["inner_applied"]``). A preset that
+            steers an autoscaler (`min-scale`) makes ``env.autoscaler`` the inner controller.
         references: the cache of static runs for ``reward_baseline: static``; pass one
             to share it between envs (None: this env's own).
     """
@@ -143,6 +145,15 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         self.action_space = self._act.space
         self.backend: Backend = backend if backend is not None else default_backend()
         self.record_window_s = record_window_s
+        self.autoscaler: Autoscaler | None = None
+        if ACTIONS[sc.env.action].needs_autoscaler:
+            if inner is not None:
+                raise KisimError(f"env.action {sc.env.action}: the env runs env.autoscaler "
+                                 "inside each step; a policy's own inner controller cannot "
+                                 "run beside it")  # fmt: skip
+            assert sc.env.autoscaler is not None  # check_presets
+            inner = self.autoscaler = make_autoscaler(sc.env.autoscaler, self._floors,
+                                                      sc.source or sc.name)  # fmt: skip
         self.inner = inner
         self.references = references if references is not None else StaticReferences()
         self._inner_applied: list[Applied] = []
@@ -184,6 +195,8 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         sc, self._rew = self._scenarios[name], self._rewards[name]
         self.pattern_name, self.twin_seed = name, ts
         self.backend.reset(sc, ts)
+        if self.autoscaler is not None:
+            self.autoscaler.reset(sc)
         spec = sc.traffic.pattern
         self._pattern = make_pattern(spec.name, spec.params, ts)
         self._shape_tick = sc.traffic.shape_tick_s
@@ -291,6 +304,10 @@ class KisimEnv(gym.Env[np.ndarray, Any]):
         for k in range(k0, k1):
             total += pat.level(k * tick)
         return total / (k1 - k0) * self.ctx.demand_per_level
+
+    def _floors(self, t: float) -> dict[str, int]:
+        assert self._st is not None
+        return self._st.floors_at(t)
 
     def _tick(self, w: Window) -> None:
         assert self.inner is not None

@@ -27,6 +27,10 @@ def check_presets(sc: Scenario, source: str | None = None) -> None:
         if reg[name].needs_platform and sc.platform is None:
             raise ConfigError(f"{where}: env.{field}: preset '{name}' needs a scenario with a "
                               "platform section")  # fmt: skip
+    if ACTIONS[sc.env.action].needs_autoscaler and sc.env.autoscaler is None:
+        raise ConfigError(f"{where}: env.action: preset '{sc.env.action}' needs "
+                          "env.autoscaler (the in-cluster autoscaler whose floor it sets, "
+                          "e.g. kpa:1:10)")  # fmt: skip
     preset = REWARDS[sc.env.reward]
     for k in sc.env.reward_weights:
         if k not in preset.default_weights:
