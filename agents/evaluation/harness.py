@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from agents.evaluation import report
 from agents.evaluation.executor import EpisodeFn, Executor, LocalExecutor, Task, current, run_one
+from agents.evaluation.model_digests import check_models, model_digests
 from kisim.core.errors import Interrupted, KisimError, ResourceError
 from kisim.core.outputs import HIDDEN_TEMP, check_out_dir, remove_stale
 from kisim.core.rundir import is_complete, run_path, safe_name, write_json
@@ -134,6 +135,13 @@ def evaluate(
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     calls = _earlier_calls(out, fingerprint)
+    earlier_models = (report.load_manifest(out) or {}).get("models") or {}
+    models = model_digests(policies)
+
+    def has_runs(pol: str) -> bool:
+        return any(is_complete(run_path(out, pol, pat, s)) for pat in patterns for s in seeds)
+
+    check_models(out, earlier_models, models, has_runs)
     ex = executor or current() or LocalExecutor(jobs)
     if not isinstance(ex, LocalExecutor) or ex.jobs > 1:
         try:
@@ -159,6 +167,8 @@ def evaluate(
         "fingerprint": fingerprint, "meta": meta or {},
         "jobs": getattr(ex, "jobs", jobs), "executor": ex.name, "calls": calls,
     }  # fmt: skip
+    if models or earlier_models:
+        manifest["models"] = {**earlier_models, **models}
     write_json(out / report.MANIFEST, {**manifest, "status": "running"})
 
     def call(status: str) -> dict[str, Any]:

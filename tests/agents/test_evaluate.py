@@ -229,3 +229,26 @@ def test_first_seed_runs_the_held_out_seeds_only(tmp_path: Path) -> None:
     one = run(100001, 1, tmp_path / "one")
     assert one[100001] == held[100001]
     assert held[100000] != held[100001]
+
+
+def test_a_retrained_model_is_not_taken_for_its_stored_runs(tmp_path: Path) -> None:
+    """Runs are named after the spec; the model's bytes decide whether they are still its."""
+    model = tmp_path / "m" / "best_model.zip"
+    model.parent.mkdir()
+    model.write_bytes(b"first model")
+    spec, out = f"ppo:{model}", tmp_path / "ev"
+    evaluate(["hpa", spec], ["ramp"], [0, 1], out, synth_episode, progress=False, figures=False)
+    man = json.loads((out / "eval.json").read_text())
+    assert set(man["models"]) == {spec}
+    calls: list = []
+    ep = functools.partial(synth_episode, calls=calls)
+    evaluate(["hpa", spec], ["ramp"], [0, 1], out, ep, progress=False, figures=False)
+    assert calls == []  # the same bytes: every run is still this model's
+    model.write_bytes(b"retrained into the same folder")
+    with pytest.raises(KisimError, match=r"best_model.zip: the model file changed since its runs"):
+        evaluate(["hpa", spec], ["ramp"], [0, 1], out, ep, progress=False, figures=False)
+    assert calls == []  # refused before any run
+    for s in (0, 1):
+        (run_path(out, spec, "ramp", s) / "summary.json").unlink()  # its runs deleted: rerun
+    evaluate(["hpa", spec], ["ramp"], [0, 1], out, ep, progress=False, figures=False)
+    assert sorted(calls) == [(spec, "ramp", 0), (spec, "ramp", 1)]
