@@ -54,7 +54,7 @@ from kisim.core.errors import KisimError
 from kisim.core.patterns import make_pattern
 from kisim.core.routing import RouteTable
 from kisim.core.window import Window
-from kisim.env.actions import PARTS
+from kisim.env.actions import PARTS, min_scale_action
 
 STEP_S = 1.0  # resolution at which the curve is read
 FLOOR_UTIL = Field("floor_util", 0.8, 0.0, 2.0)
@@ -165,17 +165,10 @@ class Cron(Policy):
 
     def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
         assert self.env is not None and self.env.state is not None
-        st, ctx = self.env.state, self.env.ctx
-        g = [self.schedule.floors_at(st.placement, st.desired, t + j * self.tick_s)
-             for j in range(PARTS)]  # fmt: skip
-        out: list[int] = []
-        for pool in ctx.layout:
-            if pool not in ctx.max_replicas:
-                out += [0] * PARTS
-                continue
-            lo, hi = ctx.min_replicas[pool], ctx.max_replicas[pool]
-            out += [min(max(x.get(pool, 0), lo), hi) - lo for x in g]
-        return np.array(out + [ctx.placements.index(st.placement)], dtype=np.int64)
+        st = self.env.state
+        fifths = [self.schedule.floors_at(st.placement, st.desired, t + j * self.tick_s)
+                  for j in range(PARTS)]  # fmt: skip
+        return min_scale_action(self.env.ctx, fifths, st.placement)
 
 
 __all__ = ["Cron", "CronKEDA", "CronKPA", "Schedule", "sliding_max"]

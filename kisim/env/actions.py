@@ -16,6 +16,7 @@ each step (`kisim.env.autoscalers`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -275,11 +276,22 @@ class MinScale(ActionPreset):
         return Action(pools=pools, placement=placement if moved else None), {}, 0
 
     def hold(self, st: EnvState) -> Any:
-        ctx = self.ctx
-        out = []
-        for p in ctx.layout:
-            out += [st.floors[p] - ctx.min_replicas[p] if p in ctx.max_replicas else 0] * PARTS
-        return np.array(out + [ctx.placements.index(st.placement)], dtype=np.int64)
+        return min_scale_action(self.ctx, [st.floors] * PARTS, st.placement)
+
+
+def min_scale_action(ctx: EnvContext, fifths: Sequence[Mapping[str, int]],
+                     placement: str) -> np.ndarray:  # fmt: skip
+    """The `min-scale` action that writes floor ``fifths[j][pool]`` for fifth j of the step,
+    clamped to the pool's bounds (a pool a mapping does not name: its min_replicas), and sets
+    `placement`."""
+    out: list[int] = []
+    for p in ctx.layout:
+        if p not in ctx.max_replicas:
+            out += [0] * PARTS
+            continue
+        lo, hi = ctx.min_replicas[p], ctx.max_replicas[p]
+        out += [min(max(f.get(p, lo), lo), hi) - lo for f in fifths]
+    return np.array(out + [ctx.placements.index(placement)], dtype=np.int64)
 
 
 @register
