@@ -115,7 +115,14 @@ def build(scenario: str, question: str, sc: Scenario, records: Sequence[RunRecor
         vals, src = run_metrics(rec.summary, sc)
         for m, v in vals.items():
             entries[rec.policy].seeds.setdefault(m, {})[rec.seed] = v
-    ents = [e for e in entries.values() if e.seeds]
+    return board_of(scenario, question, [e for e in entries.values() if e.seeds], src,
+                    tuned, hpa_name)  # fmt: skip
+
+
+def board_of(scenario: str, question: str, ents: list[Entry], src: str,
+             tuned: Mapping[str, str], hpa_name: str = "hpa") -> Board:  # fmt: skip
+    """The board of these entries: the best rule (tuned, highest mean reward), the best rule
+    not told the load curve, tuned HPA and the oracle picked out, the statistics computed."""
     mean = {e.policy: _mean(e, "episode_reward") for e in ents}
     rules = [e for e in ents if e.role.startswith("tuned ")]
     reactive = [e.policy for e in rules if e.role.removeprefix("tuned ") not in SCHEDULED]
@@ -413,4 +420,4 @@ def write(boards: Sequence[Board], out: Path, meta: Mapping[str, Any],
             "tex": latex(boards, out), "html": html_page(boards, out, meta)}
 
 
-__all__ = ["Board", "Entry", "build", "write", "pareto_front", "run_metrics", "seed_rows"]
+__all__ = ["Board", "Entry", "board_of", "build", "write", "pareto_front", "run_metrics", "seed_rows"]

@@ -13,7 +13,8 @@ For each scenario (a folder's ``*.yaml`` in name order, or the files given):
    tex,html}``, ``OUT/figures/pareto-<scenario>.{png,pdf}``, and ``OUT/tuned.json`` (every
    opponent's tuned spec per scenario).
 
-A rerun with the same OUT skips every finished run and search.
+A rerun with the same OUT skips every finished run and search. The sections of scenarios
+OUT holds but this run leaves out are rebuilt from OUT's seeds.csv (`agents.benchmark.stored`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from agents.benchmark.opponents import (
     platform_constant_grid,
 )
 from agents.benchmark.setups import constant_specs, setups, tune_with_setup
+from agents.benchmark.stored import stored_boards
 from agents.evaluation.executor import using
 from agents.evaluation.fanout import make_executor
 from agents.evaluation.harness import evaluate
@@ -135,11 +137,6 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
     files = scenario_files(scenarios)
     check_policies([spec for _, spec in (split_extra(e) for e in extra)], trust_model)
     stems = {f.stem for f in files}
-    for e in extra:
-        only, _ = split_extra(e)
-        if only is not None and only not in stems:
-            raise KisimError(f"--extra {e}: no scenario '{only}' in the benchmark "
-                             f"({', '.join(sorted(stems))})")  # fmt: skip
     prepared = []
     for f in files:
         sc = prepare(f, None, None, duration)
@@ -151,6 +148,20 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
                              f"{family_hpa(sc)} among them")  # fmt: skip
         prepared.append((f, sc, opps))
     check_out_dir(out)
+    kept, kept_tuned = stored_boards(out, {f.stem for f in files}, list(range(runs)),
+                                     list(range(oracle_runs)) if oracle else None, duration,
+                                     question)  # fmt: skip
+    kept_policies = {b.scenario: {e.policy for e in b.entries} for b in kept}
+    for e in extra:
+        only, pol = split_extra(e)
+        if only is None or only in stems:
+            continue
+        if only not in kept_policies:
+            raise KisimError(f"--extra {e}: no scenario '{only}' in the benchmark "
+                             f"({', '.join(sorted(stems | set(kept_policies)))})")  # fmt: skip
+        if pol not in kept_policies[only]:
+            raise KisimError(f"--extra {e}: scenario {only} is kept from {out}/seeds.csv, "
+                             "which does not have this policy; add it to --scenarios")  # fmt: skip
     limits = limits or Limits()
     par = jobs or os.cpu_count() or 1
     for _, sc, _ in prepared:
@@ -170,12 +181,18 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
                 tuned_all[f.stem] = tuned
         finally:
             bar.close()
+    if kept:
+        res.boards = sorted(res.boards + kept, key=lambda b: b.scenario)
+        tuned_all = dict(sorted((kept_tuned | tuned_all).items()))
     write_json(out / "tuned.json", tuned_all)
-    meta = {"scenarios": ", ".join(res.scenarios), "evaluation seeds": f"0–{runs - 1}",
+    meta = {"scenarios": ", ".join(b.scenario for b in res.boards),
+            "evaluation seeds": f"0–{runs - 1}",
             "training seeds": f"{tuning.TRAIN_SEED0}–{tuning.TRAIN_SEED0 + train - 1}",
             "tuning": "successive halving on the scenario's reward (docs/benchmark.md)"}
     if oracle and oracle_runs < runs:
         meta["oracle's evaluation seeds"] = f"0–{oracle_runs - 1}"
+    if kept:
+        meta["kept from seeds.csv (not rerun)"] = ", ".join(b.scenario for b in kept)
     res.files = leaderboard.write(res.boards, out, meta)
     return res
 

@@ -71,7 +71,8 @@ class EnvConfig(StrictModel):
         None,
         description="The in-cluster autoscaler whose min-scale the `min-scale` action sets, "
         "ticking inside each agent step: a spec of a registered one (agents.policies.min_scale: "
-        "kpa[:ARG], Knative's KPA). Only the min-scale preset uses it.",
+        "kpa[:ARG], Knative's KPA; keda[:ARG], KEDA's request rate through the HPA). "
+        "Only the min-scale preset uses it.",
     )
     replica_steps: tuple[PosInt, PosInt] = Field(
         (1, 2),

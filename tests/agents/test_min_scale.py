@@ -18,7 +18,7 @@ from agents.policies.kpa import TICK_S
 from kisim.core.config import load_scenario, override, resolved_json
 from kisim.core.errors import ConfigError, KisimError
 from kisim.core.routing import RouteTable
-from kisim.env.actions import PARTS
+from kisim.env.actions import PARTS, min_scale_action
 from kisim.env.environment import KisimEnv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +154,46 @@ def test_the_training_scenario_is_cpu_fleet_but_for_the_action():
         for k in ("name", "description"):
             d.pop(k)
     assert a == b
+
+
+HETERO = ROOT / "configs" / "scenarios" / "suite" / "hetero.yaml"
+HETERO_TRAINED = ROOT / "configs" / "scenarios" / "suite-train" / "hetero-min-scale.yaml"
+
+
+def test_a_hetero_model_on_the_rules_deployment_plays_its_training_scenario(tmp_path):
+    """`ppo:PATH@gpu-70+t4=1` on hetero.yaml is hetero-min-scale.yaml (cron-keda's setup, the
+    preset and keda:2:0 from the model's config.json) but for the name."""
+    (tmp_path / "best_model.zip").write_bytes(b"")
+    (tmp_path / "config.json").write_text(
+        json.dumps({"scenario": resolved_json_of(HETERO_TRAINED)}))  # fmt: skip
+    pol = make_policy(f"ppo:{tmp_path / 'best_model.zip'}@gpu-70+t4=1")
+    played = json.loads(resolved_json(pol.scenario(load_scenario(HETERO))))
+    trained = resolved_json_of(HETERO_TRAINED)
+    assert (played["env"]["action"], played["env"]["autoscaler"]) == ("min-scale", "keda:2:0")
+    for d in (played, trained):
+        for k in ("name", "description"):
+            d.pop(k)
+    assert played == trained
+
+
+def test_a_keda_floor_orders_pods_the_request_rate_would_not():
+    """KEDA's HPA every 15 s takes the larger of the request rate's proposal and the agent's
+    floor (cron-keda's cron trigger); its down-stabilisation argument (0 s) is the HPA's."""
+    sc = override(load_scenario(HETERO_TRAINED), "test", duration_s=120.0)
+    env = KisimEnv(sc)
+    env.reset(seed=0)
+    assert env.autoscaler.period_s == 15.0
+    assert env.autoscaler.sc.controller.hpa.scale_down_stabilization_s == 0.0
+    seen = floors_seen(env)
+    want = {"a10g": 2, "t4": 3, "cpu": 3}
+    a = min_scale_action(env.ctx, [want] * PARTS, "gpu-70")
+    for _ in range(3):  # 90 s: a 250-req/s base load, which KEDA alone serves with 1 T4 + 1 CPU
+        _, _, _, _, info = env.step(a)
+    assert [t for t, _ in seen] == [15.0, 30.0, 45.0, 60.0, 75.0, 90.0]
+    assert all(f == want for _, f in seen)
+    assert {p: env.state.desired[p] for p in want} == want
+    env.reset(seed=0)  # the floors at the pools' minimum: the rate alone orders no A10G
+    low = min_scale_action(env.ctx, [{}] * PARTS, "gpu-70")
+    for _ in range(3):
+        env.step(low)
+    assert env.state.desired["a10g"] == 0 and env.state.desired["t4"] == 1
