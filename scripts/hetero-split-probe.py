@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from agents.benchmark.claims import verdict
@@ -36,7 +35,6 @@ from agents.evaluation.stats import compare, describe
 from agents.policies.cron import Cron
 from kisim.core.config import load_scenario
 from kisim.core.rundir import atomic_write, write_csv
-from kisim.env.actions import PARTS, min_scale_action
 
 SCENARIO = "configs/scenarios/suite-train/hetero-min-scale.yaml"
 PLANS: dict[str, tuple[str, list[tuple[float, str]]]] = {
@@ -55,12 +53,8 @@ class PhasedCron(Cron):
         super().__init__(arg)
         self.plan = plan
 
-    def act(self, obs: np.ndarray, window: Any, t: float) -> Any:
-        assert self.env is not None and self.env.state is not None
-        placement = [p for t0, p in self.plan if t >= t0][-1]
-        fifths = [self.schedule.floors_at(placement, self.env.state.desired, t + j * self.tick_s)
-                  for j in range(PARTS)]  # fmt: skip
-        return min_scale_action(self.env.ctx, fifths, placement)
+    def placement(self, t: float) -> str:
+        return [p for t0, p in self.plan if t >= t0][-1]
 
 
 def main(out: Path) -> None:

@@ -148,7 +148,7 @@ def run_benchmark(scenarios: Sequence[Path], out: Path, runs: int = 10, train: i
                              f"{family_hpa(sc)} among them")  # fmt: skip
         prepared.append((f, sc, opps))
     check_out_dir(out)
-    kept, kept_tuned = stored_boards(out, {f.stem for f in files}, list(range(runs)),
+    kept, kept_tuned = stored_boards(out, stems, list(range(runs)),
                                      list(range(oracle_runs)) if oracle else None, duration,
                                      question)  # fmt: skip
     kept_policies = {b.scenario: {e.policy for e in b.entries} for b in kept}

@@ -166,9 +166,15 @@ class Cron(Policy):
     def act(self, obs: np.ndarray, window: Window | None, t: float) -> Any:
         assert self.env is not None and self.env.state is not None
         st = self.env.state
-        fifths = [self.schedule.floors_at(st.placement, st.desired, t + j * self.tick_s)
+        placement = self.placement(t)
+        fifths = [self.schedule.floors_at(placement, st.desired, t + j * self.tick_s)
                   for j in range(PARTS)]  # fmt: skip
-        return min_scale_action(self.env.ctx, fifths, st.placement)
+        return min_scale_action(self.env.ctx, fifths, placement)
+
+    def placement(self, t: float) -> str:
+        """The traffic split written at `t`: the current one (the rule keeps its setup's)."""
+        assert self.env is not None and self.env.state is not None
+        return self.env.state.placement
 
 
 __all__ = ["Cron", "CronKEDA", "CronKPA", "Schedule", "sliding_max"]

@@ -22,29 +22,26 @@ from kisim.core.window import Window
 from kisim.env.autoscalers import AUTOSCALERS, Floors
 
 
-class FlooredKPA(KPA):
-    """The KPA whose min-scale is the agent's floor."""
+class _Floored:
+    """An autoscaler whose second trigger (`floors`) asks for the agent's floor."""
 
     def __init__(self, arg: str | None, floors: Floors) -> None:
-        super().__init__(arg)
+        super().__init__(arg)  # type: ignore[call-arg]
         self._floors = floors
 
     def floors(self, w: Window, t: float) -> dict[str, int]:
         return dict(self._floors(t))
 
 
-class FlooredKEDA(KEDA):
-    """KEDA whose cron trigger asks for the agent's floor."""
+class FlooredKPA(_Floored, KPA):
+    """The KPA whose min-scale is the agent's floor."""
 
-    def __init__(self, arg: str | None, floors: Floors) -> None:
-        super().__init__(arg)
-        self._floors = floors
+
+class FlooredKEDA(_Floored, KEDA):
+    """KEDA whose cron trigger asks for the agent's floor."""
 
     def reset(self, scenario: Scenario) -> None:
         super().reset(self.scenario(scenario))  # the HPA's windows, as the policy runs them
-
-    def floors(self, w: Window, t: float) -> dict[str, int]:
-        return dict(self._floors(t))
 
 
 AUTOSCALERS["kpa"] = FlooredKPA
